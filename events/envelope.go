@@ -1,0 +1,135 @@
+package events
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Sentinel errors of decoding. A state machine that meets any of them must
+// stop rather than skip the entry.
+var (
+	ErrUnknownType        = errors.New("events: unknown event type")
+	ErrUnsupportedVersion = errors.New("events: unsupported event version")
+	ErrMalformed          = errors.New("events: malformed event")
+)
+
+// CurrentVersion is the payload version this build writes for every type.
+// A breaking change to a payload gets a new version (or a new type) and a
+// decoder for the old one.
+const CurrentVersion uint8 = 1
+
+// headerLen is the type byte and the version byte in front of the body.
+const headerLen = 2
+
+// Envelope is one replicated event with its metadata.
+type Envelope struct {
+	// Version of the payload's encoding.
+	Version uint8
+	// Time is the leader-stamped event time in Unix nanoseconds. The state
+	// machine never reads a clock: this is the only "now" it knows.
+	Time int64
+	// RequestID identifies the write that produced this event, so that a
+	// write retried after an unknown outcome is applied at most once.
+	RequestID string
+	// Event is the payload.
+	Event Event
+}
+
+// Type is the payload's type.
+func (e Envelope) Type() Type { return e.Event.EventType() }
+
+// newPayload returns an empty payload of the given type and version, or an
+// error naming what is not supported.
+func newPayload(t Type, version uint8) (Event, error) {
+	var ev Event
+	switch t {
+	case TypeSessionCreated:
+		ev = new(SessionCreated)
+	case TypeSessionRefreshed:
+		ev = new(SessionRefreshed)
+	case TypeSessionRevoked:
+		ev = new(SessionRevoked)
+	case TypeUserForceLoggedOut:
+		ev = new(UserForceLoggedOut)
+	case TypeSessionsExpired:
+		ev = new(SessionsExpired)
+	case TypeSessionsBulkRevoked:
+		ev = new(SessionsBulkRevoked)
+	default:
+		return nil, fmt.Errorf("%w: %d", ErrUnknownType, t)
+	}
+	if version != CurrentVersion {
+		return nil, fmt.Errorf("%w: %s version %d", ErrUnsupportedVersion, t, version)
+	}
+	return ev, nil
+}
+
+// Encode writes the envelope in its wire form. A zero Version means
+// CurrentVersion.
+func Encode(env Envelope) ([]byte, error) {
+	if env.Event == nil {
+		return nil, fmt.Errorf("%w: no payload", ErrMalformed)
+	}
+	version := env.Version
+	if version == 0 {
+		version = CurrentVersion
+	}
+	if _, err := newPayload(env.Event.EventType(), version); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	buf.Grow(256)
+	buf.WriteByte(byte(env.Event.EventType()))
+	buf.WriteByte(version)
+	enc := msgpack.NewEncoder(&buf)
+	if err := enc.EncodeArrayLen(3); err != nil {
+		return nil, err
+	}
+	if err := enc.EncodeInt(env.Time); err != nil {
+		return nil, err
+	}
+	if err := enc.EncodeString(env.RequestID); err != nil {
+		return nil, err
+	}
+	if err := enc.Encode(env.Event); err != nil {
+		return nil, fmt.Errorf("events: encode %s: %w", env.Event.EventType(), err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Decode reads an envelope written by Encode. Unknown types and versions,
+// unknown fields and trailing bytes are errors.
+func Decode(data []byte) (Envelope, error) {
+	if len(data) < headerLen {
+		return Envelope{}, fmt.Errorf("%w: %d bytes", ErrMalformed, len(data))
+	}
+	t, version := Type(data[0]), data[1]
+	ev, err := newPayload(t, version)
+	if err != nil {
+		return Envelope{}, err
+	}
+	r := bytes.NewReader(data[headerLen:])
+	dec := msgpack.NewDecoder(r)
+	dec.DisallowUnknownFields(true)
+	n, err := dec.DecodeArrayLen()
+	if err != nil || n != 3 {
+		return Envelope{}, fmt.Errorf("%w: %s body is not a 3-element array", ErrMalformed, t)
+	}
+	env := Envelope{Version: version, Event: ev}
+	if env.Time, err = dec.DecodeInt64(); err != nil {
+		return Envelope{}, fmt.Errorf("%w: %s time: %v", ErrMalformed, t, err)
+	}
+	if env.RequestID, err = dec.DecodeString(); err != nil {
+		return Envelope{}, fmt.Errorf("%w: %s request id: %v", ErrMalformed, t, err)
+	}
+	if err := dec.Decode(ev); err != nil {
+		return Envelope{}, fmt.Errorf("%w: %s payload: %v", ErrMalformed, t, err)
+	}
+	if r.Len() != 0 {
+		return Envelope{}, fmt.Errorf("%w: %s has %d trailing bytes", ErrMalformed, t, r.Len())
+	}
+	return env, nil
+}

@@ -1,0 +1,127 @@
+package events
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func sampleEnvelopes() []Envelope {
+	h := func(s string) TokenHash { return HashToken(s) }
+	return []Envelope{
+		{Time: 1700000000000000000, RequestID: "r1", Event: &SessionCreated{
+			SessionID: "s1", UserID: "alice", App: "default", AuthMethod: AuthImpersonation,
+			RememberMe: true, Scopes: []string{"read", "write"},
+			Attributes:  []Attribute{{Key: "role", Value: "admin"}},
+			Device:      Device{UserAgent: "curl/8", IP: "127.0.0.1", Label: "laptop"},
+			AccessHash:  h("sa_a"),
+			RefreshHash: h("sr_r"),
+		}},
+		{Time: 2, RequestID: "r2", Event: &SessionRefreshed{SessionID: "s1", PresentedHash: h("sr_r"), NewAccessHash: h("a2"), NewRefreshHash: h("r2")}},
+		{Time: 3, RequestID: "r3", Event: &SessionRevoked{SessionID: "s1", Scope: RevokeAccessToken, Reason: ReasonLogout, TokenHash: h("a2")}},
+		{Time: 4, RequestID: "r4", Event: &UserForceLoggedOut{UserID: "alice", Reason: ReasonAdmin, Except: "s2"}},
+		{Time: 5, RequestID: "r5", Event: &SessionsBulkRevoked{CreatedBefore: 5, Apps: []string{"a", "b"}, Reason: ReasonBulk}},
+		{Time: 6, RequestID: "r6", Event: &SessionsExpired{Until: 6}},
+	}
+}
+
+func TestEnvelope_RoundTrip(t *testing.T) {
+	for _, env := range sampleEnvelopes() {
+		data, err := Encode(env)
+		if err != nil {
+			t.Fatalf("encode %s: %v", env.Type(), err)
+		}
+		got, err := Decode(data)
+		if err != nil {
+			t.Fatalf("decode %s: %v", env.Type(), err)
+		}
+		env.Version = CurrentVersion
+		if !reflect.DeepEqual(got, env) {
+			t.Errorf("%s: round trip changed the envelope:\n got %+v\nwant %+v", env.Type(), got, env)
+		}
+		again, _ := Encode(got)
+		if !bytes.Equal(again, data) {
+			t.Errorf("%s: encoding is not stable", env.Type())
+		}
+	}
+}
+
+func TestDecode_RejectsUnknownTypeAndVersion(t *testing.T) {
+	data, err := Encode(sampleEnvelopes()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknownType := append([]byte{200}, data[1:]...)
+	if _, err := Decode(unknownType); !errors.Is(err, ErrUnknownType) {
+		t.Errorf("unknown type: got %v, want ErrUnknownType", err)
+	}
+	futureVersion := append([]byte{data[0], CurrentVersion + 1}, data[2:]...)
+	if _, err := Decode(futureVersion); !errors.Is(err, ErrUnsupportedVersion) {
+		t.Errorf("future version: got %v, want ErrUnsupportedVersion", err)
+	}
+	if _, err := Encode(Envelope{Version: 9, Event: &SessionsExpired{}}); !errors.Is(err, ErrUnsupportedVersion) {
+		t.Errorf("encoding an unsupported version: got %v", err)
+	}
+}
+
+func TestDecode_RejectsMalformed(t *testing.T) {
+	data, _ := Encode(sampleEnvelopes()[0])
+	cases := map[string][]byte{
+		"empty":     nil,
+		"one byte":  {1},
+		"truncated": data[:len(data)-3],
+		"trailing":  append(append([]byte{}, data...), 0xc0),
+		"not array": {byte(TypeSessionsExpired), CurrentVersion, 0x01},
+	}
+	for name, in := range cases {
+		if _, err := Decode(in); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: got %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+func TestDecode_RejectsUnknownField(t *testing.T) {
+	// A SessionsExpired body with an extra field "x".
+	body := []byte{byte(TypeSessionsExpired), CurrentVersion,
+		0x93, 0x01, 0xa1, 'r', // [1, "r",
+		0x82, 0xa5, 'u', 'n', 't', 'i', 'l', 0x01, 0xa1, 'x', 0x02} // {"until":1,"x":2}]
+	if _, err := Decode(body); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("got %v, want ErrMalformed for an unknown field", err)
+	}
+}
+
+func TestHashToken_MatchesSHA256OfLongTokens(t *testing.T) {
+	long := string(bytes.Repeat([]byte("x"), 300))
+	if HashToken(long) == HashToken(long[:128]) {
+		t.Fatal("long tokens must hash in full")
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = HashToken("sa_0123456789012345678901234567890123456789abc") }); allocs != 0 {
+		t.Errorf("HashToken allocates %v times per call", allocs)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, env := range sampleEnvelopes() {
+		data, _ := Encode(env)
+		f.Add(data)
+	}
+	f.Add([]byte{1, 1, 0x93})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		env, err := Decode(data)
+		if err != nil {
+			return
+		}
+		again, err := Encode(env)
+		if err != nil {
+			t.Fatalf("decoded envelope does not encode: %v", err)
+		}
+		env2, err := Decode(again)
+		if err != nil {
+			t.Fatalf("re-encoded envelope does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(env, env2) {
+			t.Fatalf("decode(encode(decode(x))) differs:\n%+v\n%+v", env, env2)
+		}
+	})
+}

@@ -1,0 +1,41 @@
+package events
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+)
+
+// SessionID names one session. It is minted by the node that accepts the
+// request (random, URL-safe) and carried in the event.
+type SessionID string
+
+// UserID names a user: 1–128 characters of [A-Za-z0-9._@:+-] (checked at the API).
+type UserID string
+
+// TokenHash is the SHA-256 of an access or refresh token. The cluster stores
+// and replicates only this hash, never the token itself.
+type TokenHash [sha256.Size]byte
+
+// HashToken hashes a presented token. It does not allocate for tokens of up
+// to 128 bytes, which covers every token sessiond mints; it sits on the
+// validation hot path.
+func HashToken(token string) TokenHash {
+	var buf [128]byte
+	if len(token) <= len(buf) {
+		n := copy(buf[:], token)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(token))
+}
+
+// Prefix64 returns the first eight bytes of the hash as an integer; the state
+// machine uses it as a compact map key and confirms the full hash on lookup.
+func (h TokenHash) Prefix64() uint64 { return binary.BigEndian.Uint64(h[:8]) }
+
+// IsZero reports whether the hash is unset.
+func (h TokenHash) IsZero() bool { return h == TokenHash{} }
+
+// String shows a short, non-reversible fingerprint for debugging. It is a
+// prefix of a hash, never a token.
+func (h TokenHash) String() string { return hex.EncodeToString(h[:4]) }

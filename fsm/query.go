@@ -1,0 +1,146 @@
+package fsm
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/sessiond/sessiond/events"
+)
+
+// Reads. Each takes the read lock briefly and returns copies; the caller
+// passes its own "now" (the FSM has no clock).
+
+// AppliedIndex is the index of the last applied log entry.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// WaitForIndex blocks until the FSM has applied index, or ctx ends.
+func (f *FSM) WaitForIndex(ctx context.Context, index uint64) error {
+	for {
+		f.waitMu.Lock()
+		ch := f.appliedCh
+		f.waitMu.Unlock()
+		if f.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// ValidateAccess finds the session of an access token by its hash and
+// reports the token's status at now. It is the validation hot path: no
+// allocation, one read lock, two map lookups.
+func (f *FSM) ValidateAccess(h events.TokenHash, now int64) (Session, Status) {
+	f.mu.RLock()
+	s := f.st.byAccessHash(h)
+	if s == nil {
+		f.mu.RUnlock()
+		return Session{}, StatusUnknown
+	}
+	c := *s
+	f.mu.RUnlock()
+	return c, c.AccessStatus(now)
+}
+
+// TokenKind says which of a session's tokens a hash matched.
+type TokenKind uint8
+
+const (
+	TokenNone TokenKind = iota
+	TokenAccess
+	TokenRefresh
+)
+
+// LookupToken finds the session holding a token of either kind (a refresh
+// token may be a rotated, previous one) and reports its status at now.
+func (f *FSM) LookupToken(h events.TokenHash, now int64) (Session, TokenKind, Status) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if s := f.st.byAccessHash(h); s != nil {
+		return *s, TokenAccess, s.AccessStatus(now)
+	}
+	if s := f.st.byRefreshHash(h); s != nil {
+		return *s, TokenRefresh, s.RefreshStatus(h, now)
+	}
+	return Session{}, TokenNone, StatusUnknown
+}
+
+// Session returns the session with the given id, whatever its status.
+func (f *FSM) Session(id events.SessionID) (Session, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	s := f.st.sessions[id]
+	if s == nil {
+		return Session{}, false
+	}
+	return *s, true
+}
+
+// UserSessions returns a user's sessions that are active at now, newest
+// first (ties broken by id, so the order is stable).
+func (f *FSM) UserSessions(user events.UserID, now int64) []Session {
+	f.mu.RLock()
+	u := f.st.byUser[user]
+	var out []Session
+	if u != nil {
+		out = make([]Session, 0, len(u.ids))
+		for _, id := range u.ids {
+			if s := f.st.sessions[id]; s != nil && s.Status(now) == StatusActive {
+				out = append(out, *s)
+			}
+		}
+	}
+	f.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Session) int {
+		if a.CreatedAt != b.CreatedAt {
+			if a.CreatedAt > b.CreatedAt {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(string(a.ID), string(b.ID))
+	})
+	return out
+}
+
+// Policy is the policy in force.
+func (f *FSM) Policy() Policy {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	p := f.st.policy
+	p.AppMaxSessions = slices.Clone(p.AppMaxSessions)
+	return p
+}
+
+// LastEventTime is the time of the latest applied event; a leader stamps new
+// events no earlier than this.
+func (f *FSM) LastEventTime() int64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.lastTime
+}
+
+// NextExpiry is the earliest time at which garbage collection has sessions
+// to remove (math.MaxInt64 when there are none).
+func (f *FSM) NextExpiry() int64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.expiry.next()
+}
+
+// Stats are counts for operators and metrics.
+type Stats struct {
+	Sessions int // stored sessions, tombstones included
+	Users    int
+}
+
+// Stats counts what the state holds.
+func (f *FSM) Stats() Stats {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return Stats{Sessions: len(f.st.sessions), Users: len(f.st.byUser)}
+}

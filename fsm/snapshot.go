@@ -1,0 +1,399 @@
+package fsm
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/raft"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/sessiond/sessiond/events"
+)
+
+// Snapshot format. A snapshot is one msgpack stream:
+//
+//	header   [magic, format, applied index, last event time, #sessions, #dedup]
+//	policy   the Policy struct
+//	sessions #sessions session records, sorted by session id
+//	dedup    #dedup request-id records, oldest first
+//	trailer  the string "end"
+//
+// Every sequence is sorted or ordered by the log, so equal states give equal
+// bytes. A change to any record's layout bumps snapshotFormat; Restore
+// refuses formats it does not know.
+const (
+	snapshotMagic   = "sessiond-fsm-snapshot"
+	snapshotFormat  = 1
+	snapshotTrailer = "end"
+
+	sessionRecordFields = 21
+	dedupRecordFields   = 4
+)
+
+// ErrSnapshotFormat reports a snapshot this build cannot read.
+var ErrSnapshotFormat = errors.New("fsm: unreadable snapshot")
+
+// fsmSnapshot is a point-in-time view: the session pointers (immutable
+// values), the policy and the request-id table, copied on the apply
+// goroutine.
+type fsmSnapshot struct {
+	index    uint64
+	lastTime int64
+	policy   Policy
+	sessions []*Session
+	dedup    []dedupEntry
+}
+
+func (st *state) capture(index uint64) *fsmSnapshot {
+	snap := &fsmSnapshot{
+		index:    index,
+		lastTime: st.lastTime,
+		policy:   st.policy,
+		sessions: make([]*Session, 0, len(st.sessions)),
+		dedup:    st.dedup.inOrder(),
+	}
+	snap.policy.AppMaxSessions = slices.Clone(st.policy.AppMaxSessions)
+	for _, s := range st.sessions {
+		snap.sessions = append(snap.sessions, s)
+	}
+	return snap
+}
+
+// Persist sorts and streams the captured state into sink.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.encode(sink); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+// Release does nothing: the snapshot holds only shared immutable values.
+func (s *fsmSnapshot) Release() {}
+
+// encode writes the snapshot's bytes to w.
+func (s *fsmSnapshot) encode(w io.Writer) error {
+	slices.SortFunc(s.sessions, func(a, b *Session) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	bw := bufio.NewWriterSize(w, 256<<10)
+	e := &snapshotEncoder{enc: msgpack.NewEncoder(bw)}
+	e.arrayLen(6)
+	e.str(snapshotMagic)
+	e.uint(snapshotFormat)
+	e.uint(s.index)
+	e.int(s.lastTime)
+	e.int(int64(len(s.sessions)))
+	e.int(int64(len(s.dedup)))
+	if e.err == nil {
+		e.err = e.enc.Encode(&s.policy)
+	}
+	for _, sess := range s.sessions {
+		if e.err != nil {
+			break
+		}
+		e.session(sess)
+	}
+	for _, d := range s.dedup {
+		e.arrayLen(dedupRecordFields)
+		e.str(d.RequestID)
+		e.uint(d.Index)
+		e.uint(uint64(d.Code))
+		e.uint(uint64(d.Count))
+	}
+	e.str(snapshotTrailer)
+	if e.err != nil {
+		return fmt.Errorf("fsm: write snapshot: %w", e.err)
+	}
+	return bw.Flush()
+}
+
+// snapshotEncoder writes snapshot records, remembering the first error so
+// that records read as straight-line code.
+type snapshotEncoder struct {
+	enc *msgpack.Encoder
+	err error
+}
+
+func (e *snapshotEncoder) arrayLen(n int) {
+	if e.err == nil {
+		e.err = e.enc.EncodeArrayLen(n)
+	}
+}
+
+func (e *snapshotEncoder) str(v string) {
+	if e.err == nil {
+		e.err = e.enc.EncodeString(v)
+	}
+}
+
+func (e *snapshotEncoder) int(v int64) {
+	if e.err == nil {
+		e.err = e.enc.EncodeInt(v)
+	}
+}
+
+func (e *snapshotEncoder) uint(v uint64) {
+	if e.err == nil {
+		e.err = e.enc.EncodeUint(v)
+	}
+}
+
+func (e *snapshotEncoder) boolean(v bool) {
+	if e.err == nil {
+		e.err = e.enc.EncodeBool(v)
+	}
+}
+
+func (e *snapshotEncoder) hash(h events.TokenHash) {
+	if e.err == nil {
+		e.err = e.enc.EncodeBytes(h[:])
+	}
+}
+
+// session writes one session record. The attributes and the refresh history
+// share one array, [#attrs, #history, k1, v1, ..., h1, ...], so the record
+// keeps a fixed field count.
+func (e *snapshotEncoder) session(s *Session) {
+	x := s.ex()
+	e.arrayLen(sessionRecordFields)
+	e.str(string(s.ID))
+	e.str(string(s.UserID))
+	e.str(s.App)
+	e.str(s.UserAgent)
+	e.str(s.IP)
+	e.str(x.label)
+	e.hash(s.AccessHash)
+	e.hash(s.RefreshHash)
+	e.int(s.CreatedAt)
+	e.int(s.LastSeenAt)
+	e.int(s.TokensIssuedAt)
+	e.int(s.AccessExpiresAt)
+	e.int(s.RefreshExpiresAt)
+	e.int(s.ExpiresAt)
+	e.uint(uint64(s.AuthMethod))
+	e.uint(uint64(s.flags))
+	e.boolean(s.RememberMe)
+	e.int(x.revokedAt)
+	e.uint(uint64(x.revokeReason))
+	e.arrayLen(len(x.scopes))
+	for _, v := range x.scopes {
+		e.str(v)
+	}
+	e.arrayLen(2 + 2*len(x.attributes) + len(x.prevRefresh))
+	e.int(int64(len(x.attributes)))
+	e.int(int64(len(x.prevRefresh)))
+	for _, a := range x.attributes {
+		e.str(a.Key)
+		e.str(a.Value)
+	}
+	for _, h := range x.prevRefresh {
+		e.hash(h)
+	}
+}
+
+// snapshotDecoder reads a snapshot stream, remembering the first error so
+// that record decoding reads straight through.
+type snapshotDecoder struct {
+	dec *msgpack.Decoder
+	err error
+}
+
+func (d *snapshotDecoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: "+format, append([]any{ErrSnapshotFormat}, args...)...)
+	}
+}
+
+func (d *snapshotDecoder) arrayLen(want int, what string) {
+	if d.err != nil {
+		return
+	}
+	n, err := d.dec.DecodeArrayLen()
+	if err != nil || n != want {
+		d.fail("%s: want %d fields, got %d (%v)", what, want, n, err)
+	}
+}
+
+func (d *snapshotDecoder) str() string {
+	if d.err != nil {
+		return ""
+	}
+	s, err := d.dec.DecodeString()
+	if err != nil {
+		d.fail("string: %v", err)
+	}
+	return s
+}
+
+func (d *snapshotDecoder) int64() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, err := d.dec.DecodeInt64()
+	if err != nil {
+		d.fail("integer: %v", err)
+	}
+	return v
+}
+
+func (d *snapshotDecoder) uint64() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, err := d.dec.DecodeUint64()
+	if err != nil {
+		d.fail("unsigned integer: %v", err)
+	}
+	return v
+}
+
+func (d *snapshotDecoder) boolean() bool {
+	if d.err != nil {
+		return false
+	}
+	v, err := d.dec.DecodeBool()
+	if err != nil {
+		d.fail("bool: %v", err)
+	}
+	return v
+}
+
+func (d *snapshotDecoder) hash() (h events.TokenHash) {
+	if d.err != nil {
+		return h
+	}
+	b, err := d.dec.DecodeBytes()
+	if err != nil || len(b) != len(h) {
+		d.fail("token hash: %d bytes (%v)", len(b), err)
+		return h
+	}
+	copy(h[:], b)
+	return h
+}
+
+func (d *snapshotDecoder) count(what string, limit int64) int {
+	n := d.int64()
+	if n < 0 || n > limit {
+		d.fail("%s count %d out of range", what, n)
+		return 0
+	}
+	return int(n)
+}
+
+func readSnapshot(r io.Reader) (*state, uint64, error) {
+	d := &snapshotDecoder{dec: msgpack.NewDecoder(bufio.NewReaderSize(r, 256<<10))}
+	d.arrayLen(6, "header")
+	if magic := d.str(); d.err == nil && magic != snapshotMagic {
+		d.fail("not a sessiond snapshot (magic %q)", magic)
+	}
+	if format := d.uint64(); d.err == nil && format != snapshotFormat {
+		d.fail("format %d, this build reads %d", format, snapshotFormat)
+	}
+	index := d.uint64()
+	lastTime := d.int64()
+	nSessions := d.count("session", 1<<40)
+	nDedup := d.count("request id", dedupCapacity)
+	if d.err != nil {
+		return nil, 0, d.err
+	}
+	st := newState(nSessions)
+	st.lastTime = lastTime
+	if err := d.dec.Decode(&st.policy); err != nil {
+		return nil, 0, fmt.Errorf("%w: policy: %v", ErrSnapshotFormat, err)
+	}
+	var prevID events.SessionID
+	for i := 0; i < nSessions && d.err == nil; i++ {
+		s := decodeSession(d)
+		if d.err != nil {
+			break
+		}
+		if i > 0 && s.ID <= prevID {
+			d.fail("session ids out of order at %q", s.ID)
+			break
+		}
+		prevID = s.ID
+		st.insert(s)
+	}
+	for i := 0; i < nDedup && d.err == nil; i++ {
+		d.arrayLen(dedupRecordFields, "request id record")
+		e := dedupEntry{RequestID: d.str(), Index: d.uint64(), Code: errCode(d.uint64()), Count: uint32(d.uint64())}
+		st.dedup.remember(e)
+	}
+	if trailer := d.str(); d.err == nil && trailer != snapshotTrailer {
+		d.fail("missing trailer")
+	}
+	if d.err != nil {
+		return nil, 0, d.err
+	}
+	return st, index, nil
+}
+
+func decodeSession(d *snapshotDecoder) *Session {
+	d.arrayLen(sessionRecordFields, "session record")
+	s := &Session{}
+	e := &sessionExtra{}
+	s.ID = events.SessionID(d.str())
+	s.UserID = events.UserID(d.str())
+	s.App = d.str()
+	s.UserAgent = d.str()
+	s.IP = d.str()
+	e.label = d.str()
+	s.AccessHash = d.hash()
+	s.RefreshHash = d.hash()
+	s.CreatedAt = d.int64()
+	s.LastSeenAt = d.int64()
+	s.TokensIssuedAt = d.int64()
+	s.AccessExpiresAt = d.int64()
+	s.RefreshExpiresAt = d.int64()
+	s.ExpiresAt = d.int64()
+	s.AuthMethod = events.AuthMethod(d.uint64())
+	s.flags = sessionFlags(d.uint64())
+	s.RememberMe = d.boolean()
+	e.revokedAt = d.int64()
+	e.revokeReason = events.Reason(d.uint64())
+	if d.err != nil {
+		return nil
+	}
+	n, err := d.dec.DecodeArrayLen()
+	if err != nil || n < 0 || n > 1<<16 {
+		d.fail("scopes: %v", err)
+		return nil
+	}
+	if n > 0 {
+		e.scopes = make([]string, n)
+		for i := range e.scopes {
+			e.scopes[i] = d.str()
+		}
+	}
+	total, err := d.dec.DecodeArrayLen()
+	if err != nil || total < 2 {
+		d.fail("attributes: %v", err)
+		return nil
+	}
+	nAttrs, nHistory := d.count("attribute", 1<<16), d.count("refresh history", maxRefreshHistory)
+	if d.err == nil && total != 2+2*nAttrs+nHistory {
+		d.fail("attribute list length %d does not match its counts", total)
+	}
+	if d.err != nil {
+		return nil
+	}
+	if nAttrs > 0 {
+		e.attributes = make([]events.Attribute, nAttrs)
+		for i := range e.attributes {
+			e.attributes[i] = events.Attribute{Key: d.str(), Value: d.str()}
+		}
+	}
+	if nHistory > 0 {
+		e.prevRefresh = make([]events.TokenHash, nHistory)
+		for i := range e.prevRefresh {
+			e.prevRefresh[i] = d.hash()
+		}
+	}
+	if e.label != "" || e.revokedAt != 0 || e.revokeReason != 0 || e.scopes != nil || e.attributes != nil || e.prevRefresh != nil {
+		s.extra = e
+	}
+	return s
+}

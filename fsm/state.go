@@ -1,0 +1,265 @@
+package fsm
+
+import (
+	"container/heap"
+	"slices"
+
+	"github.com/sessiond/sessiond/events"
+)
+
+// state is everything the FSM holds. It is replaced whole on Restore.
+type state struct {
+	sessions  map[events.SessionID]*Session
+	byAccess  hashIndex
+	byRefresh hashIndex // current and remembered previous refresh hashes
+	byUser    map[events.UserID]*userSessions
+	expiry    expiryQueue
+	apps      map[string]string // interned app ids
+
+	policy   Policy
+	dedup    *dedupTable
+	lastTime int64 // the latest event time applied; event times never go back
+}
+
+func newState(sizeHint int) *state {
+	return &state{
+		sessions:  make(map[events.SessionID]*Session, sizeHint),
+		byAccess:  newHashIndex(sizeHint),
+		byRefresh: newHashIndex(sizeHint),
+		byUser:    make(map[events.UserID]*userSessions),
+		expiry:    newExpiryQueue(),
+		apps:      make(map[string]string),
+		policy:    DefaultPolicy(),
+		dedup:     newDedupTable(dedupCapacity),
+	}
+}
+
+// userSessions lists the ids of one user's sessions (any status) in the
+// order they were created. It also holds the canonical copy of the user id
+// string, which sessions share.
+type userSessions struct {
+	id  events.UserID
+	ids []events.SessionID
+}
+
+// maxInternedApps bounds the intern table; apps past it are stored as given.
+const maxInternedApps = 4096
+
+func (st *state) internApp(app string) string {
+	if a, ok := st.apps[app]; ok {
+		return a
+	}
+	if len(st.apps) < maxInternedApps {
+		st.apps[app] = app
+	}
+	return app
+}
+
+// insert adds a new session to every index.
+func (st *state) insert(s *Session) {
+	u := st.byUser[s.UserID]
+	if u == nil {
+		u = &userSessions{id: s.UserID}
+		st.byUser[s.UserID] = u
+	}
+	s.UserID = u.id
+	s.App = st.internApp(s.App)
+	u.ids = append(u.ids, s.ID)
+	st.sessions[s.ID] = s
+	st.byAccess.add(s.AccessHash, s.ID)
+	st.byRefresh.add(s.RefreshHash, s.ID)
+	for _, h := range s.ex().prevRefresh {
+		st.byRefresh.add(h, s.ID)
+	}
+	st.expiry.add(s.ID, s.EndsAt())
+}
+
+// replace stores next in place of prev (same id), updating the token indexes
+// and the expiry queue for whatever changed.
+func (st *state) replace(prev, next *Session) {
+	st.sessions[next.ID] = next
+	if prev.AccessHash != next.AccessHash {
+		st.byAccess.remove(prev.AccessHash)
+		st.byAccess.add(next.AccessHash, next.ID)
+	}
+	if prev.RefreshHash != next.RefreshHash {
+		// The previous refresh hash stays indexed while it is in the history.
+		if !next.hasPreviousRefresh(prev.RefreshHash) {
+			st.byRefresh.remove(prev.RefreshHash)
+		}
+		st.byRefresh.add(next.RefreshHash, next.ID)
+	}
+	for _, h := range prev.ex().prevRefresh {
+		if h != next.RefreshHash && !next.hasPreviousRefresh(h) {
+			st.byRefresh.remove(h)
+		}
+	}
+	if prev.EndsAt() != next.EndsAt() {
+		st.expiry.add(next.ID, next.EndsAt())
+	}
+}
+
+// remove drops a session from every index (garbage collection).
+func (st *state) remove(s *Session) {
+	delete(st.sessions, s.ID)
+	st.byAccess.remove(s.AccessHash)
+	st.byRefresh.remove(s.RefreshHash)
+	for _, h := range s.ex().prevRefresh {
+		st.byRefresh.remove(h)
+	}
+	if u := st.byUser[s.UserID]; u != nil {
+		if i := slices.Index(u.ids, s.ID); i >= 0 {
+			u.ids = slices.Delete(u.ids, i, i+1)
+		}
+		if len(u.ids) == 0 {
+			delete(st.byUser, s.UserID)
+		}
+	}
+}
+
+// byAccessHash finds the session whose current access token hashes to h.
+func (st *state) byAccessHash(h events.TokenHash) *Session {
+	id, ok := st.byAccess.get(h, func(id events.SessionID) bool {
+		s := st.sessions[id]
+		return s != nil && s.AccessHash == h
+	})
+	if !ok {
+		return nil
+	}
+	return st.sessions[id]
+}
+
+// byRefreshHash finds the session whose current or remembered previous
+// refresh token hashes to h.
+func (st *state) byRefreshHash(h events.TokenHash) *Session {
+	id, ok := st.byRefresh.get(h, func(id events.SessionID) bool {
+		s := st.sessions[id]
+		return s != nil && (s.RefreshHash == h || s.hasPreviousRefresh(h))
+	})
+	if !ok {
+		return nil
+	}
+	return st.sessions[id]
+}
+
+// hashIndex maps token hashes to session ids. The key is the hash's first
+// eight bytes, which keeps the map small; the caller confirms the full hash
+// against the session. Two stored hashes sharing a prefix (about one chance
+// in 10^7 at a million sessions) put the later one in the overflow map,
+// keyed by the full hash, which is consulted first.
+type hashIndex struct {
+	primary  map[uint64]events.SessionID
+	overflow map[events.TokenHash]events.SessionID
+}
+
+func newHashIndex(sizeHint int) hashIndex {
+	return hashIndex{
+		primary:  make(map[uint64]events.SessionID, sizeHint),
+		overflow: make(map[events.TokenHash]events.SessionID),
+	}
+}
+
+func (x *hashIndex) add(h events.TokenHash, id events.SessionID) {
+	if _, taken := x.primary[h.Prefix64()]; taken {
+		x.overflow[h] = id
+		return
+	}
+	x.primary[h.Prefix64()] = id
+}
+
+// remove forgets h. Invariant: a stored hash is either in overflow or is the
+// holder of its primary slot.
+func (x *hashIndex) remove(h events.TokenHash) {
+	if _, ok := x.overflow[h]; ok {
+		delete(x.overflow, h)
+		return
+	}
+	delete(x.primary, h.Prefix64())
+}
+
+// get finds the id stored for h; matches confirms that a candidate id really
+// holds h (the primary map only knows the prefix).
+func (x *hashIndex) get(h events.TokenHash, matches func(events.SessionID) bool) (events.SessionID, bool) {
+	if len(x.overflow) > 0 {
+		if id, ok := x.overflow[h]; ok {
+			return id, true
+		}
+	}
+	id, ok := x.primary[h.Prefix64()]
+	if !ok || !matches(id) {
+		return "", false
+	}
+	return id, true
+}
+
+func (x *hashIndex) has(h events.TokenHash, matches func(events.SessionID) bool) bool {
+	_, ok := x.get(h, matches)
+	return ok
+}
+
+// expiryBucket is the width of the expiry queue's time buckets. Garbage
+// collection is this coarse: a session is removed up to one bucket after it
+// ends, which costs memory, never correctness (reads check times themselves).
+const expiryBucket = int64(60e9)
+
+// expiryQueue finds sessions due for garbage collection without scanning
+// them all. Buckets of session ids are keyed by EndsAt/expiryBucket, and a
+// min-heap orders the bucket keys. Entries are lazy: a session whose end
+// moved is added again to its new bucket and its old entry is ignored when
+// that bucket is collected.
+type expiryQueue struct {
+	buckets map[int64][]events.SessionID
+	keys    bucketHeap
+}
+
+func newExpiryQueue() expiryQueue {
+	return expiryQueue{buckets: make(map[int64][]events.SessionID)}
+}
+
+func bucketOf(t int64) int64 {
+	if t < 0 {
+		return 0
+	}
+	return t / expiryBucket
+}
+
+func (q *expiryQueue) add(id events.SessionID, endsAt int64) {
+	k := bucketOf(endsAt)
+	ids, ok := q.buckets[k]
+	if !ok {
+		heap.Push(&q.keys, k)
+	}
+	q.buckets[k] = append(ids, id)
+}
+
+// next is the earliest time at which a whole bucket is due, or MaxInt64.
+func (q *expiryQueue) next() int64 {
+	if len(q.keys) == 0 {
+		return 1<<63 - 1
+	}
+	return (q.keys[0] + 1) * expiryBucket
+}
+
+// popDue removes and returns the ids of every bucket that ends by until.
+func (q *expiryQueue) popDue(until int64, visit func(events.SessionID)) {
+	for len(q.keys) > 0 && (q.keys[0]+1)*expiryBucket <= until {
+		k := heap.Pop(&q.keys).(int64)
+		for _, id := range q.buckets[k] {
+			visit(id)
+		}
+		delete(q.buckets, k)
+	}
+}
+
+type bucketHeap []int64
+
+func (h bucketHeap) Len() int           { return len(h) }
+func (h bucketHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h bucketHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *bucketHeap) Push(x any)        { *h = append(*h, x.(int64)) }
+func (h *bucketHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
