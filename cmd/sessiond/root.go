@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/node"
+)
+
+// options are the command-line settings of one node.
+type options struct {
+	nodeID        string
+	dataDir       string
+	httpAddr      string
+	raftAddr      string
+	advertiseAddr string
+	apiKeyFile    string
+	tlsCert       string
+	tlsKey        string
+	logLevel      string
+	logFormat     string
+}
+
+func newRootCommand() *cobra.Command {
+	var o options
+	cmd := &cobra.Command{
+		Use:   "sessiond",
+		Short: "sessiond: a clustered session authority",
+		Long: "sessiond issues, validates, refreshes and revokes user sessions. Every change is\n" +
+			"replicated through Raft; any node answers reads from memory.\n\n" +
+			"Every flag can also be set as an environment variable: --data-dir is SESSIOND_DATA_DIR.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			return applyEnvironment(cmd.Flags())
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.nodeID, "node-id", "node1", "this node's stable id in the cluster")
+	f.StringVar(&o.dataDir, "data-dir", "data", "directory for the Raft log, snapshots and generated keys")
+	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "address of the HTTP API")
+	f.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:7000", "address of Raft traffic")
+	f.StringVar(&o.advertiseAddr, "advertise-addr", "", "host (or host:port) other nodes reach this node's Raft at (default: the host of --raft-addr)")
+	f.StringVar(&o.apiKeyFile, "api-key-file", "", "file of admin API keys, one per line (default: <data-dir>/admin.key, generated on first start)")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate: serve the HTTP API over TLS (with --tls-key)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	f.VisitAll(func(fl *pflag.Flag) {
+		fl.Usage += " [" + envName(fl.Name) + "]"
+	})
+	return cmd
+}
+
+func envName(flag string) string {
+	return "SESSIOND_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// applyEnvironment sets every flag not given on the command line from its
+// SESSIOND_* variable.
+func applyEnvironment(flags *pflag.FlagSet) error {
+	var err error
+	flags.VisitAll(func(fl *pflag.Flag) {
+		if err != nil || fl.Changed {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(fl.Name)); ok {
+			if setErr := fl.Value.Set(v); setErr != nil {
+				err = fmt.Errorf("%s=%q: %w", envName(fl.Name), v, setErr)
+			}
+		}
+	})
+	return err
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func run(ctx context.Context, o options) error {
+	log, err := newLogger(o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	keys, err := loadAdminKeys(o, log)
+	if err != nil {
+		return err
+	}
+	listener, err := net.Listen("tcp", o.httpAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+
+	cfg := node.Default()
+	cfg.NodeID = o.nodeID
+	cfg.DataDir = o.dataDir
+	cfg.RaftAddr = o.raftAddr
+	cfg.AdvertiseAddr = o.advertiseAddr
+	cfg.Logger = log
+	n, err := node.New(cfg)
+	if err != nil {
+		listener.Close()
+		return err
+	}
+
+	apiCfg := httpapi.Default()
+	apiCfg.Backend = n
+	apiCfg.APIKeys = keys
+	apiCfg.Logger = log
+	api, err := httpapi.New(apiCfg)
+	if err != nil {
+		listener.Close()
+		n.Close()
+		return err
+	}
+
+	serveErr := make(chan error, 1)
+	go func() {
+		if o.tlsCert != "" {
+			serveErr <- api.ServeTLS(listener, o.tlsCert, o.tlsKey)
+		} else {
+			serveErr <- api.Serve(listener)
+		}
+	}()
+	log.Info("sessiond is serving", "http_addr", listener.Addr().String(), "tls", o.tlsCert != "")
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	var runErr error
+	select {
+	case sig := <-signals:
+		log.Info("shutting down", "signal", sig.String())
+	case runErr = <-serveErr:
+		log.Error("HTTP server stopped", "error", runErr)
+	case <-ctxDone(ctx):
+	}
+
+	// Order: stop taking requests, finish those in flight, then Raft and the
+	// stores (node.Close).
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := api.Shutdown(shutdownCtx); err != nil {
+		log.Warn("HTTP shutdown", "error", err)
+	}
+	if err := n.Close(); err != nil {
+		log.Warn("node shutdown", "error", err)
+		runErr = errors.Join(runErr, err)
+	}
+	return runErr
+}
+
+func ctxDone(ctx context.Context) <-chan struct{} {
+	if ctx == nil {
+		return nil
+	}
+	return ctx.Done()
+}
+
+// loadAdminKeys reads the admin keys. Without --api-key-file a key is
+// generated into <data-dir>/admin.key (mode 0600) on first start; the key
+// itself is never logged.
+func loadAdminKeys(o options, log *slog.Logger) ([]string, error) {
+	path := o.apiKeyFile
+	if path == "" {
+		path = filepath.Join(o.dataDir, "admin.key")
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			var raw [32]byte
+			_, _ = rand.Read(raw[:])
+			key := "sk_" + base64.RawURLEncoding.EncodeToString(raw[:])
+			if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+				return nil, fmt.Errorf("write admin key: %w", err)
+			}
+			log.Info("generated an admin API key", "file", path)
+		}
+	}
+	return readKeyFile(path)
+}
+
+// readKeyFile reads one key per line, skipping blank lines and # comments.
+func readKeyFile(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	var keys []string
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		keys = append(keys, line)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("key file %s holds no key", path)
+	}
+	return keys, nil
+}

@@ -1,0 +1,129 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/node"
+)
+
+// Error codes of SPEC §4.
+const (
+	codeBadRequest       = "bad_request"
+	codeUnauthenticated  = "unauthenticated"
+	codeNotFound         = "not_found"
+	codeMethodNotAllowed = "method_not_allowed"
+	codeConflict         = "conflict"
+	codePayloadTooLarge  = "payload_too_large"
+	codeUnsupportedMedia = "unsupported_media_type"
+	codeUnavailable      = "unavailable"
+	codeInternal         = "internal"
+)
+
+// unauthenticatedMessage is the one answer to every authentication failure,
+// so that no answer hints at which part was wrong.
+const unauthenticatedMessage = "missing or invalid credentials"
+
+// apiError is an error with its HTTP status and SPEC code.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func badRequest(format string, args ...any) error {
+	return &apiError{Status: http.StatusBadRequest, Code: codeBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+var (
+	errUnauthenticated = &apiError{Status: http.StatusUnauthorized, Code: codeUnauthenticated, Message: unauthenticatedMessage}
+	errSessionNotFound = &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "no such session"}
+	errTooLarge        = &apiError{Status: http.StatusRequestEntityTooLarge, Code: codePayloadTooLarge, Message: "request body is larger than 64 KiB"}
+)
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// toAPIError maps any error a handler returns to the SPEC's answer.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		switch he.Code {
+		case http.StatusNotFound:
+			return &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "no such route"}
+		case http.StatusMethodNotAllowed:
+			return &apiError{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed, Message: "method not allowed on this route"}
+		case http.StatusRequestEntityTooLarge:
+			return errTooLarge
+		case http.StatusServiceUnavailable:
+			return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "request timed out"}
+		case http.StatusUnauthorized:
+			return errUnauthenticated
+		}
+		if he.Code >= 400 && he.Code < 500 {
+			return &apiError{Status: he.Code, Code: codeBadRequest, Message: fmt.Sprint(he.Message)}
+		}
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return errTooLarge
+	case errors.Is(err, fsm.ErrUnauthenticated), errors.Is(err, fsm.ErrRefreshReuse):
+		return errUnauthenticated
+	case errors.Is(err, fsm.ErrNotFound):
+		return &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "not found"}
+	case errors.Is(err, fsm.ErrConflict):
+		return &apiError{Status: http.StatusConflict, Code: codeConflict, Message: "conflict: retry the request"}
+	case errors.Is(err, fsm.ErrInvalid):
+		return &apiError{Status: http.StatusBadRequest, Code: codeBadRequest, Message: "the request breaks a rule of the state machine"}
+	case errors.Is(err, node.ErrUnavailable):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: err.Error()}
+	}
+	return nil
+}
+
+// handleError is echo's error handler: every failure leaves as the SPEC's
+// error object. Anything unmapped is a bug and answered 500.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	ae := toAPIError(err)
+	if ae == nil {
+		s.log.Error("unhandled error", "route", c.Path(), "method", c.Request().Method, "error", err)
+		ae = &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error"}
+	}
+	h := c.Response().Header()
+	switch ae.Status {
+	case http.StatusServiceUnavailable:
+		h.Set("Retry-After", "1")
+	case http.StatusUnauthorized:
+		h.Set("WWW-Authenticate", `Bearer realm="sessiond"`)
+	}
+	body := errorBody{Error: errorDetail{Code: ae.Code, Message: ae.Message}}
+	if c.Request().Method == http.MethodHead {
+		err = c.NoContent(ae.Status)
+	} else {
+		err = c.JSON(ae.Status, body)
+	}
+	if err != nil {
+		s.log.Debug("writing error answer failed", slog.String("error", err.Error()))
+	}
+}

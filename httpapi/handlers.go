@@ -1,0 +1,337 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/sessiond/sessiond/events"
+	"github.com/sessiond/sessiond/node"
+)
+
+func now() int64 { return time.Now().UnixNano() }
+
+// presentedToken is the access token of a session caller:
+// "Authorization: Bearer <token>" or "X-Session-Token: <token>".
+func presentedToken(c echo.Context) string {
+	h := c.Request().Header
+	if auth := h.Get(echo.HeaderAuthorization); auth != "" {
+		scheme, token, ok := strings.Cut(auth, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(token)
+		}
+		return ""
+	}
+	return h.Get("X-Session-Token")
+}
+
+type createSessionRequest struct {
+	UserID     string            `json:"user_id"`
+	App        string            `json:"app"`
+	Scopes     []string          `json:"scopes"`
+	Attributes map[string]string `json:"attributes"`
+	RememberMe bool              `json:"remember_me"`
+	Device     *deviceJSON       `json:"device"`
+}
+
+// POST /v1/sessions (admin): a session for a user without a login.
+func (s *Server) createSession(c echo.Context) error {
+	var req createSessionRequest
+	if err := bindJSON(c, &req, false); err != nil {
+		return err
+	}
+	if req.App == "" {
+		req.App = "default"
+	}
+	if err := checkID("user_id", req.UserID); err != nil {
+		return err
+	}
+	if err := checkID("app", req.App); err != nil {
+		return err
+	}
+	if err := checkScopes(req.Scopes); err != nil {
+		return err
+	}
+	if err := checkAttributes(req.Attributes); err != nil {
+		return err
+	}
+	var device events.Device
+	if req.Device != nil {
+		device = events.Device{UserAgent: req.Device.UserAgent, IP: req.Device.IP, Label: req.Device.Label}
+	}
+	for field, v := range map[string]string{"device.user_agent": device.UserAgent, "device.ip": device.IP, "device.label": device.Label} {
+		if err := checkText(field, v, maxDeviceField); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := s.writeContext(c)
+	defer cancel()
+	issued, err := s.backend.CreateSession(ctx, node.CreateRequest{
+		UserID:     events.UserID(req.UserID),
+		App:        req.App,
+		AuthMethod: events.AuthImpersonation,
+		RememberMe: req.RememberMe,
+		Scopes:     req.Scopes,
+		Attributes: req.Attributes,
+		Device:     device,
+	})
+	if err != nil {
+		return err
+	}
+	setIndex(c, issued.Index)
+	return c.JSON(http.StatusCreated, toTokenJSON(issued, now()))
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// POST /v1/refresh: a refresh token for a new token pair.
+func (s *Server) refresh(c echo.Context) error {
+	var req refreshRequest
+	if err := bindJSON(c, &req, false); err != nil {
+		return err
+	}
+	if req.RefreshToken == "" {
+		return badRequest("refresh_token is required")
+	}
+	ctx, cancel := s.writeContext(c)
+	defer cancel()
+	issued, err := s.backend.Refresh(ctx, req.RefreshToken)
+	if err != nil {
+		return err
+	}
+	setIndex(c, issued.Index)
+	return c.JSON(http.StatusOK, toTokenJSON(issued, now()))
+}
+
+// GET /v1/session: validate the presented access token.
+func (s *Server) currentSession(c echo.Context) error {
+	if err := s.readAt(c); err != nil {
+		return err
+	}
+	sess, err := s.backend.Validate(presentedToken(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toSessionJSON(sess, now()))
+}
+
+// DELETE /v1/session: log out the presented session.
+func (s *Server) logout(c echo.Context) error {
+	ctx, cancel := s.writeContext(c)
+	defer cancel()
+	index, err := s.backend.Logout(ctx, presentedToken(c))
+	if err != nil {
+		return err
+	}
+	setIndex(c, index)
+	return c.NoContent(http.StatusNoContent)
+}
+
+func sessionParam(c echo.Context) (events.SessionID, error) {
+	id := c.Param("id")
+	if id == "" || len(id) > maxIDLength {
+		return "", errSessionNotFound
+	}
+	return events.SessionID(id), nil
+}
+
+// GET /v1/sessions/:id (admin): a session in any status.
+func (s *Server) getSession(c echo.Context) error {
+	id, err := sessionParam(c)
+	if err != nil {
+		return err
+	}
+	if err := s.readAt(c); err != nil {
+		return err
+	}
+	sess, ok := s.backend.Session(id)
+	if !ok {
+		return errSessionNotFound
+	}
+	return c.JSON(http.StatusOK, toSessionJSON(sess, now()))
+}
+
+// DELETE /v1/sessions/:id (admin): revoke a session and its refresh token.
+func (s *Server) revokeSession(c echo.Context) error {
+	return s.revokeByID(c, events.RevokeWholeSession)
+}
+
+// DELETE /v1/sessions/:id/refresh (admin): revoke only the refresh token.
+func (s *Server) revokeRefresh(c echo.Context) error {
+	return s.revokeByID(c, events.RevokeRefreshToken)
+}
+
+func (s *Server) revokeByID(c echo.Context, scope events.RevokeScope) error {
+	id, err := sessionParam(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.writeContext(c)
+	defer cancel()
+	index, err := s.backend.RevokeSession(ctx, id, scope, events.ReasonAdmin)
+	if err != nil {
+		return err
+	}
+	setIndex(c, index)
+	return c.NoContent(http.StatusNoContent)
+}
+
+type bulkRevokeRequest struct {
+	CreatedBefore *time.Time `json:"created_before"`
+	Apps          []string   `json:"apps"`
+}
+
+type revokedJSON struct {
+	Revoked int    `json:"revoked"`
+	Index   uint64 `json:"index"`
+}
+
+// POST /v1/sessions/revoke (admin): revoke every session created before a
+// time (default: now), optionally only of some apps.
+func (s *Server) bulkRevoke(c echo.Context) error {
+	var req bulkRevokeRequest
+	if err := bindJSON(c, &req, true); err != nil {
+		return err
+	}
+	for _, app := range req.Apps {
+		if err := checkID("apps", app); err != nil {
+			return err
+		}
+	}
+	var before time.Time
+	if req.CreatedBefore != nil {
+		if req.CreatedBefore.UnixNano() <= 0 {
+			return badRequest("created_before must be after 1970")
+		}
+		before = *req.CreatedBefore
+	}
+	ctx, cancel := s.writeContext(c)
+	defer cancel()
+	n, index, err := s.backend.BulkRevoke(ctx, before, req.Apps)
+	if err != nil {
+		return err
+	}
+	setIndex(c, index)
+	return c.JSON(http.StatusOK, revokedJSON{Revoked: n, Index: index})
+}
+
+type sessionsJSON struct {
+	Sessions []sessionJSON `json:"sessions"`
+}
+
+// GET /v1/users/:id/sessions (admin): active sessions, newest first.
+func (s *Server) userSessions(c echo.Context) error {
+	user := c.Param("id")
+	if err := checkID("user_id", user); err != nil {
+		return err
+	}
+	if err := s.readAt(c); err != nil {
+		return err
+	}
+	t := now()
+	list := s.backend.UserSessions(events.UserID(user))
+	out := sessionsJSON{Sessions: make([]sessionJSON, 0, len(list))}
+	for _, sess := range list {
+		out.Sessions = append(out.Sessions, toSessionJSON(sess, t))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+type forceLogoutRequest struct {
+	Reason string `json:"reason"`
+	Except string `json:"except"`
+}
+
+// forceLogoutReasons are the reasons an admin may give (SPEC §2).
+var forceLogoutReasons = map[string]events.Reason{
+	"admin":           events.ReasonAdmin,
+	"password_change": events.ReasonPasswordChange,
+	"password_reset":  events.ReasonPasswordReset,
+	"user_deleted":    events.ReasonUserDeleted,
+}
+
+// DELETE /v1/users/:id/sessions (admin): force logout, optionally keeping
+// one session.
+func (s *Server) forceLogout(c echo.Context) error {
+	user := c.Param("id")
+	if err := checkID("user_id", user); err != nil {
+		return err
+	}
+	req := forceLogoutRequest{Reason: c.QueryParam("reason"), Except: c.QueryParam("except")}
+	if err := bindJSON(c, &req, true); err != nil {
+		return err
+	}
+	if req.Reason == "" {
+		req.Reason = "admin"
+	}
+	reason, ok := forceLogoutReasons[req.Reason]
+	if !ok {
+		return badRequest("reason must be one of admin, password_change, password_reset, user_deleted")
+	}
+	if len(req.Except) > maxIDLength {
+		return badRequest("except is not a session id")
+	}
+	ctx, cancel := s.writeContext(c)
+	defer cancel()
+	n, index, err := s.backend.ForceLogout(ctx, events.UserID(user), reason, events.SessionID(req.Except))
+	if err != nil {
+		return err
+	}
+	setIndex(c, index)
+	return c.JSON(http.StatusOK, revokedJSON{Revoked: n, Index: index})
+}
+
+// POST /v1/introspect (admin): RFC 7662.
+func (s *Server) introspect(c echo.Context) error {
+	req, err := bindTokenRequest(c)
+	if err != nil {
+		return err
+	}
+	if err := s.readAt(c); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toIntrospectionJSON(s.backend.Introspect(req.Token)))
+}
+
+// POST /v1/revoke: RFC 7009. Holding a token is the right to revoke it, so
+// no other credential is needed; the answer is 200 whether or not the token
+// was known.
+func (s *Server) revokeToken(c echo.Context) error {
+	req, err := bindTokenRequest(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.writeContext(c)
+	defer cancel()
+	index, err := s.backend.RevokeToken(ctx, req.Token)
+	if err != nil {
+		return err
+	}
+	setIndex(c, index)
+	return c.NoContent(http.StatusOK)
+}
+
+// GET /v1/policy (admin).
+func (s *Server) getPolicy(c echo.Context) error {
+	if err := s.readAt(c); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toPolicyJSON(s.backend.Policy()))
+}
+
+// GET /healthz: the process is up and serving HTTP.
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// GET /readyz: a leader is known and this node has caught up.
+func (s *Server) readyz(c echo.Context) error {
+	if !s.backend.Ready() {
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "not ready: no leader known yet, or still catching up"}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "index": s.backend.AppliedIndex()})
+}

@@ -1,0 +1,186 @@
+package httpapi
+
+import (
+	"strings"
+	"time"
+
+	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/node"
+)
+
+// Times leave the API as RFC 3339 in UTC with millisecond precision.
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+type apiTime int64 // Unix nanoseconds
+
+func (t apiTime) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Unix(0, int64(t)).UTC().Format(timeLayout) + `"`), nil
+}
+
+type deviceJSON struct {
+	UserAgent string `json:"user_agent"`
+	IP        string `json:"ip"`
+	Label     string `json:"label"`
+}
+
+type sessionJSON struct {
+	SessionID        string            `json:"session_id"`
+	UserID           string            `json:"user_id"`
+	App              string            `json:"app"`
+	AuthMethod       string            `json:"auth_method"`
+	Status           string            `json:"status"`
+	CreatedAt        apiTime           `json:"created_at"`
+	LastSeenAt       apiTime           `json:"last_seen_at"`
+	AccessExpiresAt  apiTime           `json:"access_expires_at"`
+	RefreshExpiresAt apiTime           `json:"refresh_expires_at"`
+	ExpiresAt        apiTime           `json:"expires_at"`
+	RememberMe       bool              `json:"remember_me"`
+	Scopes           []string          `json:"scopes"`
+	Attributes       map[string]string `json:"attributes"`
+	Device           deviceJSON        `json:"device"`
+	RevokedAt        *apiTime          `json:"revoked_at,omitempty"`
+	RevokeReason     string            `json:"revoke_reason,omitempty"`
+}
+
+func toSessionJSON(s fsm.Session, now int64) sessionJSON {
+	out := sessionJSON{
+		SessionID:        string(s.ID),
+		UserID:           string(s.UserID),
+		App:              s.App,
+		AuthMethod:       s.AuthMethod.String(),
+		Status:           s.Status(now).String(),
+		CreatedAt:        apiTime(s.CreatedAt),
+		LastSeenAt:       apiTime(s.LastSeenAt),
+		AccessExpiresAt:  apiTime(s.AccessExpiresAt),
+		RefreshExpiresAt: apiTime(s.RefreshExpiresAt),
+		ExpiresAt:        apiTime(s.ExpiresAt),
+		RememberMe:       s.RememberMe,
+		Scopes:           s.Scopes(),
+		Attributes:       make(map[string]string, len(s.Attributes())),
+		Device:           deviceJSON{UserAgent: s.UserAgent, IP: s.IP, Label: s.Label()},
+	}
+	if out.Scopes == nil {
+		out.Scopes = []string{}
+	}
+	for _, a := range s.Attributes() {
+		out.Attributes[a.Key] = a.Value
+	}
+	if s.Revoked() {
+		at := apiTime(s.RevokedAt())
+		out.RevokedAt = &at
+		out.RevokeReason = s.RevokeReason().String()
+	}
+	return out
+}
+
+type tokenJSON struct {
+	SessionID        string  `json:"session_id"`
+	UserID           string  `json:"user_id"`
+	AccessToken      string  `json:"access_token"`
+	RefreshToken     string  `json:"refresh_token"`
+	TokenType        string  `json:"token_type"`
+	ExpiresIn        int64   `json:"expires_in"`
+	AccessExpiresAt  apiTime `json:"access_expires_at"`
+	RefreshExpiresAt apiTime `json:"refresh_expires_at"`
+	ExpiresAt        apiTime `json:"expires_at"`
+	Index            uint64  `json:"index"`
+}
+
+func toTokenJSON(is node.Issued, now int64) tokenJSON {
+	s := is.Session
+	return tokenJSON{
+		SessionID:        string(s.ID),
+		UserID:           string(s.UserID),
+		AccessToken:      is.AccessToken,
+		RefreshToken:     is.RefreshToken,
+		TokenType:        "Bearer",
+		ExpiresIn:        max(0, (s.AccessExpiresAt-now)/int64(time.Second)),
+		AccessExpiresAt:  apiTime(s.AccessExpiresAt),
+		RefreshExpiresAt: apiTime(s.RefreshExpiresAt),
+		ExpiresAt:        apiTime(s.ExpiresAt),
+		Index:            is.Index,
+	}
+}
+
+// introspectionJSON is RFC 7662's answer plus "status", an extension for
+// admin callers that is present on inactive tokens too.
+type introspectionJSON struct {
+	Active    bool   `json:"active"`
+	Status    string `json:"status"`
+	TokenType string `json:"token_type,omitempty"`
+	Sub       string `json:"sub,omitempty"`
+	SID       string `json:"sid,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	Scope     string `json:"scope,omitempty"`
+	Iat       int64  `json:"iat,omitempty"`
+	Exp       int64  `json:"exp,omitempty"`
+}
+
+func toIntrospectionJSON(info node.TokenInfo) introspectionJSON {
+	out := introspectionJSON{Active: info.Status == fsm.StatusActive, Status: info.Status.String()}
+	switch info.Kind {
+	case fsm.TokenAccess:
+		out.TokenType = "access_token"
+	case fsm.TokenRefresh:
+		out.TokenType = "refresh_token"
+	}
+	if !out.Active {
+		return out
+	}
+	s := info.Session
+	out.Sub = string(s.UserID)
+	out.SID = string(s.ID)
+	out.ClientID = s.App
+	out.Scope = strings.Join(s.Scopes(), " ")
+	out.Iat = s.TokensIssuedAt / int64(time.Second)
+	if info.Kind == fsm.TokenAccess {
+		out.Exp = min(s.AccessExpiresAt, s.ExpiresAt) / int64(time.Second)
+	} else {
+		out.Exp = min(s.RefreshExpiresAt, s.ExpiresAt) / int64(time.Second)
+	}
+	return out
+}
+
+type policyJSON struct {
+	AccessTTL                   string         `json:"access_ttl"`
+	RefreshTTL                  string         `json:"refresh_ttl"`
+	RefreshTTLFollowsAccess     bool           `json:"refresh_ttl_follows_access"`
+	AbsoluteTTL                 string         `json:"absolute_ttl"`
+	IdleTimeout                 string         `json:"idle_timeout"`
+	SlidingRefresh              bool           `json:"sliding_refresh"`
+	RememberMeTTL               string         `json:"remember_me_ttl"`
+	MaxSessionsPerUser          int            `json:"max_sessions_per_user"`
+	AppMaxSessions              map[string]int `json:"app_max_sessions"`
+	OnSessionLimit              string         `json:"on_session_limit"`
+	Lockout                     lockoutJSON    `json:"lockout"`
+	ForceLogoutOnPasswordChange bool           `json:"force_logout_on_password_change"`
+	RefreshReuseGrace           string         `json:"refresh_reuse_grace"`
+}
+
+type lockoutJSON struct {
+	MaxFailures int    `json:"max_failures"`
+	Window      string `json:"window"`
+	Duration    string `json:"duration"`
+}
+
+func toPolicyJSON(p fsm.Policy) policyJSON {
+	out := policyJSON{
+		AccessTTL:                   p.AccessTTL.String(),
+		RefreshTTL:                  p.EffectiveRefreshTTL().String(),
+		RefreshTTLFollowsAccess:     p.RefreshFollowsAccess(),
+		AbsoluteTTL:                 p.AbsoluteTTL.String(),
+		IdleTimeout:                 p.IdleTimeout.String(),
+		SlidingRefresh:              p.SlidingRefresh,
+		RememberMeTTL:               p.RememberMeTTL.String(),
+		MaxSessionsPerUser:          p.MaxSessionsPerUser,
+		AppMaxSessions:              make(map[string]int, len(p.AppMaxSessions)),
+		OnSessionLimit:              p.OnSessionLimit,
+		Lockout:                     lockoutJSON{MaxFailures: p.Lockout.MaxFailures, Window: p.Lockout.Window.String(), Duration: p.Lockout.Duration.String()},
+		ForceLogoutOnPasswordChange: p.ForceLogoutOnPasswordChange,
+		RefreshReuseGrace:           p.RefreshReuseGrace.String(),
+	}
+	for _, l := range p.AppMaxSessions {
+		out.AppMaxSessions[l.App] = l.MaxSessions
+	}
+	return out
+}

@@ -1,0 +1,283 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/sessiond/sessiond/events"
+	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/node"
+)
+
+// Backend is what the API needs from a node. *node.Node implements it.
+type Backend interface {
+	CreateSession(ctx context.Context, req node.CreateRequest) (node.Issued, error)
+	Refresh(ctx context.Context, refreshToken string) (node.Issued, error)
+	Validate(accessToken string) (fsm.Session, error)
+	Introspect(token string) node.TokenInfo
+	Logout(ctx context.Context, accessToken string) (uint64, error)
+	RevokeToken(ctx context.Context, token string) (uint64, error)
+	RevokeSession(ctx context.Context, id events.SessionID, scope events.RevokeScope, reason events.Reason) (uint64, error)
+	ForceLogout(ctx context.Context, user events.UserID, reason events.Reason, except events.SessionID) (int, uint64, error)
+	BulkRevoke(ctx context.Context, createdBefore time.Time, apps []string) (int, uint64, error)
+	Session(id events.SessionID) (fsm.Session, bool)
+	UserSessions(user events.UserID) []fsm.Session
+	Policy() fsm.Policy
+	AppliedIndex() uint64
+	WaitForIndex(ctx context.Context, index uint64) error
+	LastContact() time.Duration
+	Ready() bool
+}
+
+var _ Backend = (*node.Node)(nil)
+
+// Config configures a Server.
+type Config struct {
+	// Backend serves the operations.
+	Backend Backend
+	// APIKeys are the admin keys; any of them is accepted (rotation).
+	APIKeys []string
+	// WriteTimeout bounds how long a write waits for commit before 503.
+	WriteTimeout time.Duration
+	// Logger receives request and error logs.
+	Logger *slog.Logger
+}
+
+// Default returns a configuration without backend or keys.
+func Default() Config {
+	return Config{WriteTimeout: 10 * time.Second, Logger: slog.Default()}
+}
+
+// Validate reports what is missing.
+func (c Config) Validate() error {
+	switch {
+	case c.Backend == nil:
+		return errors.New("httpapi: no backend")
+	case len(c.APIKeys) == 0:
+		return errors.New("httpapi: no admin API key")
+	case c.WriteTimeout <= 0:
+		return errors.New("httpapi: write timeout must be positive")
+	case c.Logger == nil:
+		return errors.New("httpapi: no logger")
+	}
+	for _, k := range c.APIKeys {
+		if len(k) < 16 {
+			return errors.New("httpapi: admin API keys must be at least 16 characters")
+		}
+	}
+	return nil
+}
+
+// Server is the HTTP API of one node.
+type Server struct {
+	cfg     Config
+	backend Backend
+	log     *slog.Logger
+	keys    [][sha256.Size]byte
+	echo    *echo.Echo
+	http    *http.Server
+}
+
+// Longest min_index wait a read may ask for, and the default.
+const (
+	defaultReadWait = 2 * time.Second
+	maxReadWait     = 30 * time.Second
+)
+
+// New builds the server and its routes.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, backend: cfg.Backend, log: cfg.Logger.With("subsystem", "http")}
+	for _, k := range cfg.APIKeys {
+		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.Recover())
+	e.Use(s.consistencyHeaders)
+	e.Use(s.requestLog)
+	// The outer bound of any request; writes and waits have tighter ones.
+	e.Use(middleware.ContextTimeout(maxReadWait + cfg.WriteTimeout))
+	s.routes(e)
+	s.echo = e
+	s.http = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      maxReadWait + cfg.WriteTimeout + 5*time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+func (s *Server) routes(e *echo.Echo) {
+	admin := s.requireAdmin
+	e.POST("/v1/sessions", s.createSession, admin)
+	e.POST("/v1/refresh", s.refresh)
+	e.GET("/v1/session", s.currentSession)
+	e.DELETE("/v1/session", s.logout)
+	e.GET("/v1/sessions/:id", s.getSession, admin)
+	e.DELETE("/v1/sessions/:id", s.revokeSession, admin)
+	e.DELETE("/v1/sessions/:id/refresh", s.revokeRefresh, admin)
+	e.POST("/v1/sessions/revoke", s.bulkRevoke, admin)
+	e.GET("/v1/users/:id/sessions", s.userSessions, admin)
+	e.DELETE("/v1/users/:id/sessions", s.forceLogout, admin)
+	e.POST("/v1/introspect", s.introspect, admin)
+	e.POST("/v1/revoke", s.revokeToken)
+	e.GET("/v1/policy", s.getPolicy, admin)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+}
+
+// Handler is the API as an http.Handler (tests, embedding).
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Serve answers requests on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ServeTLS is Serve with TLS from the given certificate and key files.
+func (s *Server) ServeTLS(l net.Listener, certFile, keyFile string) error {
+	err := s.http.ServeTLS(l, certFile, keyFile)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting requests and waits for those in flight.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+// requireAdmin checks X-API-Key against every configured key in constant
+// time (hashes of equal length are compared, and every key is tried).
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		presented := c.Request().Header.Get("X-API-Key")
+		if presented == "" {
+			return errUnauthenticated
+		}
+		h := sha256.Sum256([]byte(presented))
+		match := 0
+		for i := range s.keys {
+			match |= subtle.ConstantTimeCompare(h[:], s.keys[i][:])
+		}
+		if match != 1 {
+			return errUnauthenticated
+		}
+		return next(c)
+	}
+}
+
+// consistencyHeaders gives every answer X-Sessiond-Index (the applied
+// index, unless the handler set the index of its write or read) and
+// X-Sessiond-Last-Contact.
+func (s *Server) consistencyHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		res := c.Response()
+		res.Before(func() {
+			h := res.Header()
+			if h.Get(headerIndex) == "" {
+				h.Set(headerIndex, strconv.FormatUint(s.backend.AppliedIndex(), 10))
+			}
+			h.Set(headerLastContact, strconv.FormatInt(lastContactMillis(s.backend.LastContact()), 10))
+		})
+		return next(c)
+	}
+}
+
+func lastContactMillis(d time.Duration) int64 {
+	if d < 0 {
+		return -1
+	}
+	return d.Milliseconds()
+}
+
+const (
+	headerIndex       = "X-Sessiond-Index"
+	headerLastContact = "X-Sessiond-Last-Contact"
+	headerMinIndex    = "X-Sessiond-Min-Index"
+)
+
+// requestLog logs each request at debug level by route pattern: never the
+// raw path, query or headers, which may hold tokens or keys.
+func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if s.log.Enabled(c.Request().Context(), slog.LevelDebug) {
+			status := c.Response().Status
+			if err != nil {
+				if ae := toAPIError(err); ae != nil {
+					status = ae.Status
+				} else {
+					status = http.StatusInternalServerError
+				}
+			}
+			s.log.Debug("request", "method", c.Request().Method, "route", c.Path(),
+				"status", status, "duration", time.Since(start))
+		}
+		return err
+	}
+}
+
+// readAt waits for the min_index a read asks for (query min_index or header
+// X-Sessiond-Min-Index, within ?wait=, default 2s, at most 30s), then sets
+// X-Sessiond-Index to the applied index the read is served at.
+func (s *Server) readAt(c echo.Context) error {
+	raw := c.QueryParam("min_index")
+	if raw == "" {
+		raw = c.Request().Header.Get(headerMinIndex)
+	}
+	if raw != "" {
+		minIndex, err := strconv.ParseUint(raw, 10, 64)
+		if err != nil {
+			return badRequest("min_index must be a non-negative integer")
+		}
+		wait := defaultReadWait
+		if w := c.QueryParam("wait"); w != "" {
+			if wait, err = time.ParseDuration(w); err != nil || wait < 0 {
+				return badRequest("wait must be a non-negative Go duration such as 500ms or 2s")
+			}
+			wait = min(wait, maxReadWait)
+		}
+		if s.backend.AppliedIndex() < minIndex {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), wait)
+			err := s.backend.WaitForIndex(ctx, minIndex)
+			cancel()
+			if err != nil {
+				return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
+					Message: "index " + raw + " not reached within " + wait.String()}
+			}
+		}
+	}
+	c.Response().Header().Set(headerIndex, strconv.FormatUint(s.backend.AppliedIndex(), 10))
+	return nil
+}
+
+// writeContext bounds a write by the configured timeout.
+func (s *Server) writeContext(c echo.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Request().Context(), s.cfg.WriteTimeout)
+}
+
+func setIndex(c echo.Context, index uint64) {
+	c.Response().Header().Set(headerIndex, strconv.FormatUint(index, 10))
+}

@@ -1,0 +1,96 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Config configures a Node. Build it from Default and change what differs.
+type Config struct {
+	// NodeID is this node's stable Raft server id.
+	NodeID string
+	// DataDir holds the Raft log (raft.db) and snapshots. Created if missing.
+	DataDir string
+	// RaftAddr is the address Raft listens on (host:port).
+	RaftAddr string
+	// AdvertiseAddr is the host other nodes reach this one at; empty means
+	// the host of RaftAddr.
+	AdvertiseAddr string
+
+	// HeartbeatTimeout and ElectionTimeout are Raft's timing; the leader
+	// lease is half the heartbeat timeout.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	// SnapshotInterval and SnapshotThreshold say how often Raft checks for,
+	// and how many new entries trigger, a snapshot.
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	// SnapshotsRetained is how many snapshot files are kept.
+	SnapshotsRetained int
+
+	// LeaderWait bounds how long a write waits for a leader to be known.
+	LeaderWait time.Duration
+	// SweepInterval is how often the leader checks for expired sessions to
+	// garbage-collect.
+	SweepInterval time.Duration
+
+	// Logger receives the node's logs, Raft's included.
+	Logger *slog.Logger
+}
+
+// Default returns a single-node configuration on 127.0.0.1 with data in ./data.
+func Default() Config {
+	return Config{
+		NodeID:            "node1",
+		DataDir:           "data",
+		RaftAddr:          "127.0.0.1:7000",
+		HeartbeatTimeout:  1000 * time.Millisecond,
+		ElectionTimeout:   1000 * time.Millisecond,
+		SnapshotInterval:  2 * time.Minute,
+		SnapshotThreshold: 8192,
+		SnapshotsRetained: 2,
+		LeaderWait:        5 * time.Second,
+		SweepInterval:     30 * time.Second,
+		Logger:            slog.Default(),
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return errors.New("node: node id is empty")
+	case c.DataDir == "":
+		return errors.New("node: data dir is empty")
+	case c.HeartbeatTimeout < 10*time.Millisecond || c.ElectionTimeout < 10*time.Millisecond:
+		return errors.New("node: raft timeouts must be at least 10ms")
+	case c.SnapshotInterval <= 0 || c.SnapshotThreshold == 0 || c.SnapshotsRetained < 1:
+		return errors.New("node: snapshot settings must be positive")
+	case c.LeaderWait <= 0 || c.SweepInterval <= 0:
+		return errors.New("node: leader wait and sweep interval must be positive")
+	case c.Logger == nil:
+		return errors.New("node: no logger")
+	}
+	if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
+		return fmt.Errorf("node: raft address %q: %w", c.RaftAddr, err)
+	}
+	return nil
+}
+
+// advertise is the address peers use for this node's Raft.
+func (c Config) advertise() (*net.TCPAddr, error) {
+	host, port, _ := net.SplitHostPort(c.RaftAddr)
+	if c.AdvertiseAddr != "" {
+		host = c.AdvertiseAddr
+		if h, p, err := net.SplitHostPort(c.AdvertiseAddr); err == nil {
+			host, port = h, p
+		}
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return nil, fmt.Errorf("node: raft address %q binds all interfaces: set an advertise address", c.RaftAddr)
+	}
+	return net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
+}

@@ -1,0 +1,242 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/sessiond/sessiond/fsm"
+)
+
+// ErrDataDirInUse reports that another process holds the data dir's Raft
+// database open.
+var ErrDataDirInUse = errors.New("node: data dir is in use by another process")
+
+// Node is one running sessiond node.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	fsm    *fsm.FSM
+	raft   *raft.Raft
+	trans  *raft.NetworkTransport
+	store  *raftboltdb.BoltStore
+	snaps  *raft.FileSnapshotStore
+	nodeID raft.ServerID
+
+	// startIndex is the last log index this node knew of when it started;
+	// it is not ready to serve reads until it has applied that far.
+	startIndex uint64
+
+	stampMu   sync.Mutex
+	lastStamp int64
+
+	stop     chan struct{} // closed by Close
+	stopCtx  context.Context
+	stopNow  context.CancelFunc
+	wg       sync.WaitGroup
+	closeMu  sync.Mutex
+	closed   bool
+	closeErr error
+}
+
+// New opens the data dir, starts Raft and, when this node has no Raft state
+// yet, bootstraps a single-node cluster of itself.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("subsystem", "node")
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: create data dir: %w", err)
+	}
+	n := &Node{cfg: cfg, log: log, nodeID: raft.ServerID(cfg.NodeID), stop: make(chan struct{})}
+	n.stopCtx, n.stopNow = context.WithCancel(context.Background())
+	n.fsm = fsm.New(fsm.Config{})
+
+	var err error
+	n.store, err = raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(cfg.DataDir, "raft.db"),
+		BoltOptions: &bbolt.Options{
+			Timeout:        time.Second,
+			NoFreelistSync: true,
+			FreelistType:   bbolt.FreelistMapType,
+		},
+	})
+	if err != nil {
+		if errors.Is(err, bbolt.ErrTimeout) {
+			return nil, fmt.Errorf("%w: %s", ErrDataDirInUse, cfg.DataDir)
+		}
+		return nil, fmt.Errorf("node: open raft log: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			n.stopNow()
+			n.closeResources()
+		}
+	}()
+
+	hlog := newHCLog(cfg.Logger, "raft")
+	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, cfg.SnapshotsRetained, hlog.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("node: open snapshots: %w", err)
+	}
+	advertise, err := cfg.advertise()
+	if err != nil {
+		return nil, err
+	}
+	n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 3, 10*time.Second, hlog.Named("transport"))
+	if err != nil {
+		return nil, fmt.Errorf("node: raft listener: %w", err)
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = n.nodeID
+	rc.Logger = hlog
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	rc.CommitTimeout = 5 * time.Millisecond
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	// Batched applies reach the FSM through BatchingFSM.ApplyBatch.
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 512
+
+	logs, err := raft.NewLogCache(4096, n.store)
+	if err != nil {
+		return nil, err
+	}
+	hasState, err := raft.HasExistingState(logs, n.store, n.snaps)
+	if err != nil {
+		return nil, fmt.Errorf("node: read raft state: %w", err)
+	}
+	n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.store, n.snaps, n.trans)
+	if err != nil {
+		return nil, fmt.Errorf("node: start raft: %w", err)
+	}
+	if !hasState {
+		log.Info("bootstrapping a new single-node cluster", "node_id", cfg.NodeID, "raft_addr", advertise.String())
+		boot := raft.Configuration{Servers: []raft.Server{{
+			ID: n.nodeID, Address: raft.ServerAddress(advertise.String()), Suffrage: raft.Voter,
+		}}}
+		if err := n.raft.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return nil, fmt.Errorf("node: bootstrap: %w", err)
+		}
+	}
+	n.startIndex = n.raft.LastIndex()
+	log.Info("node started", "node_id", cfg.NodeID, "raft_addr", advertise.String(),
+		"data_dir", cfg.DataDir, "last_index", n.startIndex, "existing_state", hasState)
+
+	n.wg.Add(1)
+	go n.sweepExpired()
+	ok = true
+	return n, nil
+}
+
+// FSM is the node's state machine, for reads.
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
+
+// ID is the node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// IsLeader reports whether this node is the Raft leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader is the leader's Raft address and id, empty when none is known.
+func (n *Node) Leader() (addr, id string) {
+	a, i := n.raft.LeaderWithID()
+	return string(a), string(i)
+}
+
+// AppliedIndex is the last index applied to the local state machine.
+func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
+
+// LastContact is the time since this node last heard from the leader: zero
+// on the leader itself, and the time since start when it never has.
+func (n *Node) LastContact() time.Duration {
+	if n.IsLeader() {
+		return 0
+	}
+	last := n.raft.LastContact()
+	if last.IsZero() {
+		return -1
+	}
+	return time.Since(last)
+}
+
+// Ready reports whether the node can serve: a leader is known and the local
+// state has caught up with what the node knew of when it started.
+func (n *Node) Ready() bool {
+	if addr, _ := n.Leader(); addr == "" {
+		return false
+	}
+	return n.fsm.AppliedIndex() >= n.startIndex
+}
+
+// RaftState is the node's Raft role, term and indexes.
+type RaftState struct {
+	State        string
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
+	LastIndex    uint64
+}
+
+// RaftStatus reports the node's Raft role and indexes.
+func (n *Node) RaftStatus() RaftState {
+	stats := n.raft.Stats()
+	var term, commit uint64
+	fmt.Sscan(stats["term"], &term)
+	fmt.Sscan(stats["commit_index"], &commit)
+	return RaftState{
+		State:        n.raft.State().String(),
+		Term:         term,
+		CommitIndex:  commit,
+		AppliedIndex: n.fsm.AppliedIndex(),
+		LastIndex:    n.raft.LastIndex(),
+	}
+}
+
+// Snapshot asks Raft to take a snapshot now (operators, tests).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// Close shuts the node down: background work, Raft, the transport and the
+// log store, in that order. It is safe to call more than once.
+func (n *Node) Close() error {
+	n.closeMu.Lock()
+	defer n.closeMu.Unlock()
+	if n.closed {
+		return n.closeErr
+	}
+	n.closed = true
+	close(n.stop)
+	n.stopNow()
+	n.wg.Wait()
+	n.closeErr = n.closeResources()
+	n.log.Info("node stopped")
+	return n.closeErr
+}
+
+func (n *Node) closeResources() error {
+	var errs []error
+	if n.raft != nil {
+		errs = append(errs, n.raft.Shutdown().Error())
+	}
+	if n.trans != nil {
+		errs = append(errs, n.trans.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,230 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/sessiond/sessiond/events"
+	"github.com/sessiond/sessiond/fsm"
+)
+
+// CreateRequest asks for a new session. The caller (the HTTP layer) has
+// checked every field against SPEC §4's limits.
+type CreateRequest struct {
+	UserID     events.UserID
+	App        string
+	AuthMethod events.AuthMethod
+	RememberMe bool
+	Scopes     []string
+	Attributes map[string]string
+	Device     events.Device
+}
+
+// Issued is a session with its freshly minted tokens. The tokens exist only
+// here and in the answer to the client; the cluster keeps their hashes.
+type Issued struct {
+	Session      fsm.Session
+	AccessToken  string
+	RefreshToken string
+	Index        uint64
+}
+
+// CreateSession mints a session id and a token pair and replicates the
+// session.
+func (n *Node) CreateSession(ctx context.Context, req CreateRequest) (Issued, error) {
+	access, accessHash := mintToken(AccessTokenPrefix)
+	refresh, refreshHash := mintToken(RefreshTokenPrefix)
+	ev := &events.SessionCreated{
+		SessionID:   newSessionID(),
+		UserID:      req.UserID,
+		App:         req.App,
+		AuthMethod:  req.AuthMethod,
+		RememberMe:  req.RememberMe,
+		Scopes:      req.Scopes,
+		Attributes:  sortedAttributes(req.Attributes),
+		Device:      req.Device,
+		AccessHash:  accessHash,
+		RefreshHash: refreshHash,
+	}
+	res, err := n.write(ctx, ev)
+	if err != nil {
+		return Issued{}, err
+	}
+	return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: res.Index}, nil
+}
+
+func sortedAttributes(m map[string]string) []events.Attribute {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]events.Attribute, 0, len(m))
+	for k, v := range m {
+		out = append(out, events.Attribute{Key: k, Value: v})
+	}
+	slices.SortFunc(out, func(a, b events.Attribute) int {
+		switch {
+		case a.Key < b.Key:
+			return -1
+		case a.Key > b.Key:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Refresh exchanges a refresh token for a new token pair. A rotated refresh
+// token presented again revokes the session (fsm.ErrRefreshReuse).
+func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error) {
+	if !wellFormed(refreshToken, RefreshTokenPrefix) {
+		return Issued{}, fsm.ErrUnauthenticated
+	}
+	presented := events.HashToken(refreshToken)
+	s, kind, _ := n.fsm.LookupToken(presented, n.now())
+	if kind != fsm.TokenRefresh {
+		return Issued{}, fsm.ErrUnauthenticated
+	}
+	// The state machine decides at apply time whether the token is still
+	// current, so two racing refreshes can never both win.
+	access, accessHash := mintToken(AccessTokenPrefix)
+	refresh, refreshHash := mintToken(RefreshTokenPrefix)
+	res, err := n.write(ctx, &events.SessionRefreshed{
+		SessionID:      s.ID,
+		PresentedHash:  presented,
+		NewAccessHash:  accessHash,
+		NewRefreshHash: refreshHash,
+	})
+	if err != nil {
+		return Issued{}, err
+	}
+	return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: res.Index}, nil
+}
+
+// now is the node's clock for reads, in Unix nanoseconds.
+func (n *Node) now() int64 { return time.Now().UnixNano() }
+
+// Validate checks an access token against the local state: the session if
+// the token is active, else fsm.ErrUnauthenticated.
+func (n *Node) Validate(accessToken string) (fsm.Session, error) {
+	if !wellFormed(accessToken, AccessTokenPrefix) {
+		return fsm.Session{}, fsm.ErrUnauthenticated
+	}
+	s, status := n.fsm.ValidateAccess(events.HashToken(accessToken), n.now())
+	if status != fsm.StatusActive {
+		return fsm.Session{}, fsm.ErrUnauthenticated
+	}
+	return s, nil
+}
+
+// TokenInfo is what introspection reports about a token.
+type TokenInfo struct {
+	Session fsm.Session
+	Kind    fsm.TokenKind
+	Status  fsm.Status
+}
+
+// Introspect finds a token of either kind in the local state.
+func (n *Node) Introspect(token string) TokenInfo {
+	if !wellFormed(token, AccessTokenPrefix) && !wellFormed(token, RefreshTokenPrefix) {
+		return TokenInfo{Status: fsm.StatusUnknown}
+	}
+	s, kind, status := n.fsm.LookupToken(events.HashToken(token), n.now())
+	return TokenInfo{Session: s, Kind: kind, Status: status}
+}
+
+// Logout revokes the session of an active access token.
+func (n *Node) Logout(ctx context.Context, accessToken string) (uint64, error) {
+	s, err := n.Validate(accessToken)
+	if err != nil {
+		return 0, err
+	}
+	res, err := n.write(ctx, &events.SessionRevoked{
+		SessionID: s.ID, Scope: events.RevokeWholeSession, Reason: events.ReasonLogout,
+		TokenHash: events.HashToken(accessToken),
+	})
+	if err != nil {
+		return 0, err
+	}
+	return res.Index, nil
+}
+
+// RevokeToken is RFC 7009 revocation: a refresh token ends its session, an
+// access token stops only itself. An unknown, expired or already revoked
+// token is not an error (RFC 7009 §2.2); the index is then the applied one.
+func (n *Node) RevokeToken(ctx context.Context, token string) (uint64, error) {
+	info := n.Introspect(token)
+	if info.Status != fsm.StatusActive {
+		return n.AppliedIndex(), nil
+	}
+	ev := &events.SessionRevoked{SessionID: info.Session.ID, Reason: events.ReasonUser, TokenHash: events.HashToken(token)}
+	if info.Kind == fsm.TokenRefresh {
+		ev.Scope = events.RevokeWholeSession
+	} else {
+		ev.Scope = events.RevokeAccessToken
+	}
+	res, err := n.write(ctx, ev)
+	if errors.Is(err, fsm.ErrUnauthenticated) || errors.Is(err, fsm.ErrNotFound) {
+		// The token stopped being current between the lookup and the apply.
+		return res.Index, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return res.Index, nil
+}
+
+// RevokeSession revokes a session, or only one of its tokens, by id.
+func (n *Node) RevokeSession(ctx context.Context, id events.SessionID, scope events.RevokeScope, reason events.Reason) (uint64, error) {
+	if _, ok := n.fsm.Session(id); !ok {
+		return 0, fsm.ErrNotFound
+	}
+	res, err := n.write(ctx, &events.SessionRevoked{SessionID: id, Scope: scope, Reason: reason})
+	if err != nil {
+		return 0, err
+	}
+	return res.Index, nil
+}
+
+// ForceLogout revokes every active session of a user except one.
+func (n *Node) ForceLogout(ctx context.Context, user events.UserID, reason events.Reason, except events.SessionID) (int, uint64, error) {
+	res, err := n.write(ctx, &events.UserForceLoggedOut{UserID: user, Reason: reason, Except: except})
+	if err != nil {
+		return 0, 0, err
+	}
+	return res.Count, res.Index, nil
+}
+
+// BulkRevoke revokes every active session created before the given time
+// (the zero time means now), only of the given apps when any are named.
+func (n *Node) BulkRevoke(ctx context.Context, createdBefore time.Time, apps []string) (int, uint64, error) {
+	var before int64
+	if !createdBefore.IsZero() {
+		before = createdBefore.UnixNano()
+	}
+	apps = slices.Clone(apps)
+	slices.Sort(apps)
+	apps = slices.Compact(apps)
+	res, err := n.write(ctx, &events.SessionsBulkRevoked{CreatedBefore: before, Apps: apps, Reason: events.ReasonBulk})
+	if err != nil {
+		return 0, 0, err
+	}
+	return res.Count, res.Index, nil
+}
+
+// Session returns a session by id, whatever its status.
+func (n *Node) Session(id events.SessionID) (fsm.Session, bool) { return n.fsm.Session(id) }
+
+// UserSessions lists a user's active sessions, newest first.
+func (n *Node) UserSessions(user events.UserID) []fsm.Session {
+	return n.fsm.UserSessions(user, n.now())
+}
+
+// Policy is the replicated policy in force.
+func (n *Node) Policy() fsm.Policy { return n.fsm.Policy() }
+
+// WaitForIndex waits until the local state has applied index, or ctx ends.
+func (n *Node) WaitForIndex(ctx context.Context, index uint64) error {
+	return n.fsm.WaitForIndex(ctx, index)
+}
