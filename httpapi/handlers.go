@@ -11,7 +11,10 @@ import (
 	"github.com/sessiond/sessiond/node"
 )
 
-func now() int64 { return time.Now().UnixNano() }
+
+// now is the backend's clock in Unix nanoseconds: statuses and expires_in
+// are judged at the same "now" the node's reads use.
+func (s *Server) now() int64 { return s.backend.Now().UnixNano() }
 
 // presentedToken is the access token of a session caller:
 // "Authorization: Bearer <token>" or "X-Session-Token: <token>".
@@ -81,7 +84,7 @@ func (s *Server) createSession(c echo.Context) error {
 		return err
 	}
 	setIndex(c, issued.Index)
-	return c.JSON(http.StatusCreated, toTokenJSON(issued, now()))
+	return c.JSON(http.StatusCreated, toTokenJSON(issued, s.now()))
 }
 
 type refreshRequest struct {
@@ -104,7 +107,7 @@ func (s *Server) refresh(c echo.Context) error {
 		return err
 	}
 	setIndex(c, issued.Index)
-	return c.JSON(http.StatusOK, toTokenJSON(issued, now()))
+	return c.JSON(http.StatusOK, toTokenJSON(issued, s.now()))
 }
 
 // GET /v1/session: validate the presented access token.
@@ -116,7 +119,7 @@ func (s *Server) currentSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toSessionJSON(sess, now()))
+	return c.JSON(http.StatusOK, toSessionJSON(sess, s.now()))
 }
 
 // DELETE /v1/session: log out the presented session.
@@ -152,7 +155,7 @@ func (s *Server) getSession(c echo.Context) error {
 	if !ok {
 		return errSessionNotFound
 	}
-	return c.JSON(http.StatusOK, toSessionJSON(sess, now()))
+	return c.JSON(http.StatusOK, toSessionJSON(sess, s.now()))
 }
 
 // DELETE /v1/sessions/:id (admin): revoke a session and its refresh token.
@@ -232,7 +235,7 @@ func (s *Server) userSessions(c echo.Context) error {
 	if err := s.readAt(c); err != nil {
 		return err
 	}
-	t := now()
+	t := s.now()
 	list := s.backend.UserSessions(events.UserID(user))
 	out := sessionsJSON{Sessions: make([]sessionJSON, 0, len(list))}
 	for _, sess := range list {

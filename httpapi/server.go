@@ -37,6 +37,7 @@ type Backend interface {
 	WaitForIndex(ctx context.Context, index uint64) error
 	LastContact() time.Duration
 	Ready() bool
+	Now() time.Time
 }
 
 var _ Backend = (*node.Node)(nil)

@@ -39,6 +39,9 @@ type Config struct {
 
 	// Logger receives the node's logs, Raft's included.
 	Logger *slog.Logger
+	// Clock is the node's wall clock: it stamps events (when leading) and is
+	// "now" for reads. Tests move it; nil means time.Now.
+	Clock func() time.Time
 }
 
 // Default returns a single-node configuration on 127.0.0.1 with data in ./data.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -60,6 +61,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, nodeID: raft.ServerID(cfg.NodeID), stop: make(chan struct{})}
 	n.stopCtx, n.stopNow = context.WithCancel(context.Background())
+	if n.cfg.Clock == nil {
+		n.cfg.Clock = time.Now
+	}
 	n.fsm = fsm.New(fsm.Config{})
 
 	var err error
@@ -94,10 +98,15 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 3, 10*time.Second, hlog.Named("transport"))
+	var advertiseAddr net.Addr = advertise
+	if advertise.Port == 0 {
+		advertiseAddr = nil // port chosen by the OS: advertise what was bound
+	}
+	n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertiseAddr, 3, 10*time.Second, hlog.Named("transport"))
 	if err != nil {
 		return nil, fmt.Errorf("node: raft listener: %w", err)
 	}
+	localAddr := string(n.trans.LocalAddr())
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = n.nodeID
@@ -125,16 +134,16 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: start raft: %w", err)
 	}
 	if !hasState {
-		log.Info("bootstrapping a new single-node cluster", "node_id", cfg.NodeID, "raft_addr", advertise.String())
+		log.Info("bootstrapping a new single-node cluster", "node_id", cfg.NodeID, "raft_addr", localAddr)
 		boot := raft.Configuration{Servers: []raft.Server{{
-			ID: n.nodeID, Address: raft.ServerAddress(advertise.String()), Suffrage: raft.Voter,
+			ID: n.nodeID, Address: raft.ServerAddress(localAddr), Suffrage: raft.Voter,
 		}}}
 		if err := n.raft.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return nil, fmt.Errorf("node: bootstrap: %w", err)
 		}
 	}
 	n.startIndex = n.raft.LastIndex()
-	log.Info("node started", "node_id", cfg.NodeID, "raft_addr", advertise.String(),
+	log.Info("node started", "node_id", cfg.NodeID, "raft_addr", localAddr,
 		"data_dir", cfg.DataDir, "last_index", n.startIndex, "existing_state", hasState)
 
 	n.wg.Add(1)

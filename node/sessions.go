@@ -102,8 +102,11 @@ func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error)
 	return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: res.Index}, nil
 }
 
-// now is the node's clock for reads, in Unix nanoseconds.
-func (n *Node) now() int64 { return time.Now().UnixNano() }
+// now is the node's clock, in Unix nanoseconds.
+func (n *Node) now() int64 { return n.cfg.Clock().UnixNano() }
+
+// Now is the node's clock: the "now" its reads are judged at.
+func (n *Node) Now() time.Time { return n.cfg.Clock() }
 
 // Validate checks an access token against the local state: the session if
 // the token is active, else fsm.ErrUnauthenticated.

@@ -26,7 +26,7 @@ const enqueueTimeout = 2 * time.Second
 func (n *Node) stamp() int64 {
 	n.stampMu.Lock()
 	defer n.stampMu.Unlock()
-	t := max(time.Now().UnixNano(), n.lastStamp, n.fsm.LastEventTime())
+	t := max(n.cfg.Clock().UnixNano(), n.lastStamp, n.fsm.LastEventTime())
 	n.lastStamp = t
 	return t
 }
@@ -132,7 +132,7 @@ func (n *Node) sweepExpired() {
 			return
 		case <-tick.C:
 		}
-		now := time.Now().UnixNano()
+		now := n.now()
 		if !n.IsLeader() || n.fsm.NextExpiry() > now {
 			continue
 		}
