@@ -79,19 +79,19 @@ func (st *state) insert(s *Session) {
 func (st *state) replace(prev, next *Session) {
 	st.sessions[next.ID] = next
 	if prev.AccessHash != next.AccessHash {
-		st.byAccess.remove(prev.AccessHash)
+		st.byAccess.remove(prev.AccessHash, prev.ID)
 		st.byAccess.add(next.AccessHash, next.ID)
 	}
 	if prev.RefreshHash != next.RefreshHash {
 		// The previous refresh hash stays indexed while it is in the history.
 		if !next.hasPreviousRefresh(prev.RefreshHash) {
-			st.byRefresh.remove(prev.RefreshHash)
+			st.byRefresh.remove(prev.RefreshHash, prev.ID)
 		}
 		st.byRefresh.add(next.RefreshHash, next.ID)
 	}
 	for _, h := range prev.ex().prevRefresh {
 		if h != next.RefreshHash && !next.hasPreviousRefresh(h) {
-			st.byRefresh.remove(h)
+			st.byRefresh.remove(h, prev.ID)
 		}
 	}
 	if prev.EndsAt() != next.EndsAt() {
@@ -102,10 +102,10 @@ func (st *state) replace(prev, next *Session) {
 // remove drops a session from every index (garbage collection).
 func (st *state) remove(s *Session) {
 	delete(st.sessions, s.ID)
-	st.byAccess.remove(s.AccessHash)
-	st.byRefresh.remove(s.RefreshHash)
+	st.byAccess.remove(s.AccessHash, s.ID)
+	st.byRefresh.remove(s.RefreshHash, s.ID)
 	for _, h := range s.ex().prevRefresh {
-		st.byRefresh.remove(h)
+		st.byRefresh.remove(h, s.ID)
 	}
 	if u := st.byUser[s.UserID]; u != nil {
 		if i := slices.Index(u.ids, s.ID); i >= 0 {
@@ -167,14 +167,17 @@ func (x *hashIndex) add(h events.TokenHash, id events.SessionID) {
 	x.primary[h.Prefix64()] = id
 }
 
-// remove forgets h. Invariant: a stored hash is either in overflow or is the
-// holder of its primary slot.
-func (x *hashIndex) remove(h events.TokenHash) {
-	if _, ok := x.overflow[h]; ok {
+// remove forgets h, stored for session id. A stored hash is either in
+// overflow or is the holder of its primary slot; the id check keeps a
+// mistaken removal from dropping another session's entry.
+func (x *hashIndex) remove(h events.TokenHash, id events.SessionID) {
+	if got, ok := x.overflow[h]; ok && got == id {
 		delete(x.overflow, h)
 		return
 	}
-	delete(x.primary, h.Prefix64())
+	if got, ok := x.primary[h.Prefix64()]; ok && got == id {
+		delete(x.primary, h.Prefix64())
+	}
 }
 
 // get finds the id stored for h; matches confirms that a candidate id really
