@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/sessiond/sessiond/transport"
 )
 
 // Config configures a Node. Build it from Default and change what differs.
@@ -36,6 +38,11 @@ type Config struct {
 	// SweepInterval is how often the leader checks for expired sessions to
 	// garbage-collect.
 	SweepInterval time.Duration
+
+	// TLS, when set, makes Raft and forwarding traffic mutual TLS.
+	TLS *transport.MutualTLS
+	// Faults, when set, lets tests cut pairs of nodes.
+	Faults *transport.Faults
 
 	// Logger receives the node's logs, Raft's included.
 	Logger *slog.Logger
@@ -83,9 +90,14 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// advertise is the address peers use for this node's Raft.
-func (c Config) advertise() (*net.TCPAddr, error) {
-	host, port, _ := net.SplitHostPort(c.RaftAddr)
+// advertiseFor is the address peers use for this node's Raft, given the
+// address the listener bound: AdvertiseAddr's host (and port, if it has
+// one), else the bound address.
+func (c Config) advertiseFor(bound string) (string, error) {
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return "", err
+	}
 	if c.AdvertiseAddr != "" {
 		host = c.AdvertiseAddr
 		if h, p, err := net.SplitHostPort(c.AdvertiseAddr); err == nil {
@@ -93,7 +105,7 @@ func (c Config) advertise() (*net.TCPAddr, error) {
 		}
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		return nil, fmt.Errorf("node: raft address %q binds all interfaces: set an advertise address", c.RaftAddr)
+		return "", fmt.Errorf("node: raft address %q binds all interfaces: set an advertise address", c.RaftAddr)
 	}
-	return net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
+	return net.JoinHostPort(host, port), nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/transport"
 )
 
 // ErrDataDirInUse reports that another process holds the data dir's Raft
@@ -29,6 +29,7 @@ type Node struct {
 	fsm    *fsm.FSM
 	raft   *raft.Raft
 	trans  *raft.NetworkTransport
+	mux    *transport.Transport // Raft and forwarding traffic on one port
 	store  *raftboltdb.BoltStore
 	snaps  *raft.FileSnapshotStore
 	nodeID raft.ServerID
@@ -94,19 +95,29 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: open snapshots: %w", err)
 	}
-	advertise, err := cfg.advertise()
-	if err != nil {
-		return nil, err
-	}
-	var advertiseAddr net.Addr = advertise
-	if advertise.Port == 0 {
-		advertiseAddr = nil // port chosen by the OS: advertise what was bound
-	}
-	n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertiseAddr, 3, 10*time.Second, hlog.Named("transport"))
+	n.mux, err = transport.Listen(transport.Config{
+		BindAddr: cfg.RaftAddr,
+		TLS:      cfg.TLS,
+		Faults:   cfg.Faults,
+		Logger:   cfg.Logger,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("node: raft listener: %w", err)
 	}
-	localAddr := string(n.trans.LocalAddr())
+	advertise, err := cfg.advertiseFor(n.mux.Addr())
+	if err != nil {
+		return nil, err
+	}
+	if err := n.mux.SetAdvertise(advertise); err != nil {
+		return nil, err
+	}
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  n.mux.RaftLayer(),
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  hlog.Named("transport"),
+	})
+	localAddr := advertise
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = n.nodeID
@@ -243,6 +254,8 @@ func (n *Node) closeResources() error {
 	}
 	if n.trans != nil {
 		errs = append(errs, n.trans.Close())
+	} else if n.mux != nil {
+		errs = append(errs, n.mux.Close())
 	}
 	if n.store != nil {
 		errs = append(errs, n.store.Close())

@@ -1,0 +1,97 @@
+package transport
+
+import (
+	"net"
+	"sync"
+)
+
+// Faults cuts chosen pairs of nodes for tests. One Faults is shared by every
+// node of a test cluster; each node's transport consults it with its own
+// advertised address and the peer's. A cut in either direction stops TCP
+// between the pair (a one-way loss of packets stalls a TCP connection both
+// ways), so new connections between them are refused and established ones
+// are closed.
+type Faults struct {
+	mu      sync.Mutex
+	blocked map[[2]string]bool
+	conns   map[*faultConn]struct{}
+}
+
+// NewFaults returns a fault layer that lets everything through.
+func NewFaults() *Faults {
+	return &Faults{blocked: make(map[[2]string]bool), conns: make(map[*faultConn]struct{})}
+}
+
+// Block drops traffic sent from one address to another.
+func (f *Faults) Block(from, to string) {
+	f.mu.Lock()
+	f.blocked[[2]string{from, to}] = true
+	var cut []*faultConn
+	for c := range f.conns {
+		if (c.local == from && c.remote == to) || (c.local == to && c.remote == from) {
+			cut = append(cut, c)
+		}
+	}
+	f.mu.Unlock()
+	for _, c := range cut {
+		c.Conn.Close()
+	}
+}
+
+// Partition blocks both directions between a and b.
+func (f *Faults) Partition(a, b string) {
+	f.Block(a, b)
+	f.Block(b, a)
+}
+
+// Unblock lets traffic from one address to another through again.
+func (f *Faults) Unblock(from, to string) {
+	f.mu.Lock()
+	delete(f.blocked, [2]string{from, to})
+	f.mu.Unlock()
+}
+
+// Heal removes every cut.
+func (f *Faults) Heal() {
+	f.mu.Lock()
+	clear(f.blocked)
+	f.mu.Unlock()
+}
+
+// Cut reports whether a connection between a and b is impossible now.
+func (f *Faults) Cut(a, b string) bool {
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.blocked[[2]string{a, b}] || f.blocked[[2]string{b, a}]
+}
+
+// track wraps an established connection so that a later cut closes it.
+func (f *Faults) track(c net.Conn, local, remote string) net.Conn {
+	if f == nil {
+		return c
+	}
+	fc := &faultConn{Conn: c, faults: f, local: local, remote: remote}
+	f.mu.Lock()
+	f.conns[fc] = struct{}{}
+	f.mu.Unlock()
+	return fc
+}
+
+type faultConn struct {
+	net.Conn
+	faults        *Faults
+	local, remote string
+	closeOnce     sync.Once
+}
+
+func (c *faultConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.faults.mu.Lock()
+		delete(c.faults.conns, c)
+		c.faults.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
