@@ -72,3 +72,17 @@ func (*SessionRevoked) EventType() Type      { return TypeSessionRevoked }
 func (*UserForceLoggedOut) EventType() Type  { return TypeUserForceLoggedOut }
 func (*SessionsBulkRevoked) EventType() Type { return TypeSessionsBulkRevoked }
 func (*SessionsExpired) EventType() Type     { return TypeSessionsExpired }
+
+// SessionOf names the one session an event is about, or "" when it is about
+// a user or many sessions.
+func SessionOf(ev Event) SessionID {
+	switch ev := ev.(type) {
+	case *SessionCreated:
+		return ev.SessionID
+	case *SessionRefreshed:
+		return ev.SessionID
+	case *SessionRevoked:
+		return ev.SessionID
+	}
+	return ""
+}

@@ -15,7 +15,7 @@ func (st *state) apply(index uint64, env events.Envelope) *Result {
 
 	if seen, ok := st.dedup.lookup(env.RequestID); ok {
 		res := &Result{Index: seen.Index, Err: seen.Code.err(), Count: int(seen.Count), Duplicate: true}
-		if id := sessionOf(env.Event); id != "" {
+		if id := events.SessionOf(env.Event); id != "" {
 			if s := st.sessions[id]; s != nil {
 				c := *s
 				res.Session = &c
@@ -46,19 +46,6 @@ func (st *state) apply(index uint64, env events.Envelope) *Result {
 	res.Index = index
 	st.dedup.remember(dedupEntry{RequestID: env.RequestID, Index: index, Code: codeOf(res.Err), Count: uint32(res.Count)})
 	return res
-}
-
-// sessionOf names the session an event is about, if it is about one.
-func sessionOf(ev events.Event) events.SessionID {
-	switch ev := ev.(type) {
-	case *events.SessionCreated:
-		return ev.SessionID
-	case *events.SessionRefreshed:
-		return ev.SessionID
-	case *events.SessionRevoked:
-		return ev.SessionID
-	}
-	return ""
 }
 
 func failed(err error) *Result { return &Result{Err: err} }

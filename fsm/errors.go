@@ -62,3 +62,28 @@ func (c errCode) err() error {
 	}
 	return ErrInvalid
 }
+
+// Stable names of the errors, for carrying them between nodes.
+var errorNames = map[errCode]string{
+	codeNotFound:        "not_found",
+	codeUnauthenticated: "unauthenticated",
+	codeRefreshReuse:    "refresh_token_reuse",
+	codeInvalid:         "invalid",
+	codeConflict:        "conflict",
+}
+
+// ErrorName is the stable name of an apply error ("" for nil).
+func ErrorName(err error) string { return errorNames[codeOf(err)] }
+
+// ErrorFromName is the inverse of ErrorName; an unknown name is ErrInvalid.
+func ErrorFromName(name string) error {
+	if name == "" {
+		return nil
+	}
+	for c, n := range errorNames {
+		if n == name {
+			return c.err()
+		}
+	}
+	return ErrInvalid
+}

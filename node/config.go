@@ -22,6 +22,11 @@ type Config struct {
 	// the host of RaftAddr.
 	AdvertiseAddr string
 
+	// BootstrapSelf makes a node with no Raft state bootstrap a cluster of
+	// itself alone. A node that joins an existing cluster leaves it false
+	// and waits for the leader to add it.
+	BootstrapSelf bool
+
 	// HeartbeatTimeout and ElectionTimeout are Raft's timing; the leader
 	// lease is half the heartbeat timeout.
 	HeartbeatTimeout time.Duration
@@ -57,6 +62,7 @@ func Default() Config {
 		NodeID:            "node1",
 		DataDir:           "data",
 		RaftAddr:          "127.0.0.1:7000",
+		BootstrapSelf:     true,
 		HeartbeatTimeout:  1000 * time.Millisecond,
 		ElectionTimeout:   1000 * time.Millisecond,
 		SnapshotInterval:  2 * time.Minute,

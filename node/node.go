@@ -30,6 +30,7 @@ type Node struct {
 	raft   *raft.Raft
 	trans  *raft.NetworkTransport
 	mux    *transport.Transport // Raft and forwarding traffic on one port
+	rpc    *transport.RPCClient // forwarding to the leader
 	store  *raftboltdb.BoltStore
 	snaps  *raft.FileSnapshotStore
 	nodeID raft.ServerID
@@ -111,6 +112,10 @@ func New(cfg Config) (*Node, error) {
 	if err := n.mux.SetAdvertise(advertise); err != nil {
 		return nil, err
 	}
+	n.rpc = transport.NewRPCClient(n.mux)
+	n.mux.HandleRPC(transport.NewRPCServer(n.stopCtx, map[string]transport.Handler{
+		rpcApply: n.serveApply,
+	}).ServeConn)
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.mux.RaftLayer(),
 		MaxPool: 3,
@@ -144,7 +149,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: start raft: %w", err)
 	}
-	if !hasState {
+	if !hasState && cfg.BootstrapSelf {
 		log.Info("bootstrapping a new single-node cluster", "node_id", cfg.NodeID, "raft_addr", localAddr)
 		boot := raft.Configuration{Servers: []raft.Server{{
 			ID: n.nodeID, Address: raft.ServerAddress(localAddr), Suffrage: raft.Voter,
@@ -249,6 +254,9 @@ func (n *Node) Close() error {
 
 func (n *Node) closeResources() error {
 	var errs []error
+	if n.rpc != nil {
+		n.rpc.Close()
+	}
 	if n.raft != nil {
 		errs = append(errs, n.raft.Shutdown().Error())
 	}

@@ -17,6 +17,10 @@ import (
 // caller's deadline passed. Answered as 503; the caller may retry.
 var ErrUnavailable = errors.New("unavailable")
 
+// errRetry marks an attempt that certainly or possibly did not apply and may
+// be repeated with the same request id.
+var errRetry = errors.New("retry")
+
 // enqueueTimeout bounds how long Raft may take to accept a proposal; the
 // commit itself is bounded by the caller's context.
 const enqueueTimeout = 2 * time.Second
@@ -31,53 +35,75 @@ func (n *Node) stamp() int64 {
 	return t
 }
 
-// write proposes one event and waits until this node has applied it. It
-// returns the state machine's result; a business failure comes back both as
-// res.Err and as the error. Retries after an unknown outcome reuse the
-// request id, so the event applies at most once.
+// write proposes one event through the leader (this node, or the one it
+// forwards to) and waits until this node has applied it, so that a read here
+// right after sees the write. It returns the state machine's result; a
+// business failure comes back both as res.Err and as the error. Attempts
+// whose outcome is unknown are retried with the same request id, which the
+// state machine applies at most once.
 func (n *Node) write(ctx context.Context, ev events.Event) (*fsm.Result, error) {
 	env := events.Envelope{RequestID: newRequestID(), Event: ev}
 	backoff := 10 * time.Millisecond
 	for {
-		if err := n.waitForLeader(ctx); err != nil {
+		leaderAddr, err := n.waitForLeader(ctx)
+		if err != nil {
 			return nil, err
 		}
-		env.Time = n.stamp()
-		data, err := events.Encode(env)
-		if err != nil {
-			return nil, fmt.Errorf("node: encode %s: %w", ev.EventType(), err)
-		}
-		future := n.raft.Apply(data, enqueueTimeout)
-		err = waitFuture(ctx, future)
-		if err == nil {
-			res, ok := future.Response().(*fsm.Result)
-			if !ok {
-				return nil, fmt.Errorf("node: unexpected apply response %T", future.Response())
-			}
-			return res, res.Err
+		var res *fsm.Result
+		if leaderAddr == "" {
+			res, err = n.applyLocal(ctx, env)
+		} else {
+			res, err = n.forward(ctx, leaderAddr, env)
 		}
 		switch {
-		case errors.Is(err, raft.ErrNotLeader),
-			errors.Is(err, raft.ErrEnqueueTimeout),
-			errors.Is(err, raft.ErrLeadershipTransferInProgress),
-			errors.Is(err, raft.ErrLeadershipLost):
-			// Not applied (or, for a lost leadership, maybe applied: the same
-			// request id makes the retry safe either way).
+		case err == nil:
+			return res, res.Err
+		case errors.Is(err, errRetry):
 			n.log.Debug("retrying write", "event", ev.EventType().String(), "error", err)
-		case errors.Is(err, raft.ErrRaftShutdown):
-			return nil, fmt.Errorf("%w: node is shutting down", ErrUnavailable)
-		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-			return nil, fmt.Errorf("%w: write not confirmed in time (it may still apply)", ErrUnavailable)
 		default:
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return nil, err
 		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: write not confirmed in time (it may still apply)", ErrUnavailable)
+		case <-n.stop:
+			return nil, fmt.Errorf("%w: node is shutting down", ErrUnavailable)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
 	}
+}
+
+// applyLocal proposes env on this node, which believes it leads. Errors that
+// allow a retry wrap errRetry.
+func (n *Node) applyLocal(ctx context.Context, env events.Envelope) (*fsm.Result, error) {
+	env.Time = n.stamp()
+	data, err := events.Encode(env)
+	if err != nil {
+		return nil, fmt.Errorf("node: encode %s: %w", env.Type(), err)
+	}
+	future := n.raft.Apply(data, enqueueTimeout)
+	err = waitFuture(ctx, future)
+	switch {
+	case err == nil:
+		res, ok := future.Response().(*fsm.Result)
+		if !ok {
+			return nil, fmt.Errorf("node: unexpected apply response %T", future.Response())
+		}
+		return res, nil
+	case errors.Is(err, raft.ErrNotLeader),
+		errors.Is(err, raft.ErrEnqueueTimeout),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress),
+		errors.Is(err, raft.ErrLeadershipLost):
+		// Not applied, or (lost leadership) maybe applied: the same request
+		// id makes the retry safe either way.
+		return nil, fmt.Errorf("%w: %v", errRetry, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return nil, fmt.Errorf("%w: node is shutting down", ErrUnavailable)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return nil, fmt.Errorf("%w: write not confirmed in time (it may still apply)", ErrUnavailable)
+	}
+	return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
 
 // waitFuture waits for a Raft future without outliving ctx. Raft resolves
@@ -94,11 +120,18 @@ func waitFuture(ctx context.Context, f raft.ApplyFuture) error {
 	}
 }
 
-// waitForLeader waits, up to LeaderWait and ctx, until this node leads.
-// (This build runs a single voter, so the leader is this node.)
-func (n *Node) waitForLeader(ctx context.Context) error {
-	if n.IsLeader() {
-		return nil
+// waitForLeader waits, up to LeaderWait and ctx, until a leader is known.
+// It returns "" when this node leads, else the leader's address.
+func (n *Node) waitForLeader(ctx context.Context) (string, error) {
+	check := func() (string, bool) {
+		if n.IsLeader() {
+			return "", true
+		}
+		addr, _ := n.Leader()
+		return addr, addr != ""
+	}
+	if addr, ok := check(); ok {
+		return addr, nil
 	}
 	deadline := time.NewTimer(n.cfg.LeaderWait)
 	defer deadline.Stop()
@@ -107,14 +140,14 @@ func (n *Node) waitForLeader(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w: no leader", ErrUnavailable)
+			return "", fmt.Errorf("%w: no leader", ErrUnavailable)
 		case <-deadline.C:
-			return fmt.Errorf("%w: no leader within %s", ErrUnavailable, n.cfg.LeaderWait)
+			return "", fmt.Errorf("%w: no leader within %s", ErrUnavailable, n.cfg.LeaderWait)
 		case <-n.stop:
-			return fmt.Errorf("%w: node is shutting down", ErrUnavailable)
+			return "", fmt.Errorf("%w: node is shutting down", ErrUnavailable)
 		case <-tick.C:
-			if n.IsLeader() {
-				return nil
+			if addr, ok := check(); ok {
+				return addr, nil
 			}
 		}
 	}

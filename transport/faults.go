@@ -68,16 +68,24 @@ func (f *Faults) Cut(a, b string) bool {
 	return f.blocked[[2]string{a, b}] || f.blocked[[2]string{b, a}]
 }
 
-// track wraps an established connection so that a later cut closes it.
-func (f *Faults) track(c net.Conn, local, remote string) net.Conn {
+// track wraps an established connection so that a later cut closes it. If
+// the pair was cut while the connection was being set up, it closes the
+// connection and returns ErrCut: checking and registering happen under one
+// lock, so no cut is missed.
+func (f *Faults) track(c net.Conn, local, remote string) (net.Conn, error) {
 	if f == nil {
-		return c
+		return c, nil
+	}
+	f.mu.Lock()
+	if f.blocked[[2]string{local, remote}] || f.blocked[[2]string{remote, local}] {
+		f.mu.Unlock()
+		c.Close()
+		return nil, ErrCut
 	}
 	fc := &faultConn{Conn: c, faults: f, local: local, remote: remote}
-	f.mu.Lock()
 	f.conns[fc] = struct{}{}
 	f.mu.Unlock()
-	return fc
+	return fc, nil
 }
 
 type faultConn struct {

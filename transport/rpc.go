@@ -161,15 +161,17 @@ func (c *RPCClient) Call(ctx context.Context, addr, method string, req, resp any
 	if err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = rc.conn.SetDeadline(time.Now()) })
-	defer stop()
 	_ = rc.conn.SetDeadline(deadline)
+	// Cancelling ctx interrupts the call by moving the deadline to now.
+	stop := context.AfterFunc(ctx, func() { _ = rc.conn.SetDeadline(time.Now()) })
 	if err := errors.Join(rc.enc.EncodeArrayLen(2), rc.enc.EncodeString(method), rc.enc.Encode(req), rc.w.Flush()); err != nil {
+		stop()
 		rc.conn.Close()
 		return fmt.Errorf("transport: send %s to %s: %w", method, addr, err)
 	}
 	code, msg, err := readResponseHead(rc.dec)
 	if err != nil {
+		stop()
 		rc.conn.Close()
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -179,6 +181,7 @@ func (c *RPCClient) Call(ctx context.Context, addr, method string, req, resp any
 	if code != "" {
 		err = &RemoteError{Code: code, Message: msg}
 		if skipErr := rc.dec.Skip(); skipErr != nil {
+			stop()
 			rc.conn.Close()
 			return err
 		}
@@ -186,6 +189,11 @@ func (c *RPCClient) Call(ctx context.Context, addr, method string, req, resp any
 		err = rc.dec.Skip()
 	} else {
 		err = rc.dec.Decode(resp)
+	}
+	if !stop() {
+		// ctx ended during the call and moved the deadline: not reusable.
+		rc.conn.Close()
+		return err
 	}
 	if err != nil {
 		var re *RemoteError

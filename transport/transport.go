@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -55,6 +56,8 @@ type Transport struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	closedCtx context.Context // done once closed: aborts handshakes in progress
+	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 }
 
@@ -89,6 +92,7 @@ func Listen(cfg Config) (*Transport, error) {
 		raftConns: make(chan net.Conn, 16),
 		closed:    make(chan struct{}),
 	}
+	t.closedCtx, t.cancel = context.WithCancel(context.Background())
 	t.wg.Add(1)
 	go t.acceptLoop()
 	return t, nil
@@ -127,8 +131,18 @@ func (t *Transport) Close() error {
 	var err error
 	t.closeOnce.Do(func() {
 		close(t.closed)
+		t.cancel()
 		err = t.ln.Close()
 		t.wg.Wait()
+		// Raft connections accepted but never taken by Raft.
+		for {
+			select {
+			case c := <-t.raftConns:
+				c.Close()
+			default:
+				return
+			}
+		}
 	})
 	return err
 }
@@ -159,6 +173,9 @@ func (t *Transport) acceptLoop() {
 // and hands it to Raft or the RPC server.
 func (t *Transport) handshake(raw net.Conn) {
 	conn := raw
+	// Until the connection is handed over, closing the transport ends it.
+	abort := context.AfterFunc(t.closedCtx, func() { raw.Close() })
+	defer abort()
 	_ = conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	if t.cfg.TLS != nil {
 		tc := tls.Server(raw, t.cfg.TLS.Server)
@@ -175,12 +192,14 @@ func (t *Transport) handshake(raw net.Conn) {
 		conn.Close()
 		return
 	}
-	if t.cfg.Faults.Cut(t.Addr(), peer) {
-		conn.Close()
-		return
+	if !abort() {
+		return // the transport closed meanwhile
 	}
 	_ = conn.SetDeadline(time.Time{})
-	conn = t.cfg.Faults.track(conn, t.Addr(), peer)
+	conn, err = t.cfg.Faults.track(conn, t.Addr(), peer)
+	if err != nil {
+		return
+	}
 	switch kind {
 	case KindRaft:
 		select {
@@ -196,7 +215,9 @@ func (t *Transport) handshake(raw net.Conn) {
 			conn.Close()
 			return
 		}
-		serve(conn, peer)
+		// Served outside the accept bookkeeping: an RPC connection lives as
+		// long as its client keeps it, and Close must not wait for that.
+		go serve(conn, peer)
 	}
 }
 
@@ -227,6 +248,11 @@ func (t *Transport) Dial(addr string, kind Kind, timeout time.Duration) (net.Con
 	if t.cfg.Faults.Cut(self, addr) {
 		return nil, fmt.Errorf("dial %s: %w", addr, ErrCut)
 	}
+	select {
+	case <-t.closed:
+		return nil, ErrClosed
+	default:
+	}
 	d := net.Dialer{Timeout: timeout}
 	raw, err := d.Dial("tcp", addr)
 	if err != nil {
@@ -248,5 +274,9 @@ func (t *Transport) Dial(addr string, kind Kind, timeout time.Duration) (net.Con
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return t.cfg.Faults.track(conn, self, addr), nil
+	tracked, err := t.cfg.Faults.track(conn, self, addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return tracked, nil
 }
