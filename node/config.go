@@ -22,6 +22,35 @@ type Config struct {
 	// the host of RaftAddr.
 	AdvertiseAddr string
 
+	// HTTPAddr is the address of this node's HTTP API, announced to peers.
+	HTTPAddr string
+	// Region names where this node runs; Voter false makes it a read
+	// replica (a Raft non-voter) that never counts toward quorum.
+	Region string
+	Voter  bool
+
+	// GossipAddr is where memberlist listens; empty disables discovery (a
+	// lone node). GossipAdvertiseAddr is what peers dial (default: the host
+	// of AdvertiseAddr, or of GossipAddr, with GossipAddr's port).
+	GossipAddr          string
+	GossipAdvertiseAddr string
+	// GossipKey encrypts gossip (16, 24 or 32 bytes); nodes with another key
+	// never see each other.
+	GossipKey []byte
+	// Join lists gossip addresses of nodes to join, retried until one answers
+	// and re-joined periodically so a healed partition reconnects.
+	Join []string
+	// BootstrapExpect, when above zero and the node has no Raft state, makes
+	// the cluster bootstrap once that many voters announcing the same number
+	// are alive: the one with the lowest id bootstraps with exactly them.
+	BootstrapExpect int
+	// DeadNodeTimeout is how long a member must be dead before the leader
+	// removes it from the Raft configuration (when that is safe).
+	DeadNodeTimeout time.Duration
+	// ReconcileInterval is how often the leader compares members with the
+	// Raft configuration (also done on every membership change).
+	ReconcileInterval time.Duration
+
 	// BootstrapSelf makes a node with no Raft state bootstrap a cluster of
 	// itself alone. A node that joins an existing cluster leaves it false
 	// and waits for the leader to add it.
@@ -63,6 +92,10 @@ func Default() Config {
 		DataDir:           "data",
 		RaftAddr:          "127.0.0.1:7000",
 		BootstrapSelf:     true,
+		Region:            "default",
+		Voter:             true,
+		DeadNodeTimeout:   time.Hour,
+		ReconcileInterval: 5 * time.Second,
 		HeartbeatTimeout:  1000 * time.Millisecond,
 		ElectionTimeout:   1000 * time.Millisecond,
 		SnapshotInterval:  2 * time.Minute,
@@ -89,6 +122,21 @@ func (c Config) Validate() error {
 		return errors.New("node: leader wait and sweep interval must be positive")
 	case c.Logger == nil:
 		return errors.New("node: no logger")
+	case c.BootstrapExpect < 0:
+		return errors.New("node: bootstrap-expect must not be negative")
+	case c.BootstrapExpect > 0 && c.BootstrapSelf:
+		return errors.New("node: bootstrap-expect and bootstrapping alone exclude each other")
+	case c.BootstrapExpect > 0 && !c.Voter:
+		return errors.New("node: a read replica (non-voter) cannot be one of the bootstrap-expect voters")
+	case (c.BootstrapExpect > 0 || len(c.Join) > 0) && c.GossipAddr == "":
+		return errors.New("node: joining a cluster needs a gossip address")
+	case c.GossipAddr != "" && (c.DeadNodeTimeout <= 0 || c.ReconcileInterval <= 0):
+		return errors.New("node: dead-node timeout and reconcile interval must be positive")
+	}
+	switch len(c.GossipKey) {
+	case 0, 16, 24, 32:
+	default:
+		return errors.New("node: the gossip key must be 16, 24 or 32 bytes")
 	}
 	if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
 		return fmt.Errorf("node: raft address %q: %w", c.RaftAddr, err)

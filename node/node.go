@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -31,6 +32,11 @@ type Node struct {
 	trans  *raft.NetworkTransport
 	mux    *transport.Transport // Raft and forwarding traffic on one port
 	rpc    *transport.RPCClient // forwarding to the leader
+	gossip *gossip              // nil when discovery is off
+
+	// bootstrapped is set once this node knows a cluster exists (it had
+	// Raft state, bootstrapped it, or heard from a leader).
+	bootstrapped atomic.Bool
 	store  *raftboltdb.BoltStore
 	snaps  *raft.FileSnapshotStore
 	nodeID raft.ServerID
@@ -115,6 +121,7 @@ func New(cfg Config) (*Node, error) {
 	n.rpc = transport.NewRPCClient(n.mux)
 	n.mux.HandleRPC(transport.NewRPCServer(n.stopCtx, map[string]transport.Handler{
 		rpcApply: n.serveApply,
+		rpcHello: n.serveHello,
 	}).ServeConn)
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.mux.RaftLayer(),
@@ -158,7 +165,13 @@ func New(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("node: bootstrap: %w", err)
 		}
 	}
+	n.bootstrapped.Store(hasState || cfg.BootstrapSelf)
 	n.startIndex = n.raft.LastIndex()
+	if cfg.GossipAddr != "" {
+		if err := n.startGossip(); err != nil {
+			return nil, err
+		}
+	}
 	log.Info("node started", "node_id", cfg.NodeID, "raft_addr", localAddr,
 		"data_dir", cfg.DataDir, "last_index", n.startIndex, "existing_state", hasState)
 
@@ -244,12 +257,41 @@ func (n *Node) Close() error {
 		return n.closeErr
 	}
 	n.closed = true
+	if n.IsLeader() {
+		n.handOverLeadership()
+	}
+	if n.gossip != nil {
+		n.gossip.stop()
+	}
 	close(n.stop)
 	n.stopNow()
 	n.wg.Wait()
 	n.closeErr = n.closeResources()
 	n.log.Info("node stopped")
 	return n.closeErr
+}
+
+// handOverLeadership asks Raft to make another voter leader before this one
+// stops, so that writes pause for a transfer instead of an election.
+func (n *Node) handOverLeadership() {
+	servers, err := n.Servers()
+	if err != nil {
+		return
+	}
+	voters := 0
+	for _, s := range servers {
+		if s.Voter {
+			voters++
+		}
+	}
+	if voters < 2 {
+		return
+	}
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		n.log.Warn("leadership transfer before shutdown failed", "error", err)
+		return
+	}
+	n.log.Info("handed leadership over before shutting down")
 }
 
 func (n *Node) closeResources() error {

@@ -1,0 +1,507 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/sessiond/sessiond/transport"
+)
+
+// Discovery and membership. Nodes find each other with memberlist; each
+// announces a small metadata record. The leader reconciles the Raft
+// configuration with the live members: it adds members it confirmed over
+// the authenticated RPC (never on gossip metadata alone) and removes
+// members dead for longer than DeadNodeTimeout when that is safe.
+
+// memberMeta is what a node announces about itself in gossip. memberlist
+// caps metadata at 512 bytes; it is checked at start.
+type memberMeta struct {
+	ID       string `msgpack:"i"`
+	RaftAddr string `msgpack:"r"`
+	HTTPAddr string `msgpack:"h"`
+	Region   string `msgpack:"g"`
+	Voter    bool   `msgpack:"v"`
+	Expect   int    `msgpack:"e"`
+}
+
+// Member is a node as gossip sees it.
+type Member struct {
+	ID       string
+	RaftAddr string
+	HTTPAddr string
+	Region   string
+	Voter    bool
+	// Status is alive, suspect, dead or left.
+	Status string
+	// GossipAddr is the member's memberlist address.
+	GossipAddr string
+}
+
+const rpcHello = "hello"
+
+type helloResponse struct {
+	ID string `msgpack:"id"`
+}
+
+// gossip is a node's membership component.
+type gossip struct {
+	n      *Node
+	ml     *memberlist.Memberlist
+	meta   []byte
+	events chan struct{} // nudges the reconcile loop; never blocks a sender
+
+	mu        sync.Mutex
+	deadSince map[string]time.Time // member id → when first seen dead or gone
+}
+
+func (n *Node) startGossip() error {
+	meta, err := msgpack.Marshal(memberMeta{
+		ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), HTTPAddr: n.cfg.HTTPAddr,
+		Region: n.cfg.Region, Voter: n.cfg.Voter, Expect: n.cfg.BootstrapExpect,
+	})
+	if err != nil {
+		return err
+	}
+	if len(meta) > memberlist.MetaMaxSize {
+		return fmt.Errorf("node: gossip metadata is %d bytes, memberlist allows %d: shorten the ids and addresses", len(meta), memberlist.MetaMaxSize)
+	}
+	g := &gossip{n: n, meta: meta, events: make(chan struct{}, 1), deadSince: make(map[string]time.Time)}
+
+	host, portStr, err := net.SplitHostPort(n.cfg.GossipAddr)
+	if err != nil {
+		return fmt.Errorf("node: gossip address %q: %w", n.cfg.GossipAddr, err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = n.cfg.NodeID
+	mc.BindAddr, mc.BindPort = host, port
+	mc.Label = "sessiond"
+	mc.SecretKey = n.cfg.GossipKey
+	mc.Delegate = g
+	mc.Events = g
+	mc.DeadNodeReclaimTime = 30 * time.Second // a restarted node may come back on a new address
+	mc.Logger = log.New(gossipLogWriter{n.cfg.Logger.With("subsystem", "gossip")}, "", 0)
+	if n.cfg.HeartbeatTimeout < 500*time.Millisecond {
+		// Tests run fast timings; so does gossip then.
+		mc.ProbeInterval = 200 * time.Millisecond
+		mc.ProbeTimeout = 100 * time.Millisecond
+		mc.GossipInterval = 50 * time.Millisecond
+		mc.SuspicionMult = 2
+		mc.PushPullInterval = 2 * time.Second
+	}
+	advertise := n.cfg.GossipAdvertiseAddr
+	if advertise == "" && n.cfg.AdvertiseAddr != "" {
+		advertise = n.cfg.AdvertiseAddr
+		if h, _, err := net.SplitHostPort(advertise); err == nil {
+			advertise = h
+		}
+	}
+	if advertise != "" {
+		ah, ap, err := net.SplitHostPort(advertise)
+		if err != nil {
+			ah, ap = advertise, portStr
+		}
+		mc.AdvertiseAddr = ah
+		mc.AdvertisePort, _ = strconv.Atoi(ap)
+	}
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{host},
+		BindPort:  port,
+		Logger:    mc.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("node: gossip listener: %w", err)
+	}
+	if port == 0 {
+		mc.BindPort = nt.GetAutoBindPort()
+		if mc.AdvertisePort == 0 {
+			mc.AdvertisePort = mc.BindPort
+		}
+	}
+	self := net.JoinHostPort(host, strconv.Itoa(mc.BindPort))
+	if mc.AdvertiseAddr != "" {
+		self = net.JoinHostPort(mc.AdvertiseAddr, strconv.Itoa(mc.AdvertisePort))
+	}
+	mc.Transport = transport.FaultyGossip(nt, self, n.cfg.Faults)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		nt.Shutdown()
+		return fmt.Errorf("node: start gossip: %w", err)
+	}
+	g.ml = ml
+	n.gossip = g
+	n.wg.Add(2)
+	go g.joinLoop()
+	go g.reconcileLoop()
+	return nil
+}
+
+// GossipAddr is the address peers reach this node's gossip at.
+func (n *Node) GossipAddr() string {
+	if n.gossip == nil {
+		return ""
+	}
+	return n.gossip.ml.LocalNode().Address()
+}
+
+func (g *gossip) stop() {
+	if err := g.ml.Leave(time.Second); err != nil {
+		g.n.log.Debug("gossip leave", "error", err)
+	}
+	if err := g.ml.Shutdown(); err != nil {
+		g.n.log.Debug("gossip shutdown", "error", err)
+	}
+}
+
+// memberlist.Delegate: only metadata is used.
+func (g *gossip) NodeMeta(limit int) []byte                  { return g.meta }
+func (g *gossip) NotifyMsg([]byte)                           {}
+func (g *gossip) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (g *gossip) LocalState(join bool) []byte                { return nil }
+func (g *gossip) MergeRemoteState(buf []byte, join bool)     {}
+
+// memberlist.EventDelegate: never call memberlist from here (it holds its
+// lock); just nudge the reconcile loop.
+func (g *gossip) NotifyJoin(*memberlist.Node)   { g.nudge() }
+func (g *gossip) NotifyLeave(*memberlist.Node)  { g.nudge() }
+func (g *gossip) NotifyUpdate(*memberlist.Node) { g.nudge() }
+
+func (g *gossip) nudge() {
+	select {
+	case g.events <- struct{}{}:
+	default:
+	}
+}
+
+// members lists every member memberlist knows, with its metadata.
+func (g *gossip) members() []Member {
+	var out []Member
+	for _, m := range g.ml.Members() {
+		var meta memberMeta
+		if err := msgpack.Unmarshal(m.Meta, &meta); err != nil || meta.ID == "" {
+			continue
+		}
+		out = append(out, Member{
+			ID: meta.ID, RaftAddr: meta.RaftAddr, HTTPAddr: meta.HTTPAddr, Region: meta.Region,
+			Voter: meta.Voter, Status: memberStatus(m.State), GossipAddr: m.Address(),
+		})
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+func memberStatus(s memberlist.NodeStateType) string {
+	switch s {
+	case memberlist.StateAlive:
+		return "alive"
+	case memberlist.StateSuspect:
+		return "suspect"
+	case memberlist.StateLeft:
+		return "left"
+	}
+	return "dead"
+}
+
+// joinLoop joins the seed list until it succeeds, then re-joins it
+// periodically so that a healed partition reconnects.
+func (g *gossip) joinLoop() {
+	defer g.n.wg.Done()
+	if len(g.n.cfg.Join) == 0 {
+		return
+	}
+	wait := 200 * time.Millisecond
+	joined := false
+	for {
+		if !joined || len(g.ml.Members()) < 2 {
+			if count, err := g.ml.Join(g.n.cfg.Join); err != nil {
+				g.n.log.Debug("join failed, retrying", "seeds", g.n.cfg.Join, "error", err)
+			} else {
+				if !joined {
+					g.n.log.Info("joined the cluster's gossip", "contacted", count)
+				}
+				joined = true
+			}
+		}
+		if joined {
+			wait = 30 * time.Second
+		} else {
+			wait = min(2*wait, 5*time.Second)
+		}
+		select {
+		case <-g.n.stop:
+			return
+		case <-time.After(wait):
+		}
+		if joined {
+			// Re-join now and then even when members are known: after a
+			// partition heals this is what reconnects the two sides.
+			if _, err := g.ml.Join(g.n.cfg.Join); err != nil {
+				g.n.log.Debug("periodic re-join failed", "error", err)
+			}
+		}
+	}
+}
+
+// reconcileLoop bootstraps the cluster when BootstrapExpect says so and, on
+// the leader, keeps the Raft configuration in line with the members.
+func (g *gossip) reconcileLoop() {
+	defer g.n.wg.Done()
+	tick := time.NewTicker(g.n.cfg.ReconcileInterval)
+	defer tick.Stop()
+	fast := time.NewTicker(100 * time.Millisecond) // only while bootstrapping
+	defer fast.Stop()
+	for {
+		select {
+		case <-g.n.stop:
+			return
+		case <-g.events:
+		case <-tick.C:
+		case <-fast.C:
+			if !g.awaitingBootstrap() {
+				fast.Stop()
+				continue
+			}
+		}
+		if g.awaitingBootstrap() {
+			g.tryBootstrap()
+			continue
+		}
+		if g.n.IsLeader() {
+			g.reconcile()
+		}
+	}
+}
+
+// awaitingBootstrap reports whether this node waits for BootstrapExpect
+// voters before a cluster exists.
+func (g *gossip) awaitingBootstrap() bool {
+	if g.n.cfg.BootstrapExpect == 0 || g.n.bootstrapped.Load() {
+		return false
+	}
+	if addr, _ := g.n.Leader(); addr != "" {
+		g.n.bootstrapped.Store(true)
+		return false
+	}
+	servers, err := g.n.Servers()
+	if err == nil && len(servers) > 0 {
+		g.n.bootstrapped.Store(true)
+		return false
+	}
+	return true
+}
+
+// tryBootstrap: once BootstrapExpect alive voters announcing the same
+// expectation are seen, the one with the lowest id bootstraps Raft with
+// exactly those voters. The others wait for its AppendEntries.
+func (g *gossip) tryBootstrap() {
+	expect := g.n.cfg.BootstrapExpect
+	var voters []Member
+	for _, m := range g.members() {
+		if m.Status == "alive" && m.Voter {
+			voters = append(voters, m)
+		}
+	}
+	var agreeing []Member
+	for _, m := range voters {
+		if g.expectOf(m.ID) == expect {
+			agreeing = append(agreeing, m)
+		}
+	}
+	if len(agreeing) < expect {
+		return
+	}
+	agreeing = agreeing[:expect] // sorted by id
+	if agreeing[0].ID != g.n.cfg.NodeID {
+		return // the lowest id bootstraps
+	}
+	cfg := raft.Configuration{}
+	for _, m := range agreeing {
+		cfg.Servers = append(cfg.Servers, raft.Server{ID: raft.ServerID(m.ID), Address: raft.ServerAddress(m.RaftAddr), Suffrage: raft.Voter})
+	}
+	err := g.n.raft.BootstrapCluster(cfg).Error()
+	switch {
+	case err == nil:
+		g.n.log.Info("bootstrapped the cluster", "voters", len(cfg.Servers))
+		g.n.bootstrapped.Store(true)
+	case errors.Is(err, raft.ErrCantBootstrap):
+		g.n.bootstrapped.Store(true)
+	default:
+		g.n.log.Warn("bootstrap failed", "error", err)
+	}
+}
+
+// expectOf is the BootstrapExpect a member announces.
+func (g *gossip) expectOf(id string) int {
+	for _, m := range g.ml.Members() {
+		var meta memberMeta
+		if msgpack.Unmarshal(m.Meta, &meta) == nil && meta.ID == id {
+			return meta.Expect
+		}
+	}
+	return -1
+}
+
+// reconcile runs on the leader: add live members missing from Raft (after
+// confirming who they are over the authenticated RPC), remove members dead
+// for too long when quorum allows.
+func (g *gossip) reconcile() {
+	servers, err := g.n.Servers()
+	if err != nil {
+		return
+	}
+	inRaft := make(map[string]Server, len(servers))
+	for _, s := range servers {
+		inRaft[s.ID] = s
+	}
+	members := g.members()
+	byID := make(map[string]Member, len(members))
+	now := time.Now()
+	g.mu.Lock()
+	for _, m := range members {
+		byID[m.ID] = m
+		if m.Status == "alive" {
+			delete(g.deadSince, m.ID)
+		} else if _, ok := g.deadSince[m.ID]; !ok {
+			g.deadSince[m.ID] = now
+		}
+	}
+	g.mu.Unlock()
+
+	for _, m := range members {
+		if m.Status != "alive" || m.ID == g.n.cfg.NodeID {
+			continue
+		}
+		s, ok := inRaft[m.ID]
+		if ok && s.Addr == m.RaftAddr && s.Voter == m.Voter {
+			continue
+		}
+		if err := g.confirm(m); err != nil {
+			g.n.log.Warn("not adding a member that did not confirm its identity", "member", m.ID, "error", err)
+			continue
+		}
+		if ok && s.Voter != m.Voter {
+			// Raft cannot demote in place; remove and add with the new role.
+			if err := g.n.RemoveServer(m.ID); err != nil {
+				g.n.log.Warn("changing a member's role", "member", m.ID, "error", err)
+				continue
+			}
+		}
+		if err := g.n.AddServer(m.ID, m.RaftAddr, m.Voter); err != nil {
+			g.n.log.Warn("adding a member", "member", m.ID, "error", err)
+		}
+	}
+	g.removeLongDead(servers, byID, now)
+}
+
+// confirm dials a member's Raft address (mutual TLS when configured) and
+// checks that the node there has the id it announced.
+func (g *gossip) confirm(m Member) error {
+	ctx, cancel := context.WithTimeout(g.n.stopCtx, 3*time.Second)
+	defer cancel()
+	var resp helloResponse
+	if err := g.n.rpc.Call(ctx, m.RaftAddr, rpcHello, struct{}{}, &resp); err != nil {
+		return err
+	}
+	if resp.ID != m.ID {
+		return fmt.Errorf("announced id %q, answered %q", m.ID, resp.ID)
+	}
+	return nil
+}
+
+func (n *Node) serveHello(_ context.Context, _ string, dec *msgpack.Decoder) (any, error) {
+	if err := dec.Skip(); err != nil {
+		return nil, err
+	}
+	return helloResponse{ID: n.cfg.NodeID}, nil
+}
+
+// removeLongDead removes from Raft the servers whose member has been dead,
+// left or unknown to gossip for longer than DeadNodeTimeout. A voter is
+// removed only if the remaining voters keep a quorum of live ones and stay
+// at three or more (or as many as the cluster had, if fewer), one removal
+// per round, so a flapping network cannot shrink the cluster unsafely.
+func (g *gossip) removeLongDead(servers []Server, members map[string]Member, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	voters, aliveVoters := 0, 0
+	for _, s := range servers {
+		if !s.Voter {
+			continue
+		}
+		voters++
+		if m, ok := members[s.ID]; (ok && m.Status == "alive") || s.ID == g.n.cfg.NodeID {
+			aliveVoters++
+		}
+	}
+	for _, s := range servers {
+		if s.ID == g.n.cfg.NodeID {
+			continue
+		}
+		if m, ok := members[s.ID]; ok && m.Status == "alive" {
+			continue
+		}
+		since, ok := g.deadSince[s.ID]
+		if !ok {
+			g.deadSince[s.ID] = now // unknown to gossip: start counting
+			continue
+		}
+		if now.Sub(since) < g.n.cfg.DeadNodeTimeout {
+			continue
+		}
+		if s.Voter {
+			remaining := voters - 1
+			if remaining < min(3, voters) || aliveVoters <= remaining/2 {
+				continue
+			}
+		}
+		if err := g.n.RemoveServer(s.ID); err != nil {
+			g.n.log.Warn("removing a dead member", "member", s.ID, "error", err)
+			return
+		}
+		delete(g.deadSince, s.ID)
+		return
+	}
+}
+
+// gossipLogWriter routes memberlist's standard-library logging into slog.
+type gossipLogWriter struct{ log *slog.Logger }
+
+func (w gossipLogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelDebug
+	switch {
+	case strings.Contains(line, "[ERR]"):
+		level = slog.LevelError
+	case strings.Contains(line, "[WARN]"):
+		level = slog.LevelWarn
+	case strings.Contains(line, "[INFO]"):
+		level = slog.LevelInfo
+	}
+	w.log.Log(context.Background(), level, line)
+	return len(p), nil
+}
+
+var _ io.Writer = gossipLogWriter{}
+
+// Members lists the members gossip knows, sorted by id (nil when discovery
+// is off).
+func (n *Node) Members() []Member {
+	if n.gossip == nil {
+		return nil
+	}
+	return n.gossip.members()
+}
