@@ -37,9 +37,9 @@ type Node struct {
 	// bootstrapped is set once this node knows a cluster exists (it had
 	// Raft state, bootstrapped it, or heard from a leader).
 	bootstrapped atomic.Bool
-	store  *raftboltdb.BoltStore
-	snaps  *raft.FileSnapshotStore
-	nodeID raft.ServerID
+	store        *raftboltdb.BoltStore
+	snaps        *raft.FileSnapshotStore
+	nodeID       raft.ServerID
 
 	// startIndex is the last log index this node knew of when it started;
 	// it is not ready to serve reads until it has applied that far.
