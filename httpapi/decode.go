@@ -76,6 +76,9 @@ func decodeJSON(body []byte, v any) error {
 	if !utf8.Valid(body) {
 		return badRequest("request body is not valid UTF-8")
 	}
+	if trimmed := bytes.TrimSpace(body); len(trimmed) == 0 || trimmed[0] != '{' {
+		return badRequest("the body must be a JSON object")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

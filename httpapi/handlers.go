@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -10,7 +11,6 @@ import (
 	"github.com/sessiond/sessiond/events"
 	"github.com/sessiond/sessiond/node"
 )
-
 
 // now is the backend's clock in Unix nanoseconds: statuses and expires_in
 // are judged at the same "now" the node's reads use.
@@ -134,12 +134,33 @@ func (s *Server) logout(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+// pathParam is a path parameter, percent-decoded (clients encode "@" and ":"
+// in user ids as encodeURIComponent does).
+func pathParam(c echo.Context, name string) (string, error) {
+	v, err := url.PathUnescape(c.Param(name))
+	if err != nil {
+		return "", badRequest("%s is not a valid path segment", name)
+	}
+	return v, nil
+}
+
 func sessionParam(c echo.Context) (events.SessionID, error) {
-	id := c.Param("id")
-	if id == "" || len(id) > maxIDLength {
+	id, err := pathParam(c, "id")
+	if err != nil || id == "" || len(id) > maxIDLength {
 		return "", errSessionNotFound
 	}
 	return events.SessionID(id), nil
+}
+
+func userParam(c echo.Context) (events.UserID, error) {
+	user, err := pathParam(c, "id")
+	if err != nil {
+		return "", err
+	}
+	if err := checkID("user_id", user); err != nil {
+		return "", err
+	}
+	return events.UserID(user), nil
 }
 
 // GET /v1/sessions/:id (admin): a session in any status.
@@ -205,12 +226,16 @@ func (s *Server) bulkRevoke(c echo.Context) error {
 			return err
 		}
 	}
-	var before time.Time
+	var before time.Time // zero: now, as the leader stamps it
 	if req.CreatedBefore != nil {
-		if req.CreatedBefore.UnixNano() <= 0 {
+		if !req.CreatedBefore.After(time.Unix(0, 0)) {
 			return badRequest("created_before must be after 1970")
 		}
-		before = *req.CreatedBefore
+		// A time in the future means everything so far; it also keeps
+		// far-future times from overflowing Unix nanoseconds.
+		if req.CreatedBefore.Before(s.backend.Now()) {
+			before = *req.CreatedBefore
+		}
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
@@ -228,15 +253,15 @@ type sessionsJSON struct {
 
 // GET /v1/users/:id/sessions (admin): active sessions, newest first.
 func (s *Server) userSessions(c echo.Context) error {
-	user := c.Param("id")
-	if err := checkID("user_id", user); err != nil {
+	user, err := userParam(c)
+	if err != nil {
 		return err
 	}
 	if err := s.readAt(c); err != nil {
 		return err
 	}
 	t := s.now()
-	list := s.backend.UserSessions(events.UserID(user))
+	list := s.backend.UserSessions(user)
 	out := sessionsJSON{Sessions: make([]sessionJSON, 0, len(list))}
 	for _, sess := range list {
 		out.Sessions = append(out.Sessions, toSessionJSON(sess, t))
@@ -260,8 +285,8 @@ var forceLogoutReasons = map[string]events.Reason{
 // DELETE /v1/users/:id/sessions (admin): force logout, optionally keeping
 // one session.
 func (s *Server) forceLogout(c echo.Context) error {
-	user := c.Param("id")
-	if err := checkID("user_id", user); err != nil {
+	user, err := userParam(c)
+	if err != nil {
 		return err
 	}
 	req := forceLogoutRequest{Reason: c.QueryParam("reason"), Except: c.QueryParam("except")}
@@ -280,7 +305,7 @@ func (s *Server) forceLogout(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	n, index, err := s.backend.ForceLogout(ctx, events.UserID(user), reason, events.SessionID(req.Except))
+	n, index, err := s.backend.ForceLogout(ctx, user, reason, events.SessionID(req.Except))
 	if err != nil {
 		return err
 	}

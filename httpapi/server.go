@@ -114,7 +114,12 @@ func New(cfg Config) (*Server, error) {
 	e.Use(middleware.ContextTimeout(maxReadWait + cfg.WriteTimeout))
 	s.routes(e)
 	s.echo = e
+	// Requests in flight see their context cancelled when shutdown starts,
+	// so a read waiting for an index answers 503 at once instead of holding
+	// the shutdown up.
+	baseCtx, cancelBase := context.WithCancel(context.Background())
 	s.http = &http.Server{
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		Handler:           e,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -122,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	s.http.RegisterOnShutdown(cancelBase)
 	return s, nil
 }
 

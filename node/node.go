@@ -218,7 +218,9 @@ func (n *Node) Ready() bool {
 	if addr, _ := n.Leader(); addr == "" {
 		return false
 	}
-	return n.fsm.AppliedIndex() >= n.startIndex
+	// Raft's applied index counts its own no-op entries too, which never
+	// reach the FSM; the last entry known at start may be one.
+	return n.raft.AppliedIndex() >= n.startIndex
 }
 
 // RaftState is the node's Raft role, term and indexes.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/node"
+	"github.com/sessiond/sessiond/transport"
 )
 
 // options are the command-line settings of one node.
@@ -33,6 +34,16 @@ type options struct {
 	apiKeyFile    string
 	tlsCert       string
 	tlsKey        string
+	tlsCA         string
+	httpTLSCert   string
+	httpTLSKey    string
+	gossipAddr    string
+	gossipKey     string
+	join          []string
+	expect        int
+	region        string
+	voter         bool
+	deadTimeout   time.Duration
 	logLevel      string
 	logFormat     string
 }
@@ -61,9 +72,19 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "address of the HTTP API")
 	f.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:7000", "address of Raft traffic")
 	f.StringVar(&o.advertiseAddr, "advertise-addr", "", "host (or host:port) other nodes reach this node's Raft at (default: the host of --raft-addr)")
-	f.StringVar(&o.apiKeyFile, "api-key-file", "", "file of admin API keys, one per line (default: <data-dir>/admin.key, generated on first start)")
-	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate: serve the HTTP API over TLS (with --tls-key)")
+	f.StringVar(&o.gossipAddr, "gossip-addr", "127.0.0.1:7946", "address of gossip (memberlist) for discovery")
+	f.StringSliceVar(&o.join, "join", nil, "comma-separated gossip addresses of nodes to join")
+	f.IntVar(&o.expect, "bootstrap-expect", 0, "bootstrap a new cluster once this many voters are up (0 or 1 without --join: a cluster of this node alone)")
+	f.StringVar(&o.region, "region", "default", "region this node runs in")
+	f.BoolVar(&o.voter, "voter", true, "take part in Raft quorum; false makes a read replica")
+	f.DurationVar(&o.deadTimeout, "dead-node-timeout", time.Hour, "remove a member from Raft after it has been dead this long (when safe)")
+	f.StringVar(&o.gossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts gossip")
+	f.StringVar(&o.apiKeyFile, "api-key-file", "", "file of admin API keys, one per line (default: <data-dir>/admin.key, generated on first start; required when joining others)")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate of this node for mutual TLS between nodes (with --tls-key and --tls-ca)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&o.tlsCA, "tls-ca", "", "PEM certificate of the cluster CA that signs every node's certificate")
+	f.StringVar(&o.httpTLSCert, "http-tls-cert", "", "PEM certificate: serve the HTTP API over TLS (with --http-tls-key)")
+	f.StringVar(&o.httpTLSKey, "http-tls-key", "", "PEM private key of --http-tls-cert")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	f.VisitAll(func(fl *pflag.Flag) {
@@ -113,8 +134,25 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	if (o.tlsCert == "") != (o.tlsKey == "") {
-		return errors.New("--tls-cert and --tls-key go together")
+	if (o.httpTLSCert == "") != (o.httpTLSKey == "") {
+		return errors.New("--http-tls-cert and --http-tls-key go together")
+	}
+	clustered := len(o.join) > 0 || o.expect > 1
+	if clustered && o.apiKeyFile == "" {
+		return errors.New("a node that joins others needs --api-key-file naming a key file shared by all nodes")
+	}
+	var tlsCfg *transport.MutualTLS
+	files := transport.TLSFiles{Cert: o.tlsCert, Key: o.tlsKey, CA: o.tlsCA}
+	if files.Enabled() {
+		if tlsCfg, err = transport.LoadMutualTLS(files); err != nil {
+			return err
+		}
+	}
+	var gossipKey []byte
+	if o.gossipKey != "" {
+		if gossipKey, err = base64.StdEncoding.DecodeString(o.gossipKey); err != nil {
+			return fmt.Errorf("--gossip-key: not base64: %w", err)
+		}
 	}
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -133,6 +171,20 @@ func run(ctx context.Context, o options) error {
 	cfg.DataDir = o.dataDir
 	cfg.RaftAddr = o.raftAddr
 	cfg.AdvertiseAddr = o.advertiseAddr
+	cfg.HTTPAddr = advertisedHTTP(o.advertiseAddr, listener.Addr().String())
+	cfg.GossipAddr = o.gossipAddr
+	cfg.GossipKey = gossipKey
+	cfg.Join = o.join
+	cfg.Region = o.region
+	cfg.Voter = o.voter
+	cfg.DeadNodeTimeout = o.deadTimeout
+	cfg.TLS = tlsCfg
+	switch {
+	case o.expect > 1:
+		cfg.BootstrapSelf, cfg.BootstrapExpect = false, o.expect
+	case len(o.join) > 0:
+		cfg.BootstrapSelf = false // wait to be added by the leader
+	}
 	cfg.Logger = log
 	n, err := node.New(cfg)
 	if err != nil {
@@ -153,13 +205,13 @@ func run(ctx context.Context, o options) error {
 
 	serveErr := make(chan error, 1)
 	go func() {
-		if o.tlsCert != "" {
-			serveErr <- api.ServeTLS(listener, o.tlsCert, o.tlsKey)
+		if o.httpTLSCert != "" {
+			serveErr <- api.ServeTLS(listener, o.httpTLSCert, o.httpTLSKey)
 		} else {
 			serveErr <- api.Serve(listener)
 		}
 	}()
-	log.Info("sessiond is serving", "http_addr", listener.Addr().String(), "tls", o.tlsCert != "")
+	log.Info("sessiond is serving", "http_addr", listener.Addr().String(), "http_tls", o.httpTLSCert != "", "node_tls", tlsCfg != nil)
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
@@ -185,6 +237,20 @@ func run(ctx context.Context, o options) error {
 		runErr = errors.Join(runErr, err)
 	}
 	return runErr
+}
+
+// advertisedHTTP is the HTTP address other nodes and tools are told: the
+// advertise host, if one is set, with the HTTP listener's port.
+func advertisedHTTP(advertise, bound string) string {
+	if advertise == "" {
+		return bound
+	}
+	host := advertise
+	if h, _, err := net.SplitHostPort(advertise); err == nil {
+		host = h
+	}
+	_, port, _ := net.SplitHostPort(bound)
+	return net.JoinHostPort(host, port)
 }
 
 func ctxDone(ctx context.Context) <-chan struct{} {
