@@ -115,6 +115,9 @@ func (s *Server) currentSession(c echo.Context) error {
 	if err := s.readAt(c); err != nil {
 		return err
 	}
+	if err := s.vouchFresh(c); err != nil {
+		return err
+	}
 	sess, err := s.backend.Validate(presentedToken(c))
 	if err != nil {
 		return err
@@ -320,6 +323,9 @@ func (s *Server) introspect(c echo.Context) error {
 		return err
 	}
 	if err := s.readAt(c); err != nil {
+		return err
+	}
+	if err := s.vouchFresh(c); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, toIntrospectionJSON(s.backend.Introspect(req.Token)))

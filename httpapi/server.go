@@ -38,6 +38,9 @@ type Backend interface {
 	LastContact() time.Duration
 	Ready() bool
 	Now() time.Time
+	ReadBarrier(ctx context.Context) (uint64, error)
+	ClusterStatus() node.ClusterStatus
+	RemoveMember(ctx context.Context, id string) error
 }
 
 var _ Backend = (*node.Node)(nil)
@@ -50,13 +53,17 @@ type Config struct {
 	APIKeys []string
 	// WriteTimeout bounds how long a write waits for commit before 503.
 	WriteTimeout time.Duration
+	// MaxStale is how long this node may go without hearing from the leader
+	// and still vouch for tokens from its own state; past it, validations
+	// are confirmed through the leader or answered 503 (SPEC §4).
+	MaxStale time.Duration
 	// Logger receives request and error logs.
 	Logger *slog.Logger
 }
 
 // Default returns a configuration without backend or keys.
 func Default() Config {
-	return Config{WriteTimeout: 10 * time.Second, Logger: slog.Default()}
+	return Config{WriteTimeout: 10 * time.Second, MaxStale: 10 * time.Second, Logger: slog.Default()}
 }
 
 // Validate reports what is missing.
@@ -68,6 +75,8 @@ func (c Config) Validate() error {
 		return errors.New("httpapi: no admin API key")
 	case c.WriteTimeout <= 0:
 		return errors.New("httpapi: write timeout must be positive")
+	case c.MaxStale <= 0:
+		return errors.New("httpapi: max-stale must be positive")
 	case c.Logger == nil:
 		return errors.New("httpapi: no logger")
 	}
@@ -146,6 +155,8 @@ func (s *Server) routes(e *echo.Echo) {
 	e.POST("/v1/introspect", s.introspect, admin)
 	e.POST("/v1/revoke", s.revokeToken)
 	e.GET("/v1/policy", s.getPolicy, admin)
+	e.GET("/v1/cluster", s.cluster, admin)
+	e.DELETE("/v1/cluster/members/:id", s.removeMember, admin)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 }
@@ -246,10 +257,17 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// readAt waits for the min_index a read asks for (query min_index or header
-// X-Sessiond-Min-Index, within ?wait=, default 2s, at most 30s), then sets
-// X-Sessiond-Index to the applied index the read is served at.
+// readAt prepares a read and sets X-Sessiond-Index to the applied index it
+// is served at. It honours:
+//   - min_index (query, or header X-Sessiond-Min-Index) within ?wait=
+//     (default 2s, at most 30s): read-your-writes on any node;
+//   - consistency=leader: the leader confirms its leadership and this node
+//     applies up to the leader's commit index first (linearizable).
 func (s *Server) readAt(c echo.Context) error {
+	wait, err := readWait(c)
+	if err != nil {
+		return err
+	}
 	raw := c.QueryParam("min_index")
 	if raw == "" {
 		raw = c.Request().Header.Get(headerMinIndex)
@@ -258,13 +276,6 @@ func (s *Server) readAt(c echo.Context) error {
 		minIndex, err := strconv.ParseUint(raw, 10, 64)
 		if err != nil {
 			return badRequest("min_index must be a non-negative integer")
-		}
-		wait := defaultReadWait
-		if w := c.QueryParam("wait"); w != "" {
-			if wait, err = time.ParseDuration(w); err != nil || wait < 0 {
-				return badRequest("wait must be a non-negative Go duration such as 500ms or 2s")
-			}
-			wait = min(wait, maxReadWait)
 		}
 		if s.backend.AppliedIndex() < minIndex {
 			ctx, cancel := context.WithTimeout(c.Request().Context(), wait)
@@ -275,6 +286,64 @@ func (s *Server) readAt(c echo.Context) error {
 					Message: "index " + raw + " not reached within " + wait.String()}
 			}
 		}
+	}
+	switch consistency := c.QueryParam("consistency"); consistency {
+	case "", "default", "stale":
+	case "leader":
+		if err := s.confirmWithLeader(c, wait); err != nil {
+			return err
+		}
+	default:
+		return badRequest("consistency must be leader or default")
+	}
+	c.Response().Header().Set(headerIndex, strconv.FormatUint(s.backend.AppliedIndex(), 10))
+	return nil
+}
+
+// readWait is ?wait=, default 2s, capped at 30s.
+func readWait(c echo.Context) (time.Duration, error) {
+	w := c.QueryParam("wait")
+	if w == "" {
+		return defaultReadWait, nil
+	}
+	wait, err := time.ParseDuration(w)
+	if err != nil || wait < 0 {
+		return 0, badRequest("wait must be a non-negative Go duration such as 500ms or 2s")
+	}
+	return min(wait, maxReadWait), nil
+}
+
+// confirmWithLeader runs a read barrier through the leader.
+func (s *Server) confirmWithLeader(c echo.Context, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), max(wait, time.Second))
+	defer cancel()
+	if _, err := s.backend.ReadBarrier(ctx); err != nil {
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
+			Message: "no leader confirmed this read in time"}
+	}
+	return nil
+}
+
+// vouchFresh enforces max-stale on token validation: a node that has not
+// heard from the leader for longer than max_stale (?max_stale=, default
+// --max-stale) confirms through the leader before it vouches for a token,
+// and answers 503 when it cannot. A revoked token is therefore never
+// accepted by a cut-off node for longer than max-stale.
+func (s *Server) vouchFresh(c echo.Context) error {
+	maxStale := s.cfg.MaxStale
+	if v := c.QueryParam("max_stale"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return badRequest("max_stale must be a non-negative Go duration")
+		}
+		maxStale = d
+	}
+	contact := s.backend.LastContact()
+	if contact >= 0 && contact <= maxStale {
+		return nil
+	}
+	if err := s.confirmWithLeader(c, defaultReadWait); err != nil {
+		return err
 	}
 	c.Response().Header().Set(headerIndex, strconv.FormatUint(s.backend.AppliedIndex(), 10))
 	return nil

@@ -1,11 +1,17 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/sessiond/sessiond/transport"
 )
 
 // ErrNotLeader is returned by configuration changes on a follower.
@@ -68,3 +74,116 @@ func (n *Node) Servers() ([]Server, error) {
 
 // RaftAddr is the address other nodes reach this node's Raft and RPC at.
 func (n *Node) RaftAddr() string { return n.mux.Addr() }
+
+// ClusterStatus is this node's view of the cluster.
+type ClusterStatus struct {
+	NodeID       string
+	Region       string
+	LeaderID     string
+	LeaderAddr   string
+	State        string
+	Term         uint64
+	AppliedIndex uint64
+	CommitIndex  uint64
+	LastContact  time.Duration // -1 when never heard from a leader
+	Members      []MemberStatus
+}
+
+// MemberStatus merges a node's Raft role with what gossip says of it.
+type MemberStatus struct {
+	ID       string
+	RaftAddr string
+	HTTPAddr string
+	Region   string
+	Voter    bool
+	// InRaft: part of the Raft configuration (a member seen by gossip may
+	// not be added yet).
+	InRaft bool
+	Leader bool
+	// Status is alive, suspect, dead or left; a Raft server that gossip does
+	// not know is dead.
+	Status string
+}
+
+// ClusterStatus reports the node's Raft state and the members.
+func (n *Node) ClusterStatus() ClusterStatus {
+	rs := n.RaftStatus()
+	leaderAddr, leaderID := n.Leader()
+	st := ClusterStatus{
+		NodeID: n.cfg.NodeID, Region: n.cfg.Region, LeaderID: leaderID, LeaderAddr: leaderAddr,
+		State: rs.State, Term: rs.Term, AppliedIndex: rs.AppliedIndex, CommitIndex: rs.CommitIndex,
+		LastContact: n.LastContact(),
+	}
+	byID := map[string]*MemberStatus{}
+	servers, _ := n.Servers()
+	for _, s := range servers {
+		m := &MemberStatus{ID: s.ID, RaftAddr: s.Addr, Voter: s.Voter, InRaft: true, Leader: s.ID == leaderID, Status: "dead"}
+		if s.ID == n.cfg.NodeID {
+			m.Status, m.Region, m.HTTPAddr = "alive", n.cfg.Region, n.cfg.HTTPAddr
+		}
+		byID[s.ID] = m
+	}
+	for _, g := range n.Members() {
+		m, ok := byID[g.ID]
+		if !ok {
+			m = &MemberStatus{ID: g.ID, RaftAddr: g.RaftAddr, Voter: g.Voter}
+			byID[g.ID] = m
+		}
+		m.HTTPAddr, m.Region, m.Status = g.HTTPAddr, g.Region, g.Status
+	}
+	for _, m := range byID {
+		st.Members = append(st.Members, *m)
+	}
+	slices.SortFunc(st.Members, func(a, b MemberStatus) int { return strings.Compare(a.ID, b.ID) })
+	return st
+}
+
+const rpcRemoveMember = "remove_member"
+
+type removeMemberRequest struct {
+	ID string `msgpack:"id"`
+}
+
+// ErrUnknownMember: no server with that id in the Raft configuration.
+var ErrUnknownMember = errors.New("node: no such member")
+
+// RemoveMember removes a server from the Raft configuration, through the
+// leader wherever it is called. A node that is still running and gossiping
+// is added back by the leader: stop a node before removing it.
+func (n *Node) RemoveMember(ctx context.Context, id string) error {
+	servers, err := n.Servers()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if !slices.ContainsFunc(servers, func(s Server) bool { return s.ID == id }) {
+		return ErrUnknownMember
+	}
+	leaderAddr, err := n.waitForLeader(ctx)
+	if err != nil {
+		return err
+	}
+	if leaderAddr == "" {
+		if err := n.RemoveServer(id); err != nil {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return nil
+	}
+	if err := n.rpc.Call(ctx, leaderAddr, rpcRemoveMember, removeMemberRequest{ID: id}, nil); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+func (n *Node) serveRemoveMember(_ context.Context, _ string, dec *msgpack.Decoder) (any, error) {
+	var req removeMemberRequest
+	if err := dec.Decode(&req); err != nil {
+		return nil, err
+	}
+	if err := n.RemoveServer(req.ID); err != nil {
+		if errors.Is(err, ErrNotLeader) {
+			return nil, &transport.RemoteError{Code: rpcCodeNotLeader, Message: err.Error()}
+		}
+		return nil, &transport.RemoteError{Code: rpcCodeUnavailable, Message: err.Error()}
+	}
+	return struct{}{}, nil
+}

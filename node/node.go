@@ -37,9 +37,13 @@ type Node struct {
 	// bootstrapped is set once this node knows a cluster exists (it had
 	// Raft state, bootstrapped it, or heard from a leader).
 	bootstrapped atomic.Bool
-	store        *raftboltdb.BoltStore
-	snaps        *raft.FileSnapshotStore
-	nodeID       raft.ServerID
+	// leaderReady is true while this node leads and has applied everything
+	// committed before its term (a Barrier after the election).
+	leaderReady atomic.Bool
+	leaderGen   atomic.Uint64
+	store       *raftboltdb.BoltStore
+	snaps       *raft.FileSnapshotStore
+	nodeID      raft.ServerID
 
 	// startIndex is the last log index this node knew of when it started;
 	// it is not ready to serve reads until it has applied that far.
@@ -120,8 +124,10 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.rpc = transport.NewRPCClient(n.mux)
 	n.mux.HandleRPC(transport.NewRPCServer(n.stopCtx, map[string]transport.Handler{
-		rpcApply: n.serveApply,
-		rpcHello: n.serveHello,
+		rpcApply:        n.serveApply,
+		rpcHello:        n.serveHello,
+		rpcReadIndex:    n.serveReadIndex,
+		rpcRemoveMember: n.serveRemoveMember,
 	}).ServeConn)
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.mux.RaftLayer(),
@@ -143,6 +149,8 @@ func New(cfg Config) (*Node, error) {
 	// Batched applies reach the FSM through BatchingFSM.ApplyBatch.
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 512
+	leadership := make(chan bool, 16)
+	rc.NotifyCh = leadership
 
 	logs, err := raft.NewLogCache(4096, n.store)
 	if err != nil {
@@ -175,8 +183,9 @@ func New(cfg Config) (*Node, error) {
 	log.Info("node started", "node_id", cfg.NodeID, "raft_addr", localAddr,
 		"data_dir", cfg.DataDir, "last_index", n.startIndex, "existing_state", hasState)
 
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.sweepExpired()
+	go n.observeLeadership(leadership)
 	ok = true
 	return n, nil
 }

@@ -44,6 +44,7 @@ type options struct {
 	region        string
 	voter         bool
 	deadTimeout   time.Duration
+	maxStale      time.Duration
 	logLevel      string
 	logFormat     string
 }
@@ -78,6 +79,7 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&o.region, "region", "default", "region this node runs in")
 	f.BoolVar(&o.voter, "voter", true, "take part in Raft quorum; false makes a read replica")
 	f.DurationVar(&o.deadTimeout, "dead-node-timeout", time.Hour, "remove a member from Raft after it has been dead this long (when safe)")
+	f.DurationVar(&o.maxStale, "max-stale", 10*time.Second, "how long this node vouches for tokens without hearing from the leader; past it, validations are confirmed through the leader or answered 503")
 	f.StringVar(&o.gossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts gossip")
 	f.StringVar(&o.apiKeyFile, "api-key-file", "", "file of admin API keys, one per line (default: <data-dir>/admin.key, generated on first start; required when joining others)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate of this node for mutual TLS between nodes (with --tls-key and --tls-ca)")
@@ -195,6 +197,7 @@ func run(ctx context.Context, o options) error {
 	apiCfg := httpapi.Default()
 	apiCfg.Backend = n
 	apiCfg.APIKeys = keys
+	apiCfg.MaxStale = o.maxStale
 	apiCfg.Logger = log
 	api, err := httpapi.New(apiCfg)
 	if err != nil {

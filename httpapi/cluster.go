@@ -1,0 +1,77 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/sessiond/sessiond/node"
+)
+
+type clusterJSON struct {
+	NodeID        string       `json:"node_id"`
+	Region        string       `json:"region"`
+	Leader        leaderJSON   `json:"leader"`
+	RaftState     string       `json:"raft_state"`
+	Term          uint64       `json:"term"`
+	AppliedIndex  uint64       `json:"applied_index"`
+	CommitIndex   uint64       `json:"commit_index"`
+	LastContactMS int64        `json:"last_contact_ms"`
+	Members       []memberJSON `json:"members"`
+}
+
+type leaderJSON struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+type memberJSON struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+	Region   string `json:"region"`
+	Voter    bool   `json:"voter"`
+	InRaft   bool   `json:"in_raft"`
+	Leader   bool   `json:"leader"`
+	Status   string `json:"status"`
+}
+
+// GET /v1/cluster (admin): this node's view of the cluster.
+func (s *Server) cluster(c echo.Context) error {
+	if err := s.readAt(c); err != nil {
+		return err
+	}
+	st := s.backend.ClusterStatus()
+	out := clusterJSON{
+		NodeID: st.NodeID, Region: st.Region,
+		Leader:    leaderJSON{ID: st.LeaderID, RaftAddr: st.LeaderAddr},
+		RaftState: st.State, Term: st.Term, AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex,
+		LastContactMS: lastContactMillis(st.LastContact),
+		Members:       make([]memberJSON, 0, len(st.Members)),
+	}
+	for _, m := range st.Members {
+		out.Members = append(out.Members, memberJSON{
+			ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Region: m.Region,
+			Voter: m.Voter, InRaft: m.InRaft, Leader: m.Leader, Status: m.Status,
+		})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// DELETE /v1/cluster/members/:id (admin): remove a node from Raft.
+func (s *Server) removeMember(c echo.Context) error {
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.writeContext(c)
+	defer cancel()
+	if err := s.backend.RemoveMember(ctx, id); err != nil {
+		if errors.Is(err, node.ErrUnknownMember) {
+			return &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "no such member"}
+		}
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,146 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/sessiond/sessiond/transport"
+)
+
+// Leader-confirmed reads. A node answers a read from its own state; when the
+// caller asks for consistency=leader, or when this node has not heard from
+// the leader for longer than max-stale, it first learns the leader's commit
+// index — the leader confirming with a quorum that it still leads — and
+// waits until it has applied that far. Such a read sees every write
+// acknowledged before it started, on any node.
+
+const rpcReadIndex = "read_index"
+
+type readIndexResponse struct {
+	Index uint64 `msgpack:"index"`
+}
+
+// observeLeadership keeps leaderReady: true once this node leads and a
+// Barrier has applied everything earlier leaders committed, so that its
+// state is current enough to serve leader reads.
+func (n *Node) observeLeadership(notify <-chan bool) {
+	defer n.wg.Done()
+	var generation uint64
+	for {
+		select {
+		case <-n.stop:
+			return
+		case leading := <-notify:
+			generation++
+			n.leaderReady.Store(false)
+			if !leading {
+				continue
+			}
+			gen := generation
+			n.leaderGen.Store(gen)
+			go func() {
+				if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
+					n.log.Warn("barrier after winning the election failed", "error", err)
+					return
+				}
+				if n.leaderGen.Load() == gen && n.IsLeader() {
+					n.leaderReady.Store(true)
+				}
+			}()
+		}
+	}
+}
+
+// leaderReadIndex is the leader's side: its commit index, once a quorum has
+// confirmed that it still leads.
+func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
+	if !n.IsLeader() || !n.leaderReady.Load() {
+		return 0, ErrNotLeader
+	}
+	index := n.raft.CommitIndex()
+	done := make(chan error, 1)
+	go func() { done <- n.raft.VerifyLeader().Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return 0, fmt.Errorf("%w: leadership not confirmed: %v", ErrUnavailable, err)
+		}
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%w: leadership not confirmed in time", ErrUnavailable)
+	}
+	return index, nil
+}
+
+func (n *Node) serveReadIndex(ctx context.Context, _ string, dec *msgpack.Decoder) (any, error) {
+	if err := dec.Skip(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	index, err := n.leaderReadIndex(ctx)
+	if errors.Is(err, ErrNotLeader) {
+		return nil, &transport.RemoteError{Code: rpcCodeNotLeader, Message: "not the leader, or not ready to serve reads yet"}
+	}
+	if err != nil {
+		return nil, &transport.RemoteError{Code: rpcCodeUnavailable, Message: err.Error()}
+	}
+	return readIndexResponse{Index: index}, nil
+}
+
+// ReadBarrier makes the local reads that follow linearizable: it obtains
+// the leader's confirmed commit index (locally or over RPC) and waits until
+// this node has applied it. It returns that index, or ErrUnavailable when no
+// leader can confirm in time.
+func (n *Node) ReadBarrier(ctx context.Context) (uint64, error) {
+	backoff := 10 * time.Millisecond
+	for {
+		leaderAddr, err := n.waitForLeader(ctx)
+		if err != nil {
+			return 0, err
+		}
+		var index uint64
+		if leaderAddr == "" {
+			index, err = n.leaderReadIndex(ctx)
+		} else {
+			var resp readIndexResponse
+			err = n.rpc.Call(ctx, leaderAddr, rpcReadIndex, struct{}{}, &resp)
+			index = resp.Index
+		}
+		if err == nil {
+			if err := n.waitApplied(ctx, index); err != nil {
+				return 0, fmt.Errorf("%w: index %d not applied here in time", ErrUnavailable, index)
+			}
+			return index, nil
+		}
+		var re *transport.RemoteError
+		if !errors.Is(err, ErrNotLeader) && !(errors.As(err, &re) && re.Code == rpcCodeNotLeader) {
+			return 0, fmt.Errorf("%w: cannot reach a leader: %v", ErrUnavailable, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: no leader confirmed in time", ErrUnavailable)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+// waitApplied waits until Raft has applied index on this node. Unlike the
+// FSM's index it counts Raft's own no-op and configuration entries, which a
+// commit index may point at.
+func (n *Node) waitApplied(ctx context.Context, index uint64) error {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for n.raft.AppliedIndex() < index && n.fsm.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
