@@ -140,3 +140,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.notifyApplied()
 	return nil
 }
+
+// WriteSnapshot writes the current state in snapshot format to w: for
+// comparing the state of two nodes, and for backups.
+func (f *FSM) WriteSnapshot(w io.Writer) error {
+	f.mu.RLock()
+	snap := f.st.capture(f.applied.Load())
+	f.mu.RUnlock()
+	return snap.encode(w)
+}

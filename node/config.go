@@ -64,6 +64,9 @@ type Config struct {
 	// and how many new entries trigger, a snapshot.
 	SnapshotInterval  time.Duration
 	SnapshotThreshold uint64
+	// TrailingLogs is how many log entries stay after a snapshot, so that a
+	// follower slightly behind catches up from the log, not a snapshot.
+	TrailingLogs uint64
 	// SnapshotsRetained is how many snapshot files are kept.
 	SnapshotsRetained int
 
@@ -101,6 +104,7 @@ func Default() Config {
 		SnapshotInterval:  2 * time.Minute,
 		SnapshotThreshold: 8192,
 		SnapshotsRetained: 2,
+		TrailingLogs:      10240,
 		LeaderWait:        5 * time.Second,
 		SweepInterval:     30 * time.Second,
 		Logger:            slog.Default(),

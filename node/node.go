@@ -146,6 +146,7 @@ func New(cfg Config) (*Node, error) {
 	rc.CommitTimeout = 5 * time.Millisecond
 	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = cfg.TrailingLogs
 	// Batched applies reach the FSM through BatchingFSM.ApplyBatch.
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 512
@@ -322,4 +323,12 @@ func (n *Node) closeResources() error {
 		errs = append(errs, n.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// LastSnapshotIndex is the index of the newest snapshot this node holds
+// (taken itself or installed from the leader); 0 when none.
+func (n *Node) LastSnapshotIndex() uint64 {
+	var idx uint64
+	fmt.Sscan(n.raft.Stats()["last_snapshot_index"], &idx)
+	return idx
 }

@@ -1,0 +1,386 @@
+// Package clustertest runs real sessiond clusters inside one test process:
+// several nodes, each with real Raft, real memberlist and a real HTTP API on
+// 127.0.0.1, joined through gossip with bootstrap-expect. A fault layer in
+// the transport cuts any pair of nodes (Raft, forwarding RPC and gossip
+// alike); nodes can be killed, restarted on their data dir, or restarted
+// with it wiped.
+package clustertest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/node"
+	"github.com/sessiond/sessiond/transport"
+)
+
+// APIKey is the admin key every node of a test cluster accepts.
+const APIKey = "clustertest-admin-key-0123456789"
+
+// Options shape a cluster.
+type Options struct {
+	// Size is the number of voters started together with bootstrap-expect.
+	Size int
+	// MaxStale is every node's --max-stale (default 2s).
+	MaxStale time.Duration
+	// TLS, when set, gives node i the identity TLS(i).
+	TLS func(i int) *transport.MutualTLS
+	// Tweak, when set, adjusts each node's configuration before start.
+	Tweak func(i int, cfg *node.Config)
+}
+
+// Cluster is a running test cluster.
+type Cluster struct {
+	t      testing.TB
+	opts   Options
+	Faults *transport.Faults
+	Nodes  []*Member
+}
+
+// Member is one node of a test cluster and its HTTP API.
+type Member struct {
+	Index    int
+	ID       string
+	DataDir  string
+	URL      string // http://127.0.0.1:port
+	Node     *node.Node
+	api      *httpapi.Server
+	httpAddr string
+	raftAddr string
+	gossip   string
+	cfg      node.Config
+	running  bool
+}
+
+// Start starts opts.Size nodes at the same instant and waits until they form
+// one cluster with a leader that every node knows.
+func Start(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.MaxStale == 0 {
+		opts.MaxStale = 2 * time.Second
+	}
+	c := &Cluster{t: t, opts: opts, Faults: transport.NewFaults()}
+	for i := range opts.Size {
+		c.Nodes = append(c.Nodes, &Member{
+			Index:    i,
+			ID:       fmt.Sprintf("node%d", i),
+			DataDir:  filepath.Join(t.TempDir(), "data"),
+			httpAddr: freeAddr(t),
+			raftAddr: freeAddr(t),
+			gossip:   freeAddr(t),
+		})
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.Nodes))
+	for i, m := range c.Nodes {
+		wg.Go(func() { errs[i] = c.start(m) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("start node %d: %v", i, err)
+		}
+	}
+	t.Cleanup(c.Stop)
+	c.WaitFor(30*time.Second, "every node ready with one leader", func() bool {
+		return c.AllReady() && len(c.Leaders()) == 1
+	})
+	return c
+}
+
+func (c *Cluster) start(m *Member) error {
+	cfg := node.Default()
+	cfg.NodeID = m.ID
+	cfg.DataDir = m.DataDir
+	cfg.RaftAddr = m.raftAddr
+	cfg.HTTPAddr = m.httpAddr
+	cfg.GossipAddr = m.gossip
+	cfg.BootstrapSelf = false
+	cfg.BootstrapExpect = c.opts.Size
+	for _, other := range c.Nodes {
+		if other != m {
+			cfg.Join = append(cfg.Join, other.gossip)
+		}
+	}
+	cfg.HeartbeatTimeout = 300 * time.Millisecond
+	cfg.ElectionTimeout = 300 * time.Millisecond
+	cfg.ReconcileInterval = 300 * time.Millisecond
+	cfg.LeaderWait = 5 * time.Second
+	cfg.SnapshotThreshold = 256
+	cfg.TrailingLogs = 64
+	cfg.SnapshotInterval = 500 * time.Millisecond
+	cfg.Faults = c.Faults
+	cfg.Logger = slog.New(slog.NewTextHandler(testLog{c.t, m.ID}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if c.opts.TLS != nil {
+		cfg.TLS = c.opts.TLS(m.Index)
+	}
+	if c.opts.Tweak != nil {
+		c.opts.Tweak(m.Index, &cfg)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		return err
+	}
+	apiCfg := httpapi.Default()
+	apiCfg.Backend = n
+	apiCfg.APIKeys = []string{APIKey}
+	apiCfg.MaxStale = c.opts.MaxStale
+	apiCfg.WriteTimeout = 5 * time.Second
+	apiCfg.Logger = cfg.Logger
+	api, err := httpapi.New(apiCfg)
+	if err != nil {
+		n.Close()
+		return err
+	}
+	l, err := net.Listen("tcp", m.httpAddr)
+	if err != nil {
+		n.Close()
+		return err
+	}
+	go api.Serve(l)
+	m.Node, m.api, m.cfg, m.running = n, api, cfg, true
+	m.URL = "http://" + m.httpAddr
+	return nil
+}
+
+// Kill stops a node abruptly (no leadership hand-over, no gossip leave): its
+// HTTP server and Raft stop, its data dir stays.
+func (c *Cluster) Kill(i int) {
+	m := c.Nodes[i]
+	if !m.running {
+		return
+	}
+	// Isolate first so the node cannot say goodbye, like a crash.
+	c.Isolate(i)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = m.api.Shutdown(ctx)
+	_ = m.Node.Close()
+	m.running = false
+	c.Rejoin(i)
+}
+
+// Restart starts a killed node again on its data dir and addresses.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	if err := c.start(c.Nodes[i]); err != nil {
+		c.t.Fatalf("restart node %d: %v", i, err)
+	}
+}
+
+// Wipe deletes a killed node's data dir, so that it restarts empty.
+func (c *Cluster) Wipe(i int) {
+	if c.Nodes[i].running {
+		c.t.Fatalf("wipe node %d while it runs", i)
+	}
+	if err := os.RemoveAll(c.Nodes[i].DataDir); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// Partition cuts nodes i and j apart (Raft, RPC and gossip).
+func (c *Cluster) Partition(i, j int) {
+	a, b := c.Nodes[i], c.Nodes[j]
+	c.Faults.Partition(a.raftAddr, b.raftAddr)
+	c.Faults.Partition(a.gossip, b.gossip)
+}
+
+// Isolate cuts node i from every other node.
+func (c *Cluster) Isolate(i int) {
+	for j := range c.Nodes {
+		if j != i {
+			c.Partition(i, j)
+		}
+	}
+}
+
+// Rejoin removes every cut involving node i.
+func (c *Cluster) Rejoin(i int) {
+	a := c.Nodes[i]
+	for j, b := range c.Nodes {
+		if j == i {
+			continue
+		}
+		for _, pair := range [][2]string{{a.raftAddr, b.raftAddr}, {a.gossip, b.gossip}} {
+			c.Faults.Unblock(pair[0], pair[1])
+			c.Faults.Unblock(pair[1], pair[0])
+		}
+	}
+}
+
+// Heal removes every cut.
+func (c *Cluster) Heal() { c.Faults.Heal() }
+
+// Stop shuts every running node down.
+func (c *Cluster) Stop() {
+	for _, m := range c.Nodes {
+		if m.running {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = m.api.Shutdown(ctx)
+			cancel()
+			_ = m.Node.Close()
+			m.running = false
+		}
+	}
+}
+
+// Running lists the running nodes.
+func (c *Cluster) Running() []*Member {
+	var out []*Member
+	for _, m := range c.Nodes {
+		if m.running {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Leaders lists the ids of running nodes that believe they lead.
+func (c *Cluster) Leaders() []string {
+	var out []string
+	for _, m := range c.Running() {
+		if m.Node.IsLeader() {
+			out = append(out, m.ID)
+		}
+	}
+	return out
+}
+
+// Leader is the index of the one running leader, or -1.
+func (c *Cluster) Leader() int {
+	var found = -1
+	for _, m := range c.Running() {
+		if m.Node.IsLeader() {
+			if found >= 0 {
+				return -1
+			}
+			found = m.Index
+		}
+	}
+	return found
+}
+
+// AllReady reports whether every running node is ready.
+func (c *Cluster) AllReady() bool {
+	for _, m := range c.Running() {
+		if !m.Node.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitFor polls cond until it holds or the limit passes (then fails).
+func (c *Cluster) WaitFor(limit time.Duration, what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// WaitConverged waits until every running node has applied the same index
+// and holds byte-identical state.
+func (c *Cluster) WaitConverged(limit time.Duration) {
+	c.t.Helper()
+	c.WaitFor(limit, "every node to hold the same state", func() bool {
+		var first []byte
+		for _, m := range c.Running() {
+			var buf bytes.Buffer
+			if err := m.Node.FSM().WriteSnapshot(&buf); err != nil {
+				return false
+			}
+			if first == nil {
+				first = buf.Bytes()
+			} else if !bytes.Equal(first, buf.Bytes()) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Do sends a request to a member's API with the admin key; body is JSON.
+func (m *Member) Do(method, path string, body io.Reader, header ...string) (*http.Response, error) {
+	req, err := http.NewRequest(method, m.URL+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-API-Key", APIKey)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return httpClient.Do(req)
+}
+
+var httpClient = &http.Client{Timeout: 15 * time.Second}
+
+func freeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// testLog sends a node's logs to the test log, and drops them once the test
+// has ended (background goroutines may still log).
+type testLog struct {
+	t  testing.TB
+	id string
+}
+
+func (w testLog) Write(p []byte) (int, error) {
+	defer func() { _ = recover() }() // logging after the test ended panics
+	w.t.Log(w.id + ": " + string(bytes.TrimSpace(p)))
+	return len(p), nil
+}
+
+// Add starts one more node that joins the cluster through gossip (it does
+// not take part in bootstrap). tweak, if set, adjusts its configuration.
+func (c *Cluster) Add(tweak func(cfg *node.Config)) *Member {
+	c.t.Helper()
+	m := &Member{
+		Index:    len(c.Nodes),
+		ID:       fmt.Sprintf("node%d", len(c.Nodes)),
+		DataDir:  filepath.Join(c.t.TempDir(), "data"),
+		httpAddr: freeAddr(c.t),
+		raftAddr: freeAddr(c.t),
+		gossip:   freeAddr(c.t),
+	}
+	c.Nodes = append(c.Nodes, m)
+	prev := c.opts.Tweak
+	c.opts.Tweak = func(i int, cfg *node.Config) {
+		if prev != nil {
+			prev(i, cfg)
+		}
+		if i == m.Index {
+			cfg.BootstrapExpect = 0
+			if tweak != nil {
+				tweak(cfg)
+			}
+		}
+	}
+	if err := c.start(m); err != nil {
+		c.t.Fatalf("add node: %v", err)
+	}
+	return m
+}
