@@ -115,6 +115,20 @@ func (n *Node) startGossip() error {
 		if err != nil {
 			ah, ap = advertise, portStr
 		}
+		// memberlist wants an IP; a host name (a container's) is resolved.
+		if net.ParseIP(ah) == nil {
+			ips, err := net.LookupIP(ah)
+			if err != nil || len(ips) == 0 {
+				return fmt.Errorf("node: resolve gossip advertise host %q: %v", ah, err)
+			}
+			ah = ips[0].String()
+			for _, ip := range ips {
+				if ip.To4() != nil {
+					ah = ip.String()
+					break
+				}
+			}
+		}
 		mc.AdvertiseAddr = ah
 		mc.AdvertisePort, _ = strconv.Atoi(ap)
 	}

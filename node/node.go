@@ -252,7 +252,7 @@ func (n *Node) RaftStatus() RaftState {
 		State:        n.raft.State().String(),
 		Term:         term,
 		CommitIndex:  commit,
-		AppliedIndex: n.fsm.AppliedIndex(),
+		AppliedIndex: n.raft.AppliedIndex(),
 		LastIndex:    n.raft.LastIndex(),
 	}
 }

@@ -92,6 +92,7 @@ func newRootCommand() *cobra.Command {
 	f.VisitAll(func(fl *pflag.Flag) {
 		fl.Usage += " [" + envName(fl.Name) + "]"
 	})
+	cmd.AddCommand(newHealthcheckCommand())
 	return cmd
 }
 
