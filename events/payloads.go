@@ -52,7 +52,8 @@ type UserForceLoggedOut struct {
 }
 
 // SessionsBulkRevoked revokes every active session created strictly before
-// CreatedBefore (Unix nanoseconds; 0 means the event's own time), limited to
+// CreatedBefore (Unix nanoseconds; 0, or a time after the event's own, means
+// every session created up to and including the event's time), limited to
 // Apps when that list is not empty. Apps is sorted.
 type SessionsBulkRevoked struct {
 	CreatedBefore int64    `msgpack:"before"`

@@ -14,35 +14,41 @@ func TestHashIndex_PrefixCollisions(t *testing.T) {
 		a[i], b[i], c[i] = 1, 1, 1
 	}
 	b[31], c[31] = 2, 3 // same 8-byte prefix as a, different hashes
-
-	sessions := map[events.SessionID]events.TokenHash{"s-a": a, "s-b": b}
-	matches := func(h events.TokenHash) func(events.SessionID) bool {
-		return func(id events.SessionID) bool { return sessions[id] == h }
+	sa := &Session{ID: "s-a", AccessHash: a}
+	sb := &Session{ID: "s-b", AccessHash: b}
+	matches := func(h events.TokenHash) func(*Session) bool {
+		return func(s *Session) bool { return s.AccessHash == h }
 	}
 	x := newHashIndex(0)
-	x.add(a, "s-a")
-	x.add(b, "s-b")
-	for h, want := range map[events.TokenHash]events.SessionID{a: "s-a", b: "s-b"} {
-		if got, ok := x.get(h, matches(h)); !ok || got != want {
-			t.Fatalf("get(%v) = %q, %v; want %q", h, got, ok, want)
+	x.add(a, sa)
+	x.add(b, sb)
+	for h, want := range map[events.TokenHash]*Session{a: sa, b: sb} {
+		if got := x.get(h, matches(h)); got != want {
+			t.Fatalf("get(%v) = %v; want %v", h, got, want)
 		}
 	}
-	if _, ok := x.get(c, matches(c)); ok {
+	if x.get(c, matches(c)) != nil {
 		t.Fatal("an unstored hash with a shared prefix was found")
 	}
 	// A removal naming the wrong session changes nothing.
-	x.remove(a, "s-b")
-	if _, ok := x.get(a, matches(a)); !ok {
+	x.remove(a, sb)
+	if x.get(a, matches(a)) != sa {
 		t.Fatal("removal for the wrong session dropped an entry")
 	}
-	x.remove(a, "s-a")
-	if _, ok := x.get(a, matches(a)); ok {
+	// Repointing follows a replacement.
+	sa2 := &Session{ID: "s-a", AccessHash: a}
+	x.repoint(a, sa, sa2)
+	if x.get(a, matches(a)) != sa2 {
+		t.Fatal("repoint did not move the entry to the new value")
+	}
+	x.remove(a, sa2)
+	if x.get(a, matches(a)) != nil {
 		t.Fatal("removed hash still found")
 	}
-	if got, ok := x.get(b, matches(b)); !ok || got != "s-b" {
+	if x.get(b, matches(b)) != sb {
 		t.Fatal("removing one colliding hash lost the other")
 	}
-	x.remove(b, "s-b")
+	x.remove(b, sb)
 	if len(x.primary) != 0 || len(x.overflow) != 0 {
 		t.Fatalf("index not empty after removing everything: %d primary, %d overflow", len(x.primary), len(x.overflow))
 	}

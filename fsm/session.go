@@ -122,18 +122,24 @@ func (s *Session) EndsAt() int64 {
 	return min(end, s.ExpiresAt)
 }
 
-// Status is the session's status at now: revoked when revoked as a whole or
-// when a revocation left it no usable token; expired when past EndsAt.
+// Status is the session's status at now: active while either token is
+// usable; otherwise revoked when a revocation is what took the last usable
+// token away (or the whole session was revoked), else expired.
 func (s *Session) Status(now int64) Status {
-	switch {
-	case s.Revoked():
+	if s.Revoked() {
 		return StatusRevoked
-	case s.RefreshRevoked() && (s.AccessRevoked() || now >= s.AccessExpiresAt):
-		return StatusRevoked
-	case now >= s.EndsAt():
+	}
+	if now >= s.ExpiresAt {
 		return StatusExpired
 	}
-	return StatusActive
+	accessLive, refreshLive := now < s.AccessExpiresAt, now < s.RefreshExpiresAt
+	if (accessLive && !s.AccessRevoked()) || (refreshLive && !s.RefreshRevoked()) {
+		return StatusActive
+	}
+	if (accessLive && s.AccessRevoked()) || (refreshLive && s.RefreshRevoked()) {
+		return StatusRevoked
+	}
+	return StatusExpired
 }
 
 // AccessStatus is the status of the session's current access token at now.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
@@ -32,6 +33,7 @@ const (
 
 	sessionRecordFields = 21
 	dedupRecordFields   = 4
+	policyRecordFields  = 14
 )
 
 // ErrSnapshotFormat reports a snapshot this build cannot read.
@@ -87,9 +89,7 @@ func (s *fsmSnapshot) encode(w io.Writer) error {
 	e.int(s.lastTime)
 	e.int(int64(len(s.sessions)))
 	e.int(int64(len(s.dedup)))
-	if e.err == nil {
-		e.err = e.enc.Encode(&s.policy)
-	}
+	e.policy(s.policy)
 	for _, sess := range s.sessions {
 		if e.err != nil {
 			break
@@ -299,10 +299,14 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 	if d.err != nil {
 		return nil, 0, d.err
 	}
-	st := newState(nSessions)
+	// The count only sizes the maps, and only up to a bound: a corrupt or
+	// hostile header must not make the node allocate before any record is
+	// read.
+	st := newState(min(nSessions, 1<<14))
 	st.lastTime = lastTime
-	if err := d.dec.Decode(&st.policy); err != nil {
-		return nil, 0, fmt.Errorf("%w: policy: %v", ErrSnapshotFormat, err)
+	st.policy = d.policy()
+	if d.err != nil {
+		return nil, 0, d.err
 	}
 	var prevID events.SessionID
 	for i := 0; i < nSessions && d.err == nil; i++ {
@@ -396,4 +400,61 @@ func decodeSession(d *snapshotDecoder) *Session {
 		s.extra = e
 	}
 	return s
+}
+
+// policy writes the policy record: a fixed array, durations in nanoseconds,
+// app limits as [app, max] pairs sorted by app.
+func (e *snapshotEncoder) policy(p Policy) {
+	e.arrayLen(policyRecordFields)
+	e.int(int64(p.AccessTTL))
+	e.int(int64(p.RefreshTTL))
+	e.int(int64(p.AbsoluteTTL))
+	e.int(int64(p.IdleTimeout))
+	e.boolean(p.SlidingRefresh)
+	e.int(int64(p.RememberMeTTL))
+	e.int(int64(p.MaxSessionsPerUser))
+	e.arrayLen(2 * len(p.AppMaxSessions))
+	for _, l := range p.AppMaxSessions {
+		e.str(l.App)
+		e.int(int64(l.MaxSessions))
+	}
+	e.str(p.OnSessionLimit)
+	e.int(int64(p.Lockout.MaxFailures))
+	e.int(int64(p.Lockout.Window))
+	e.int(int64(p.Lockout.Duration))
+	e.boolean(p.ForceLogoutOnPasswordChange)
+	e.int(int64(p.RefreshReuseGrace))
+}
+
+// maxAppLimits bounds the app limits a snapshot may hold.
+const maxAppLimits = 1 << 16
+
+// policy reads the policy record. Lists grow as their elements are read,
+// never from a claimed length.
+func (d *snapshotDecoder) policy() Policy {
+	var p Policy
+	d.arrayLen(policyRecordFields, "policy")
+	p.AccessTTL = time.Duration(d.int64())
+	p.RefreshTTL = time.Duration(d.int64())
+	p.AbsoluteTTL = time.Duration(d.int64())
+	p.IdleTimeout = time.Duration(d.int64())
+	p.SlidingRefresh = d.boolean()
+	p.RememberMeTTL = time.Duration(d.int64())
+	p.MaxSessionsPerUser = int(d.int64())
+	if d.err == nil {
+		n, err := d.dec.DecodeArrayLen()
+		if err != nil || n < 0 || n%2 != 0 || n > 2*maxAppLimits {
+			d.fail("policy app limits: %d (%v)", n, err)
+		}
+		for i := 0; i < n/2 && d.err == nil; i++ {
+			p.AppMaxSessions = append(p.AppMaxSessions, AppLimit{App: d.str(), MaxSessions: int(d.int64())})
+		}
+	}
+	p.OnSessionLimit = d.str()
+	p.Lockout.MaxFailures = int(d.int64())
+	p.Lockout.Window = time.Duration(d.int64())
+	p.Lockout.Duration = time.Duration(d.int64())
+	p.ForceLogoutOnPasswordChange = d.boolean()
+	p.RefreshReuseGrace = time.Duration(d.int64())
+	return p
 }

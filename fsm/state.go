@@ -66,33 +66,40 @@ func (st *state) insert(s *Session) {
 	s.App = st.internApp(s.App)
 	u.ids = append(u.ids, s.ID)
 	st.sessions[s.ID] = s
-	st.byAccess.add(s.AccessHash, s.ID)
-	st.byRefresh.add(s.RefreshHash, s.ID)
+	st.byAccess.add(s.AccessHash, s)
+	st.byRefresh.add(s.RefreshHash, s)
 	for _, h := range s.ex().prevRefresh {
-		st.byRefresh.add(h, s.ID)
+		st.byRefresh.add(h, s)
 	}
 	st.expiry.add(s.ID, s.EndsAt())
 }
 
-// replace stores next in place of prev (same id), updating the token indexes
-// and the expiry queue for whatever changed.
+// replace stores next in place of prev (same id): the token indexes point
+// at the new value, hashes it no longer holds are dropped, and the expiry
+// queue learns a new end.
 func (st *state) replace(prev, next *Session) {
 	st.sessions[next.ID] = next
-	if prev.AccessHash != next.AccessHash {
-		st.byAccess.remove(prev.AccessHash, prev.ID)
-		st.byAccess.add(next.AccessHash, next.ID)
+	if prev.AccessHash == next.AccessHash {
+		st.byAccess.repoint(next.AccessHash, prev, next)
+	} else {
+		st.byAccess.remove(prev.AccessHash, prev)
+		st.byAccess.add(next.AccessHash, next)
 	}
-	if prev.RefreshHash != next.RefreshHash {
-		// The previous refresh hash stays indexed while it is in the history.
-		if !next.hasPreviousRefresh(prev.RefreshHash) {
-			st.byRefresh.remove(prev.RefreshHash, prev.ID)
+	keep := func(h events.TokenHash) bool { return h == next.RefreshHash || next.hasPreviousRefresh(h) }
+	had := func(h events.TokenHash) bool { return h == prev.RefreshHash || prev.hasPreviousRefresh(h) }
+	update := func(h events.TokenHash) {
+		if keep(h) {
+			st.byRefresh.repoint(h, prev, next)
+		} else {
+			st.byRefresh.remove(h, prev)
 		}
-		st.byRefresh.add(next.RefreshHash, next.ID)
 	}
+	update(prev.RefreshHash)
 	for _, h := range prev.ex().prevRefresh {
-		if h != next.RefreshHash && !next.hasPreviousRefresh(h) {
-			st.byRefresh.remove(h, prev.ID)
-		}
+		update(h)
+	}
+	if !had(next.RefreshHash) {
+		st.byRefresh.add(next.RefreshHash, next)
 	}
 	if prev.EndsAt() != next.EndsAt() {
 		st.expiry.add(next.ID, next.EndsAt())
@@ -102,10 +109,10 @@ func (st *state) replace(prev, next *Session) {
 // remove drops a session from every index (garbage collection).
 func (st *state) remove(s *Session) {
 	delete(st.sessions, s.ID)
-	st.byAccess.remove(s.AccessHash, s.ID)
-	st.byRefresh.remove(s.RefreshHash, s.ID)
+	st.byAccess.remove(s.AccessHash, s)
+	st.byRefresh.remove(s.RefreshHash, s)
 	for _, h := range s.ex().prevRefresh {
-		st.byRefresh.remove(h, s.ID)
+		st.byRefresh.remove(h, s)
 	}
 	if u := st.byUser[s.UserID]; u != nil {
 		if i := slices.Index(u.ids, s.ID); i >= 0 {
@@ -119,85 +126,78 @@ func (st *state) remove(s *Session) {
 
 // byAccessHash finds the session whose current access token hashes to h.
 func (st *state) byAccessHash(h events.TokenHash) *Session {
-	id, ok := st.byAccess.get(h, func(id events.SessionID) bool {
-		s := st.sessions[id]
-		return s != nil && s.AccessHash == h
-	})
-	if !ok {
-		return nil
-	}
-	return st.sessions[id]
+	return st.byAccess.get(h, func(s *Session) bool { return s.AccessHash == h })
 }
 
 // byRefreshHash finds the session whose current or remembered previous
 // refresh token hashes to h.
 func (st *state) byRefreshHash(h events.TokenHash) *Session {
-	id, ok := st.byRefresh.get(h, func(id events.SessionID) bool {
-		s := st.sessions[id]
-		return s != nil && (s.RefreshHash == h || s.hasPreviousRefresh(h))
-	})
-	if !ok {
-		return nil
-	}
-	return st.sessions[id]
+	return st.byRefresh.get(h, func(s *Session) bool { return s.RefreshHash == h || s.hasPreviousRefresh(h) })
 }
 
-// hashIndex maps token hashes to session ids. The key is the hash's first
-// eight bytes, which keeps the map small; the caller confirms the full hash
-// against the session. Two stored hashes sharing a prefix (about one chance
-// in 10^7 at a million sessions) put the later one in the overflow map,
-// keyed by the full hash, which is consulted first.
+// hashIndex maps token hashes to sessions. The key is the hash's first
+// eight bytes, which keeps the map small; a lookup confirms the full hash
+// against the session it finds. Two stored hashes sharing a prefix (about
+// one chance in 10^7 at a million sessions) put the later one in the
+// overflow map, keyed by the full hash, which is consulted first. Values
+// point straight at the stored session (one lookup on the validation path),
+// so a session's replacement repoints its entries.
 type hashIndex struct {
-	primary  map[uint64]events.SessionID
-	overflow map[events.TokenHash]events.SessionID
+	primary  map[uint64]*Session
+	overflow map[events.TokenHash]*Session
 }
 
 func newHashIndex(sizeHint int) hashIndex {
 	return hashIndex{
-		primary:  make(map[uint64]events.SessionID, sizeHint),
-		overflow: make(map[events.TokenHash]events.SessionID),
+		primary:  make(map[uint64]*Session, sizeHint),
+		overflow: make(map[events.TokenHash]*Session),
 	}
 }
 
-func (x *hashIndex) add(h events.TokenHash, id events.SessionID) {
+func (x *hashIndex) add(h events.TokenHash, s *Session) {
 	if _, taken := x.primary[h.Prefix64()]; taken {
-		x.overflow[h] = id
+		x.overflow[h] = s
 		return
 	}
-	x.primary[h.Prefix64()] = id
+	x.primary[h.Prefix64()] = s
 }
 
-// remove forgets h, stored for session id. A stored hash is either in
-// overflow or is the holder of its primary slot; the id check keeps a
+// remove forgets h, stored for session s. A stored hash is either in
+// overflow or is the holder of its primary slot; the identity check keeps a
 // mistaken removal from dropping another session's entry.
-func (x *hashIndex) remove(h events.TokenHash, id events.SessionID) {
-	if got, ok := x.overflow[h]; ok && got == id {
+func (x *hashIndex) remove(h events.TokenHash, s *Session) {
+	if got, ok := x.overflow[h]; ok && got == s {
 		delete(x.overflow, h)
 		return
 	}
-	if got, ok := x.primary[h.Prefix64()]; ok && got == id {
+	if got, ok := x.primary[h.Prefix64()]; ok && got == s {
 		delete(x.primary, h.Prefix64())
 	}
 }
 
-// get finds the id stored for h; matches confirms that a candidate id really
-// holds h (the primary map only knows the prefix).
-func (x *hashIndex) get(h events.TokenHash, matches func(events.SessionID) bool) (events.SessionID, bool) {
-	if len(x.overflow) > 0 {
-		if id, ok := x.overflow[h]; ok {
-			return id, true
-		}
+// repoint makes h, stored for prev, point at next.
+func (x *hashIndex) repoint(h events.TokenHash, prev, next *Session) {
+	if got, ok := x.overflow[h]; ok && got == prev {
+		x.overflow[h] = next
+		return
 	}
-	id, ok := x.primary[h.Prefix64()]
-	if !ok || !matches(id) {
-		return "", false
+	if got, ok := x.primary[h.Prefix64()]; ok && got == prev {
+		x.primary[h.Prefix64()] = next
 	}
-	return id, true
 }
 
-func (x *hashIndex) has(h events.TokenHash, matches func(events.SessionID) bool) bool {
-	_, ok := x.get(h, matches)
-	return ok
+// get finds the session stored for h; matches confirms that a candidate
+// really holds h (the primary map only knows the prefix).
+func (x *hashIndex) get(h events.TokenHash, matches func(*Session) bool) *Session {
+	if len(x.overflow) > 0 {
+		if s, ok := x.overflow[h]; ok {
+			return s
+		}
+	}
+	if s := x.primary[h.Prefix64()]; s != nil && matches(s) {
+		return s
+	}
+	return nil
 }
 
 // expiryBucket is the width of the expiry queue's time buckets. Garbage
