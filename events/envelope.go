@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/sessiond/sessiond/events/msgpackcheck"
 )
 
 // Sentinel errors of decoding. A state machine that meets any of them must
@@ -110,6 +112,11 @@ func Decode(data []byte) (Envelope, error) {
 	ev, err := newPayload(t, version)
 	if err != nil {
 		return Envelope{}, err
+	}
+	// The decoder allocates what length prefixes claim: check the claims
+	// against the bytes first.
+	if err := msgpackcheck.Check(data[headerLen:]); err != nil {
+		return Envelope{}, fmt.Errorf("%w: %s: %v", ErrMalformed, t, err)
 	}
 	r := bytes.NewReader(data[headerLen:])
 	dec := msgpack.NewDecoder(r)

@@ -2,24 +2,36 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/sessiond/sessiond/events/msgpackcheck"
 )
 
 // The RPC protocol is request/response over a pooled connection, one call at
-// a time per connection, each message a msgpack array:
+// a time per connection. Each message is a frame — a 4-byte big-endian
+// length, then that many bytes of msgpack — holding an array:
 //
 //	request  [method, body]
 //	response [error code, error message, body]
 //
-// An empty error code means success. Codes are the server's to define; the
-// client returns them as *RemoteError so callers can map them to sentinels.
+// Frames are bounded (MaxFrame) and their msgpack is checked for claims
+// larger than the frame before decoding, so a broken or hostile peer cannot
+// make a node allocate more than a frame. An empty error code means
+// success; codes are the server's to define, and the client returns them as
+// *RemoteError so callers can map them to sentinels.
+
+// MaxFrame is the largest RPC message accepted.
+const MaxFrame = 4 << 20
 
 // RemoteError is an error the peer's handler returned.
 type RemoteError struct {
@@ -45,6 +57,57 @@ func NewRPCServer(ctx context.Context, handlers map[string]Handler) *RPCServer {
 	return &RPCServer{handlers: handlers, ctx: ctx}
 }
 
+// writeFrame encodes the values as one msgpack array in one frame.
+func writeFrame(w *bufio.Writer, values ...any) error {
+	var body bytes.Buffer
+	enc := msgpack.NewEncoder(&body)
+	if err := enc.EncodeArrayLen(len(values)); err != nil {
+		return err
+	}
+	for _, v := range values {
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+	}
+	if body.Len() > MaxFrame {
+		return fmt.Errorf("transport: message of %d bytes exceeds %d", body.Len(), MaxFrame)
+	}
+	var head [4]byte
+	binary.BigEndian.PutUint32(head[:], uint32(body.Len()))
+	if _, err := w.Write(head[:]); err != nil {
+		return err
+	}
+	if _, err := w.Write(body.Bytes()); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// readFrame reads one frame and returns a decoder positioned inside its
+// array, after checking that the array has the expected length.
+func readFrame(r *bufio.Reader, fields int) (*msgpack.Decoder, error) {
+	var head [4]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(head[:])
+	if n > MaxFrame {
+		return nil, fmt.Errorf("transport: frame of %d bytes exceeds %d", n, MaxFrame)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	if err := msgpackcheck.Check(body); err != nil {
+		return nil, fmt.Errorf("transport: malformed frame: %w", err)
+	}
+	dec := msgpack.NewDecoder(bytes.NewReader(body))
+	if got, err := dec.DecodeArrayLen(); err != nil || got != fields {
+		return nil, fmt.Errorf("transport: malformed frame: want %d fields, got %d (%v)", fields, got, err)
+	}
+	return dec, nil
+}
+
 // ServeConn answers calls on one connection until it closes.
 func (s *RPCServer) ServeConn(conn net.Conn, peer string) {
 	defer conn.Close()
@@ -52,15 +115,10 @@ func (s *RPCServer) ServeConn(conn net.Conn, peer string) {
 	defer stop()
 	r := bufio.NewReader(conn)
 	w := bufio.NewWriter(conn)
-	dec := msgpack.NewDecoder(r)
-	enc := msgpack.NewEncoder(w)
 	for {
-		n, err := dec.DecodeArrayLen()
+		dec, err := readFrame(r, 2)
 		if err != nil {
-			return // closed or broken: the client will redial
-		}
-		if n != 2 {
-			return
+			return // closed, broken or malformed: the client will redial
 		}
 		method, err := dec.DecodeString()
 		if err != nil {
@@ -68,11 +126,7 @@ func (s *RPCServer) ServeConn(conn net.Conn, peer string) {
 		}
 		code, msg := "", ""
 		var body any
-		h, ok := s.handlers[method]
-		if !ok {
-			if err := dec.Skip(); err != nil {
-				return
-			}
+		if h, ok := s.handlers[method]; !ok {
 			code, msg = "unknown_method", "no RPC method "+method
 		} else if body, err = h(s.ctx, peer, dec); err != nil {
 			var re *RemoteError
@@ -83,7 +137,7 @@ func (s *RPCServer) ServeConn(conn net.Conn, peer string) {
 			}
 			body = nil
 		}
-		if err := errors.Join(enc.EncodeArrayLen(3), enc.EncodeString(code), enc.EncodeString(msg), enc.Encode(body), w.Flush()); err != nil {
+		if err := writeFrame(w, code, msg, body); err != nil {
 			return
 		}
 	}
@@ -99,8 +153,7 @@ type RPCClient struct {
 
 type rpcConn struct {
 	conn net.Conn
-	enc  *msgpack.Encoder
-	dec  *msgpack.Decoder
+	r    *bufio.Reader
 	w    *bufio.Writer
 }
 
@@ -122,8 +175,7 @@ func (c *RPCClient) get(addr string, timeout time.Duration) (*rpcConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := bufio.NewWriter(conn)
-	return &rpcConn{conn: conn, w: w, enc: msgpack.NewEncoder(w), dec: msgpack.NewDecoder(bufio.NewReader(conn))}, nil
+	return &rpcConn{conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn)}, nil
 }
 
 func (c *RPCClient) put(addr string, rc *rpcConn) {
@@ -149,9 +201,10 @@ func (c *RPCClient) Close() {
 }
 
 // Call invokes method on the peer at addr with req and decodes the answer
-// into resp. The call is bounded by ctx; a connection that failed is closed,
-// never reused. A failed call's outcome on the peer is unknown: callers
-// that retry must make the request idempotent (writes carry a request id).
+// into resp (nil to ignore it). The call is bounded by ctx; a connection
+// that failed is closed, never reused. A failed call's outcome on the peer
+// is unknown: callers that retry must make the request idempotent (writes
+// carry a request id).
 func (c *RPCClient) Call(ctx context.Context, addr, method string, req, resp any) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -164,62 +217,47 @@ func (c *RPCClient) Call(ctx context.Context, addr, method string, req, resp any
 	_ = rc.conn.SetDeadline(deadline)
 	// Cancelling ctx interrupts the call by moving the deadline to now.
 	stop := context.AfterFunc(ctx, func() { _ = rc.conn.SetDeadline(time.Now()) })
-	if err := errors.Join(rc.enc.EncodeArrayLen(2), rc.enc.EncodeString(method), rc.enc.Encode(req), rc.w.Flush()); err != nil {
-		stop()
-		rc.conn.Close()
-		return fmt.Errorf("transport: send %s to %s: %w", method, addr, err)
-	}
-	code, msg, err := readResponseHead(rc.dec)
-	if err != nil {
+	fail := func(err error) error {
 		stop()
 		rc.conn.Close()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if !time.Now().Before(deadline) {
+			// The connection's deadline (the context's) fired first.
+			return context.DeadlineExceeded
+		}
 		return fmt.Errorf("transport: %s on %s: %w", method, addr, err)
 	}
+	if err := writeFrame(rc.w, method, req); err != nil {
+		return fail(err)
+	}
+	dec, err := readFrame(rc.r, 3)
+	if err != nil {
+		return fail(err)
+	}
+	code, err := dec.DecodeString()
+	if err != nil {
+		return fail(err)
+	}
+	msg, err := dec.DecodeString()
+	if err != nil {
+		return fail(err)
+	}
+	var callErr error
 	if code != "" {
-		err = &RemoteError{Code: code, Message: msg}
-		if skipErr := rc.dec.Skip(); skipErr != nil {
-			stop()
-			rc.conn.Close()
-			return err
+		callErr = &RemoteError{Code: code, Message: msg}
+	} else if resp != nil {
+		if err := dec.Decode(resp); err != nil {
+			return fail(fmt.Errorf("decode answer: %w", err))
 		}
-	} else if resp == nil {
-		err = rc.dec.Skip()
-	} else {
-		err = rc.dec.Decode(resp)
 	}
 	if !stop() {
 		// ctx ended during the call and moved the deadline: not reusable.
 		rc.conn.Close()
-		return err
-	}
-	if err != nil {
-		var re *RemoteError
-		if !errors.As(err, &re) {
-			rc.conn.Close()
-			return fmt.Errorf("transport: %s answer from %s: %w", method, addr, err)
-		}
+		return callErr
 	}
 	_ = rc.conn.SetDeadline(time.Time{})
 	c.put(addr, rc)
-	return err
-}
-
-func readResponseHead(dec *msgpack.Decoder) (code, msg string, err error) {
-	n, err := dec.DecodeArrayLen()
-	if err != nil {
-		return "", "", err
-	}
-	if n != 3 {
-		return "", "", fmt.Errorf("malformed answer: %d fields", n)
-	}
-	if code, err = dec.DecodeString(); err != nil {
-		return "", "", err
-	}
-	if msg, err = dec.DecodeString(); err != nil {
-		return "", "", err
-	}
-	return code, msg, nil
+	return callErr
 }
