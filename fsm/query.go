@@ -33,17 +33,17 @@ func (f *FSM) WaitForIndex(ctx context.Context, index uint64) error {
 
 // ValidateAccess finds the session of an access token by its hash and
 // reports the token's status at now. It is the validation hot path: no
-// allocation, one read lock, two map lookups.
-func (f *FSM) ValidateAccess(h events.TokenHash, now int64) (Session, Status) {
+// allocation, one read lock, one map lookup. The session returned is the
+// stored value itself, which is never modified (changes store a copy): read
+// it, never write it.
+func (f *FSM) ValidateAccess(h events.TokenHash, now int64) (*Session, Status) {
 	f.mu.RLock()
 	s := f.st.byAccessHash(h)
-	if s == nil {
-		f.mu.RUnlock()
-		return Session{}, StatusUnknown
-	}
-	c := *s
 	f.mu.RUnlock()
-	return c, c.AccessStatus(now)
+	if s == nil {
+		return nil, StatusUnknown
+	}
+	return s, s.AccessStatus(now)
 }
 
 // TokenKind says which of a session's tokens a hash matched.

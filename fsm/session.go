@@ -36,13 +36,22 @@ const maxRefreshHistory = 16
 // The layout is kept small on purpose (a node holds millions): rarely set
 // fields live in a separate, usually absent, sessionExtra.
 type Session struct {
+	// What validating an access token reads comes first, in one cache line.
+	AccessHash      events.TokenHash
+	AccessExpiresAt int64
+	// ExpiresAt is the absolute end: nothing moves past it.
+	ExpiresAt  int64
+	flags      sessionFlags
+	AuthMethod events.AuthMethod
+	RememberMe bool
+	extra      *sessionExtra
+
 	ID        events.SessionID
 	UserID    events.UserID
 	App       string
 	UserAgent string
 	IP        string
 
-	AccessHash  events.TokenHash
 	RefreshHash events.TokenHash
 
 	CreatedAt  int64
@@ -50,16 +59,7 @@ type Session struct {
 	// TokensIssuedAt is when the current token pair was minted (creation or
 	// the last refresh).
 	TokensIssuedAt   int64
-	AccessExpiresAt  int64
 	RefreshExpiresAt int64
-	// ExpiresAt is the absolute end: nothing moves past it.
-	ExpiresAt int64
-
-	extra *sessionExtra
-
-	AuthMethod events.AuthMethod
-	RememberMe bool
-	flags      sessionFlags
 }
 
 type sessionFlags uint8

@@ -299,15 +299,13 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 	if d.err != nil {
 		return nil, 0, d.err
 	}
-	// The count only sizes the maps, and only up to a bound: a corrupt or
-	// hostile header must not make the node allocate before any record is
-	// read.
-	st := newState(min(nSessions, 1<<14))
-	st.lastTime = lastTime
-	st.policy = d.policy()
+	policy := d.policy()
 	if d.err != nil {
 		return nil, 0, d.err
 	}
+	// Records are read into a list that grows with what is actually read
+	// (never from the header's claim), then indexed into maps sized exactly.
+	var sessions []*Session
 	var prevID events.SessionID
 	for i := 0; i < nSessions && d.err == nil; i++ {
 		s := decodeSession(d)
@@ -319,6 +317,15 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 			break
 		}
 		prevID = s.ID
+		sessions = append(sessions, s)
+	}
+	if d.err != nil {
+		return nil, 0, d.err
+	}
+	st := newState(len(sessions))
+	st.lastTime = lastTime
+	st.policy = policy
+	for _, s := range sessions {
 		st.insert(s)
 	}
 	for i := 0; i < nDedup && d.err == nil; i++ {

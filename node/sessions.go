@@ -118,7 +118,7 @@ func (n *Node) Validate(accessToken string) (fsm.Session, error) {
 	if status != fsm.StatusActive {
 		return fsm.Session{}, fsm.ErrUnauthenticated
 	}
-	return s, nil
+	return *s, nil
 }
 
 // TokenInfo is what introspection reports about a token.
