@@ -82,7 +82,7 @@ func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error)
 		return Issued{}, fsm.ErrUnauthenticated
 	}
 	presented := events.HashToken(refreshToken)
-	s, kind, _ := n.fsm.LookupToken(presented, n.now())
+	s, kind, _ := n.lookupForWrite(ctx, presented)
 	if kind != fsm.TokenRefresh {
 		return Issued{}, fsm.ErrUnauthenticated
 	}
@@ -100,6 +100,24 @@ func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error)
 		return Issued{}, err
 	}
 	return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: res.Index}, nil
+}
+
+// lookupForWrite finds the session holding a token, for a write that acts
+// on it. A token this node does not know may have been minted through
+// another node a moment ago: rather than answer 401 from a lagging state,
+// the node catches up with the leader (a read barrier, bounded) and looks
+// once more. Known tokens cost nothing extra.
+func (n *Node) lookupForWrite(ctx context.Context, h events.TokenHash) (fsm.Session, fsm.TokenKind, fsm.Status) {
+	s, kind, status := n.fsm.LookupToken(h, n.now())
+	if kind != fsm.TokenNone || n.IsLeader() {
+		return s, kind, status
+	}
+	barrierCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := n.ReadBarrier(barrierCtx); err != nil {
+		return s, kind, status
+	}
+	return n.fsm.LookupToken(h, n.now())
 }
 
 // now is the node's clock, in Unix nanoseconds.
@@ -139,9 +157,12 @@ func (n *Node) Introspect(token string) TokenInfo {
 
 // Logout revokes the session of an active access token.
 func (n *Node) Logout(ctx context.Context, accessToken string) (uint64, error) {
-	s, err := n.Validate(accessToken)
-	if err != nil {
-		return 0, err
+	if !wellFormed(accessToken, AccessTokenPrefix) {
+		return 0, fsm.ErrUnauthenticated
+	}
+	s, kind, status := n.lookupForWrite(ctx, events.HashToken(accessToken))
+	if kind != fsm.TokenAccess || status != fsm.StatusActive {
+		return 0, fsm.ErrUnauthenticated
 	}
 	res, err := n.write(ctx, &events.SessionRevoked{
 		SessionID: s.ID, Scope: events.RevokeWholeSession, Reason: events.ReasonLogout,
@@ -157,7 +178,11 @@ func (n *Node) Logout(ctx context.Context, accessToken string) (uint64, error) {
 // access token stops only itself. An unknown, expired or already revoked
 // token is not an error (RFC 7009 §2.2); the index is then the applied one.
 func (n *Node) RevokeToken(ctx context.Context, token string) (uint64, error) {
-	info := n.Introspect(token)
+	if !wellFormed(token, AccessTokenPrefix) && !wellFormed(token, RefreshTokenPrefix) {
+		return n.AppliedIndex(), nil
+	}
+	s, kind, status := n.lookupForWrite(ctx, events.HashToken(token))
+	info := TokenInfo{Session: s, Kind: kind, Status: status}
 	if info.Status != fsm.StatusActive {
 		return n.AppliedIndex(), nil
 	}
@@ -179,10 +204,10 @@ func (n *Node) RevokeToken(ctx context.Context, token string) (uint64, error) {
 }
 
 // RevokeSession revokes a session, or only one of its tokens, by id.
+// The state machine says at apply time whether the session exists, so a
+// session created through another node a moment ago is found even when this
+// node has not applied it yet.
 func (n *Node) RevokeSession(ctx context.Context, id events.SessionID, scope events.RevokeScope, reason events.Reason) (uint64, error) {
-	if _, ok := n.fsm.Session(id); !ok {
-		return 0, fsm.ErrNotFound
-	}
 	res, err := n.write(ctx, &events.SessionRevoked{SessionID: id, Scope: scope, Reason: reason})
 	if err != nil {
 		return 0, err
