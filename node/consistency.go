@@ -55,13 +55,17 @@ func (n *Node) observeLeadership(notify <-chan bool) {
 	}
 }
 
-// leaderReadIndex is the leader's side: its commit index, once a quorum has
-// confirmed that it still leads.
+// leaderReadIndex is the leader's side: the index its state machine has
+// applied, once a quorum has confirmed that it still leads. Every write
+// acknowledged to anyone was applied on the leader before it was
+// acknowledged, so that index covers them all; and unlike Raft's commit
+// index it never points at an entry (a no-op) that state machines do not
+// see, so a follower can wait for it.
 func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
 	if !n.IsLeader() || !n.leaderReady.Load() {
 		return 0, ErrNotLeader
 	}
-	index := n.raft.CommitIndex()
+	index := n.fsm.AppliedIndex()
 	done := make(chan error, 1)
 	go func() { done <- n.raft.VerifyLeader().Error() }()
 	select {
@@ -129,18 +133,30 @@ func (n *Node) ReadBarrier(ctx context.Context) (uint64, error) {
 	}
 }
 
-// waitApplied waits until Raft has applied index on this node. Unlike the
-// FSM's index it counts Raft's own no-op and configuration entries, which a
-// commit index may point at.
+// waitApplied waits until this node's state machine has applied index.
 func (n *Node) waitApplied(ctx context.Context, index uint64) error {
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for n.raft.AppliedIndex() < index && n.fsm.AppliedIndex() < index {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
+	return n.fsm.WaitForIndex(ctx, index)
+}
+
+// catchUp runs once at start: it learns the leader's applied index and
+// waits until this node has applied as much, then marks the node caught up
+// (ready). It retries until it succeeds or the node stops.
+func (n *Node) catchUp() {
+	defer n.wg.Done()
+	backoff := 50 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(n.stopCtx, 5*time.Second)
+		_, err := n.ReadBarrier(ctx)
+		cancel()
+		if err == nil {
+			n.caughtUp.Store(true)
+			return
 		}
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
 	}
-	return nil
 }

@@ -41,13 +41,12 @@ type Node struct {
 	// committed before its term (a Barrier after the election).
 	leaderReady atomic.Bool
 	leaderGen   atomic.Uint64
-	store       *raftboltdb.BoltStore
-	snaps       *raft.FileSnapshotStore
-	nodeID      raft.ServerID
-
-	// startIndex is the last log index this node knew of when it started;
-	// it is not ready to serve reads until it has applied that far.
-	startIndex uint64
+	// caughtUp is set once the node has applied what the leader had applied
+	// when the node asked, after start.
+	caughtUp atomic.Bool
+	store    *raftboltdb.BoltStore
+	snaps    *raft.FileSnapshotStore
+	nodeID   raft.ServerID
 
 	stampMu   sync.Mutex
 	lastStamp int64
@@ -175,18 +174,19 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 	n.bootstrapped.Store(hasState || cfg.BootstrapSelf)
-	n.startIndex = n.raft.LastIndex()
+	lastIndex := n.raft.LastIndex()
 	if cfg.GossipAddr != "" {
 		if err := n.startGossip(); err != nil {
 			return nil, err
 		}
 	}
 	log.Info("node started", "node_id", cfg.NodeID, "raft_addr", localAddr,
-		"data_dir", cfg.DataDir, "last_index", n.startIndex, "existing_state", hasState)
+		"data_dir", cfg.DataDir, "last_index", lastIndex, "existing_state", hasState)
 
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.sweepExpired()
 	go n.observeLeadership(leadership)
+	go n.catchUp()
 	ok = true
 	return n, nil
 }
@@ -222,15 +222,15 @@ func (n *Node) LastContact() time.Duration {
 	return time.Since(last)
 }
 
-// Ready reports whether the node can serve: a leader is known and the local
-// state has caught up with what the node knew of when it started.
+// Ready reports whether the node can serve: a leader is known and, since
+// start, this node has once caught up with everything the leader had
+// applied (a fresh or restarted node is not ready while it replays or
+// receives a snapshot).
 func (n *Node) Ready() bool {
 	if addr, _ := n.Leader(); addr == "" {
 		return false
 	}
-	// Raft's applied index counts its own no-op entries too, which never
-	// reach the FSM; the last entry known at start may be one.
-	return n.raft.AppliedIndex() >= n.startIndex
+	return n.caughtUp.Load()
 }
 
 // RaftState is the node's Raft role, term and indexes.

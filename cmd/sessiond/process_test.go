@@ -785,7 +785,12 @@ func testHelp(t *testing.T, bin string) {
 	listed := map[string]bool{}
 	for _, line := range strings.Split(out, "\n") {
 		fields := strings.Fields(line)
-		for _, f := range fields {
+		// Flag lines start with the flag ("--x" or "-h, --help"); other
+		// lines (commands, usage) may mention flags in their text.
+		if len(fields) == 0 || !strings.HasPrefix(fields[0], "-") {
+			continue
+		}
+		for _, f := range fields[:min(2, len(fields))] {
 			if strings.HasPrefix(f, "--") {
 				name := strings.TrimPrefix(f, "--")
 				listed[name] = true

@@ -46,6 +46,9 @@ type Cluster struct {
 	opts   Options
 	Faults *transport.Faults
 	Nodes  []*Member
+	// mu guards the members' running state and Node, which Kill and Restart
+	// change while clients and checks read them.
+	mu sync.Mutex
 }
 
 // Member is one node of a test cluster and its HTTP API.
@@ -80,6 +83,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 			raftAddr: freeAddr(t),
 			gossip:   freeAddr(t),
 		})
+		c.Nodes[i].URL = "http://" + c.Nodes[i].httpAddr
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.Nodes))
@@ -149,8 +153,9 @@ func (c *Cluster) start(m *Member) error {
 		return err
 	}
 	go api.Serve(l)
+	c.mu.Lock()
 	m.Node, m.api, m.cfg, m.running = n, api, cfg, true
-	m.URL = "http://" + m.httpAddr
+	c.mu.Unlock()
 	return nil
 }
 
@@ -158,16 +163,19 @@ func (c *Cluster) start(m *Member) error {
 // HTTP server and Raft stop, its data dir stays.
 func (c *Cluster) Kill(i int) {
 	m := c.Nodes[i]
+	c.mu.Lock()
 	if !m.running {
+		c.mu.Unlock()
 		return
 	}
+	m.running = false
+	c.mu.Unlock()
 	// Isolate first so the node cannot say goodbye, like a crash.
 	c.Isolate(i)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = m.api.Shutdown(ctx)
 	_ = m.Node.Close()
-	m.running = false
 	c.Rejoin(i)
 }
 
@@ -181,7 +189,10 @@ func (c *Cluster) Restart(i int) {
 
 // Wipe deletes a killed node's data dir, so that it restarts empty.
 func (c *Cluster) Wipe(i int) {
-	if c.Nodes[i].running {
+	c.mu.Lock()
+	running := c.Nodes[i].running
+	c.mu.Unlock()
+	if running {
 		c.t.Fatalf("wipe node %d while it runs", i)
 	}
 	if err := os.RemoveAll(c.Nodes[i].DataDir); err != nil {
@@ -224,19 +235,21 @@ func (c *Cluster) Heal() { c.Faults.Heal() }
 
 // Stop shuts every running node down.
 func (c *Cluster) Stop() {
-	for _, m := range c.Nodes {
-		if m.running {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = m.api.Shutdown(ctx)
-			cancel()
-			_ = m.Node.Close()
-			m.running = false
-		}
+	for _, m := range c.Running() {
+		c.mu.Lock()
+		m.running = false
+		c.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = m.api.Shutdown(ctx)
+		cancel()
+		_ = m.Node.Close()
 	}
 }
 
 // Running lists the running nodes.
 func (c *Cluster) Running() []*Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var out []*Member
 	for _, m := range c.Nodes {
 		if m.running {
@@ -246,39 +259,59 @@ func (c *Cluster) Running() []*Member {
 	return out
 }
 
+// IsRunning reports whether node i runs.
+func (c *Cluster) IsRunning(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Nodes[i].running
+}
+
+// eachRunning calls f for every running node, holding the lock that Kill
+// and Restart take, so f sees a stable Node. f must not call back into c.
+func (c *Cluster) eachRunning(f func(m *Member)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range c.Nodes {
+		if m.running {
+			f(m)
+		}
+	}
+}
+
 // Leaders lists the ids of running nodes that believe they lead.
 func (c *Cluster) Leaders() []string {
 	var out []string
-	for _, m := range c.Running() {
+	c.eachRunning(func(m *Member) {
 		if m.Node.IsLeader() {
 			out = append(out, m.ID)
 		}
-	}
+	})
 	return out
 }
 
 // Leader is the index of the one running leader, or -1.
 func (c *Cluster) Leader() int {
-	var found = -1
-	for _, m := range c.Running() {
+	found, count := -1, 0
+	c.eachRunning(func(m *Member) {
 		if m.Node.IsLeader() {
-			if found >= 0 {
-				return -1
-			}
-			found = m.Index
+			found, count = m.Index, count+1
 		}
+	})
+	if count != 1 {
+		return -1
 	}
 	return found
 }
 
 // AllReady reports whether every running node is ready.
 func (c *Cluster) AllReady() bool {
-	for _, m := range c.Running() {
+	ready := true
+	c.eachRunning(func(m *Member) {
 		if !m.Node.Ready() {
-			return false
+			ready = false
 		}
-	}
-	return true
+	})
+	return ready
 }
 
 // WaitFor polls cond until it holds or the limit passes (then fails).
@@ -299,18 +332,20 @@ func (c *Cluster) WaitConverged(limit time.Duration) {
 	c.t.Helper()
 	c.WaitFor(limit, "every node to hold the same state", func() bool {
 		var first []byte
-		for _, m := range c.Running() {
+		same := true
+		c.eachRunning(func(m *Member) {
 			var buf bytes.Buffer
 			if err := m.Node.FSM().WriteSnapshot(&buf); err != nil {
-				return false
+				same = false
+				return
 			}
 			if first == nil {
 				first = buf.Bytes()
 			} else if !bytes.Equal(first, buf.Bytes()) {
-				return false
+				same = false
 			}
-		}
-		return true
+		})
+		return same
 	})
 }
 
@@ -366,6 +401,7 @@ func (c *Cluster) Add(tweak func(cfg *node.Config)) *Member {
 		raftAddr: freeAddr(c.t),
 		gossip:   freeAddr(c.t),
 	}
+	m.URL = "http://" + m.httpAddr
 	c.Nodes = append(c.Nodes, m)
 	prev := c.opts.Tweak
 	c.opts.Tweak = func(i int, cfg *node.Config) {
