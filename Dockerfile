@@ -1,6 +1,6 @@
 # sessiond's image holds the statically linked binary and nothing else: no
 # base image, so no registry is needed. Build the binary first (the README's
-# "Cluster in Docker" section, or `make image`):
+# "A cluster" section, or `make image`):
 #   CGO_ENABLED=0 go build -o build/sessiond ./cmd/sessiond
 FROM scratch
 COPY build/sessiond /sessiond

@@ -34,6 +34,7 @@ type apiError struct {
 	Status  int
 	Code    string
 	Message string
+	detail  string // logged at debug level, never sent
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -94,7 +95,10 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, fsm.ErrInvalid):
 		return &apiError{Status: http.StatusBadRequest, Code: codeBadRequest, Message: "the request breaks a rule of the state machine"}
 	case errors.Is(err, node.ErrUnavailable):
-		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: err.Error()}
+		// The detail (which may name cluster addresses) goes to the log at
+		// debug level, not to the client.
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
+			Message: "no leader or quorum answered in time; retry", detail: err.Error()}
 	}
 	return nil
 }
@@ -109,6 +113,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if ae == nil {
 		s.log.Error("unhandled error", "route", c.Path(), "method", c.Request().Method, "error", err)
 		ae = &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error"}
+	}
+	if ae.detail != "" {
+		s.log.Debug("request failed", "route", c.Path(), "status", ae.Status, "detail", ae.detail)
 	}
 	h := c.Response().Header()
 	switch ae.Status {

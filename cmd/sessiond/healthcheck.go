@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 // container health checks run this.
 func newHealthcheckCommand() *cobra.Command {
 	var httpAddr string
+	var useTLS bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "healthcheck",
@@ -33,11 +35,18 @@ func newHealthcheckCommand() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/readyz", nil)
+			scheme, client := "http", http.DefaultClient
+			if useTLS {
+				// A probe of the node on this host: whether it is up, not
+				// who it is, so the certificate is not verified.
+				scheme = "https"
+				client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+net.JoinHostPort(host, port)+"/readyz", nil)
 			if err != nil {
 				return err
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				return fmt.Errorf("not healthy: %w", err)
 			}
@@ -49,6 +58,7 @@ func newHealthcheckCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:8080", "address of the node's HTTP API [SESSIOND_HTTP_ADDR]")
+	cmd.Flags().BoolVar(&useTLS, "https", false, "the API is served over TLS (--http-tls-cert)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "how long to wait for the answer")
 	return cmd
 }

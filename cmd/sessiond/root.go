@@ -156,6 +156,9 @@ func run(ctx context.Context, o options) error {
 		if gossipKey, err = base64.StdEncoding.DecodeString(o.gossipKey); err != nil {
 			return fmt.Errorf("--gossip-key: not base64: %w", err)
 		}
+		if n := len(gossipKey); n != 16 && n != 24 && n != 32 {
+			return fmt.Errorf("--gossip-key: %d bytes; it must decode to 16, 24 or 32", n)
+		}
 	}
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -163,6 +166,11 @@ func run(ctx context.Context, o options) error {
 	keys, err := loadAdminKeys(o, log)
 	if err != nil {
 		return err
+	}
+	for _, k := range keys {
+		if len(k) < 16 {
+			return errors.New("admin API keys must be at least 16 characters")
+		}
 	}
 	listener, err := net.Listen("tcp", o.httpAddr)
 	if err != nil {
