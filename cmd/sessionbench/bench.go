@@ -1,0 +1,312 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// bench holds what the phases share: the targets, the client and the
+// tokens issued so far.
+type bench struct {
+	o       options
+	log     *slog.Logger
+	urls    []string
+	apiKey  string
+	client  *http.Client
+	prof    *profiler
+	workers []workerState // per worker, so collecting tokens takes no lock
+
+	tokens   []string // access tokens issued (create or seeding)
+	maxIndex uint64   // highest Raft index among them
+
+	createURLs   []string // where the create phase sends its requests
+	roles        []string // "id=state" of each target, as found
+	followerURLs []string
+
+	leaderURL, followerURL, ceilingURL string
+	canned                             *cannedAnswer
+}
+
+type workerState struct {
+	tokens   []string
+	maxIndex uint64
+}
+
+// runPhases runs the selected phases in order, handing each result to
+// done as it completes.
+func (b *bench) runPhases(ctx context.Context, rep *report, done func(*phaseResult)) error {
+	b.workers = make([]workerState, b.o.concurrency)
+	b.createURLs = b.urls
+	validates := b.o.runs(phaseValidate) || b.o.runs(phaseCeiling)
+	if b.o.createVia != "all" || validates {
+		if err := b.findRoles(ctx); err != nil {
+			return err
+		}
+	}
+	if validates && b.followerURL == "" { // fail before the create phase, not after it
+		return fmt.Errorf("no follower among the targets (%s): validate-follower and ceiling need one", strings.Join(b.roles, ", "))
+	}
+	switch b.o.createVia {
+	case "leader":
+		if b.leaderURL == "" {
+			return errors.New("--create-via leader: no leader among the targets")
+		}
+		b.createURLs = []string{b.leaderURL}
+	case "followers":
+		if len(b.followerURLs) == 0 {
+			return errors.New("--create-via followers: no follower among the targets")
+		}
+		b.createURLs = b.followerURLs
+	}
+	if b.o.runs(phaseCreate) {
+		target := fmt.Sprintf("round-robin over %d nodes", len(b.createURLs))
+		if b.o.createVia != "all" {
+			target += " (" + b.o.createVia + ")"
+		}
+		p := b.phase(ctx, phaseCreate, target, http.StatusCreated, b.create)
+		b.collectTokens()
+		rep.Phases = append(rep.Phases, p)
+		done(p)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if !validates {
+		return nil
+	}
+	if err := b.prepareValidation(ctx); err != nil {
+		return err
+	}
+	if b.o.runs(phaseValidate) {
+		p := b.phase(ctx, phaseValidate, b.followerURL, http.StatusOK, b.validateOn(b.followerURL))
+		rep.Phases = append(rep.Phases, p)
+		done(p)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if b.o.runs(phaseCeiling) {
+		stop, err := b.startCeiling()
+		if err != nil {
+			return err
+		}
+		p := b.phase(ctx, phaseCeiling, b.ceilingURL, http.StatusOK, b.validateOn(b.ceilingURL))
+		stop()
+		rep.Phases = append(rep.Phases, p)
+		done(p)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// phase runs the warm-up (bounded like the phase itself, not counted) and
+// then the measured part.
+func (b *bench) phase(ctx context.Context, name, target string, want int, do requestFunc) *phaseResult {
+	if b.o.warmup > 0 {
+		drive(ctx, b.o.concurrency, b.o.requests, b.o.warmup, want, do)
+	}
+	if err := b.prof.begin(name); err != nil {
+		b.log.Warn("cpu profile not started", "error", err)
+	}
+	out := drive(ctx, b.o.concurrency, b.o.requests, b.o.duration, want, do)
+	b.prof.end(name)
+	return summarize(name, target, out)
+}
+
+// create is one POST /v1/sessions, to the nodes in turn.
+func (b *bench) create(ctx context.Context, w int, seq int64) (int, error) {
+	base := b.createURLs[seq%int64(len(b.createURLs))]
+	body := fmt.Appendf(nil, `{"user_id":"bench-%d","app":"bench","scopes":["read"],"device":{"user_agent":"sessionbench","label":"load"}}`,
+		seq%int64(b.o.users))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/sessions", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-API-Key", b.apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return resp.StatusCode, nil
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		Index       uint64 `json:"index"`
+	}
+	if err := json.Unmarshal(data, &tok); err != nil || tok.AccessToken == "" {
+		// The body is not quoted: it may hold tokens.
+		return resp.StatusCode, fmt.Errorf("%w: create answered %d bytes without an access token", errDecode, len(data))
+	}
+	ws := &b.workers[w]
+	ws.tokens = append(ws.tokens, tok.AccessToken)
+	ws.maxIndex = max(ws.maxIndex, tok.Index)
+	return resp.StatusCode, nil
+}
+
+// collectTokens gathers the workers' tokens (after a drive has ended).
+func (b *bench) collectTokens() {
+	for i := range b.workers {
+		ws := &b.workers[i]
+		b.tokens = append(b.tokens, ws.tokens...)
+		b.maxIndex = max(b.maxIndex, ws.maxIndex)
+		ws.tokens = nil
+	}
+}
+
+// validateOn returns one GET /v1/session against base, with the tokens in
+// turn.
+func (b *bench) validateOn(base string) requestFunc {
+	target := base + "/v1/session"
+	return func(ctx context.Context, _ int, seq int64) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Authorization", "Bearer "+b.tokens[seq%int64(len(b.tokens))])
+		resp, err := b.client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, err
+	}
+}
+
+// prepareValidation makes sure there are tokens to validate (creating some
+// unmeasured when the create phase did not run), finds a follower and
+// records its answer to one validation, made once the follower has applied
+// every token's session (min_index).
+func (b *bench) prepareValidation(ctx context.Context) error {
+	if len(b.tokens) == 0 {
+		out := drive(ctx, b.o.concurrency, b.o.seedSessions, b.o.duration, http.StatusCreated, b.create)
+		b.collectTokens()
+		if len(b.tokens) == 0 {
+			p := summarize("seed", "", out)
+			return fmt.Errorf("no session could be created to validate (%s)", p.errorSummary())
+		}
+	}
+	canned, err := b.probe(ctx, b.followerURL, b.tokens[0])
+	if err != nil {
+		return err
+	}
+	b.canned = canned
+	return nil
+}
+
+// clusterView is the part of GET /v1/cluster the tool reads.
+type clusterView struct {
+	NodeID    string `json:"node_id"`
+	RaftState string `json:"raft_state"`
+}
+
+// findRoles asks each target for its Raft state: the leader, and the
+// followers (the first is the one validations go to).
+func (b *bench) findRoles(ctx context.Context) error {
+	for _, u := range b.urls {
+		var view clusterView
+		if err := b.getJSON(ctx, u+"/v1/cluster", &view); err != nil {
+			return fmt.Errorf("cluster view of %s: %w", u, err)
+		}
+		b.roles = append(b.roles, view.NodeID+"="+view.RaftState)
+		if view.RaftState == "Leader" {
+			b.leaderURL = u
+		} else {
+			b.followerURLs = append(b.followerURLs, u)
+		}
+	}
+	if len(b.followerURLs) > 0 {
+		b.followerURL = b.followerURLs[0]
+	}
+	return nil
+}
+
+func (b *bench) getJSON(ctx context.Context, url string, into any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-API-Key", b.apiKey)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d: %s", resp.StatusCode, truncate(data, 200))
+	}
+	return json.Unmarshal(data, into)
+}
+
+// probe validates one token on the follower once it has applied every
+// session created (X-Sessiond-Min-Index), and keeps the answer for the
+// ceiling.
+func (b *bench) probe(ctx context.Context, base, token string) (*cannedAnswer, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/session?wait=10s", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("X-Sessiond-Min-Index", strconv.FormatUint(b.maxIndex, 10))
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("probe validation on %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("probe validation on %s: %w", base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("probe validation on %s: status %d: %s", base, resp.StatusCode, truncate(body, 200))
+	}
+	return newCannedAnswer(resp.Header, body), nil
+}
+
+// startCeiling starts the bare handler and returns the function that stops
+// it.
+func (b *bench) startCeiling() (func(), error) {
+	if b.canned == nil {
+		return nil, errors.New("ceiling: no follower answer to replay")
+	}
+	srv, err := startCeilingServer(b.canned)
+	if err != nil {
+		return nil, err
+	}
+	b.ceilingURL = srv.url
+	return func() {
+		b.client.CloseIdleConnections()
+		srv.close()
+	}, nil
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// requestFunc sends request number seq from worker w and returns the HTTP
+// status (0 when there was none) and a transport or decoding error.
+type requestFunc func(ctx context.Context, w int, seq int64) (status int, err error)
+
+// tally is what one worker saw; workers never share one, so recording
+// takes no lock.
+type tally struct {
+	hist     histogram
+	errors   map[string]int64
+	firstErr string
+}
+
+// outcome is one run of the workers.
+type outcome struct {
+	tallies   []*tally
+	elapsed   time.Duration
+	stoppedBy string // "requests", "duration" or "timeout"
+}
+
+// drive runs c workers that send requests until limit requests have been
+// started or the deadline has passed, whichever comes first (or ctx ends).
+// A request in flight at the deadline is finished and counted; none starts
+// after it. Every request is bounded by the client's timeout and ctx, so
+// drive returns at most a request timeout after the deadline.
+func drive(ctx context.Context, c int, limit int64, d time.Duration, want int, do requestFunc) outcome {
+	var next atomic.Int64
+	tallies := make([]*tally, c)
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for w := range c {
+		t := &tally{errors: map[string]int64{}}
+		tallies[w] = t
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if !t0.Before(deadline) {
+					return
+				}
+				seq := next.Add(1) - 1
+				if seq >= limit {
+					return
+				}
+				status, err := do(ctx, w, seq)
+				t.hist.record(int64(time.Since(t0)))
+				if err != nil || status != want {
+					t.fail(status, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	out := outcome{tallies: tallies, elapsed: time.Since(start), stoppedBy: "duration"}
+	switch {
+	case ctx.Err() != nil:
+		out.stoppedBy = "timeout"
+	case next.Load() >= limit:
+		out.stoppedBy = "requests"
+	}
+	return out
+}
+
+// fail counts a failed request by its status, or by the kind of transport
+// error when there was no status.
+func (t *tally) fail(status int, err error) {
+	key := strconv.Itoa(status)
+	if status == 0 || err != nil {
+		key = errorKind(err)
+		if t.firstErr == "" && err != nil {
+			t.firstErr = err.Error()
+		}
+	}
+	t.errors[key]++
+}
+
+func errorKind(err error) string {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return "no_status"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, errDecode):
+		return "bad_body"
+	}
+	return "transport"
+}
+
+var errDecode = errors.New("undecodable answer")
+
+// profiler writes the CPU profile: of the whole run (phase "") or of the
+// measured part of one phase.
+type profiler struct {
+	path, phase string
+	f           *os.File
+	on          bool
+}
+
+// begin starts profiling when phase is the one profiled ("" is the run).
+func (p *profiler) begin(phase string) error {
+	if p.path == "" || phase != p.phase || p.on {
+		return nil
+	}
+	if p.f == nil {
+		f, err := os.Create(p.path)
+		if err != nil {
+			return err
+		}
+		p.f = f
+	}
+	if err := pprof.StartCPUProfile(p.f); err != nil {
+		return err
+	}
+	p.on = true
+	return nil
+}
+
+// end stops profiling at the end of the profiled phase.
+func (p *profiler) end(phase string) {
+	if p.on && phase == p.phase {
+		pprof.StopCPUProfile()
+		p.on = false
+	}
+}
+
+func (p *profiler) close() {
+	if p.on {
+		pprof.StopCPUProfile()
+		p.on = false
+	}
+	if p.f != nil {
+		p.f.Close()
+		p.f = nil
+	}
+}
