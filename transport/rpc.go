@@ -159,7 +159,7 @@ type rpcConn struct {
 
 // NewRPCClient returns a client dialing through t.
 func NewRPCClient(t *Transport) *RPCClient {
-	return &RPCClient{t: t, maxIdle: 8, idle: make(map[string][]*rpcConn)}
+	return &RPCClient{t: t, maxIdle: 64, idle: make(map[string][]*rpcConn)}
 }
 
 func (c *RPCClient) get(addr string, timeout time.Duration) (*rpcConn, error) {
