@@ -31,9 +31,25 @@ type faultyGossip struct {
 	done    chan struct{}
 }
 
+// Shutdown stops forwarding packets, then shuts the inner transport down
+// while draining its packet channel: its listener goroutines may be blocked
+// handing over a packet, and it waits for them.
 func (g *faultyGossip) Shutdown() error {
 	close(g.done)
-	return g.Transport.Shutdown()
+	drained := make(chan struct{})
+	go func() {
+		in := g.Transport.PacketCh()
+		for {
+			select {
+			case <-in:
+			case <-drained:
+				return
+			}
+		}
+	}()
+	err := g.Transport.Shutdown()
+	close(drained)
+	return err
 }
 
 func (g *faultyGossip) WriteTo(b []byte, addr string) (time.Time, error) {
