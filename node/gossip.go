@@ -45,7 +45,7 @@ type Member struct {
 	HTTPAddr string
 	Region   string
 	Voter    bool
-	// Status is alive, suspect, dead or left.
+	// Status is alive or dead (dead also covers a member that left).
 	Status string
 	// GossipAddr is the member's memberlist address.
 	GossipAddr string
@@ -66,6 +66,15 @@ type gossip struct {
 
 	mu        sync.Mutex
 	deadSince map[string]time.Time // member id → when first seen dead or gone
+
+	// table is this node's copy of the membership, kept from memberlist's
+	// event callbacks (which run under memberlist's lock, so copying there
+	// is safe; the *Node values memberlist hands out are changed by it
+	// later). Dead and departed members stay, with their status.
+	tableMu sync.Mutex
+	table   map[string]Member
+	expects map[string]int // bootstrap-expect each member announces
+	self    string         // this node's gossip address
 }
 
 func (n *Node) startGossip() error {
@@ -79,7 +88,8 @@ func (n *Node) startGossip() error {
 	if len(meta) > memberlist.MetaMaxSize {
 		return fmt.Errorf("node: gossip metadata is %d bytes, memberlist allows %d: shorten the ids and addresses", len(meta), memberlist.MetaMaxSize)
 	}
-	g := &gossip{n: n, meta: meta, events: make(chan struct{}, 1), deadSince: make(map[string]time.Time)}
+	g := &gossip{n: n, meta: meta, events: make(chan struct{}, 1), deadSince: make(map[string]time.Time),
+		table: make(map[string]Member), expects: make(map[string]int)}
 
 	host, portStr, err := net.SplitHostPort(n.cfg.GossipAddr)
 	if err != nil {
@@ -150,6 +160,7 @@ func (n *Node) startGossip() error {
 	if mc.AdvertiseAddr != "" {
 		self = net.JoinHostPort(mc.AdvertiseAddr, strconv.Itoa(mc.AdvertisePort))
 	}
+	g.self = self
 	mc.Transport = transport.FaultyGossip(nt, self, n.cfg.Faults)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -169,7 +180,7 @@ func (n *Node) GossipAddr() string {
 	if n.gossip == nil {
 		return ""
 	}
-	return n.gossip.ml.LocalNode().Address()
+	return n.gossip.self
 }
 
 func (g *gossip) stop() {
@@ -190,9 +201,27 @@ func (g *gossip) MergeRemoteState(buf []byte, join bool)     {}
 
 // memberlist.EventDelegate: never call memberlist from here (it holds its
 // lock); just nudge the reconcile loop.
-func (g *gossip) NotifyJoin(*memberlist.Node)   { g.nudge() }
-func (g *gossip) NotifyLeave(*memberlist.Node)  { g.nudge() }
-func (g *gossip) NotifyUpdate(*memberlist.Node) { g.nudge() }
+func (g *gossip) NotifyJoin(n *memberlist.Node)   { g.record(n, "alive"); g.nudge() }
+func (g *gossip) NotifyLeave(n *memberlist.Node)  { g.record(n, "dead"); g.nudge() }
+func (g *gossip) NotifyUpdate(n *memberlist.Node) { g.record(n, "alive"); g.nudge() }
+
+// record copies a member into the table with its status. It runs inside
+// memberlist's callbacks: it must not call memberlist. (The Node's own
+// State field is not kept current by memberlist, hence the explicit status;
+// a member that left gracefully and one that died both show as dead.)
+func (g *gossip) record(n *memberlist.Node, status string) {
+	var meta memberMeta
+	if err := msgpack.Unmarshal(n.Meta, &meta); err != nil || meta.ID == "" {
+		return
+	}
+	g.tableMu.Lock()
+	defer g.tableMu.Unlock()
+	g.table[meta.ID] = Member{
+		ID: meta.ID, RaftAddr: meta.RaftAddr, HTTPAddr: meta.HTTPAddr, Region: meta.Region,
+		Voter: meta.Voter, Status: status, GossipAddr: n.Address(),
+	}
+	g.expects[meta.ID] = meta.Expect
+}
 
 func (g *gossip) nudge() {
 	select {
@@ -201,33 +230,27 @@ func (g *gossip) nudge() {
 	}
 }
 
-// members lists every member memberlist knows, with its metadata.
+// members lists every member seen, with its last known status, sorted by id.
 func (g *gossip) members() []Member {
-	var out []Member
-	for _, m := range g.ml.Members() {
-		var meta memberMeta
-		if err := msgpack.Unmarshal(m.Meta, &meta); err != nil || meta.ID == "" {
-			continue
-		}
-		out = append(out, Member{
-			ID: meta.ID, RaftAddr: meta.RaftAddr, HTTPAddr: meta.HTTPAddr, Region: meta.Region,
-			Voter: meta.Voter, Status: memberStatus(m.State), GossipAddr: m.Address(),
-		})
+	g.tableMu.Lock()
+	out := make([]Member, 0, len(g.table))
+	for _, m := range g.table {
+		out = append(out, m)
 	}
+	g.tableMu.Unlock()
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
-func memberStatus(s memberlist.NodeStateType) string {
-	switch s {
-	case memberlist.StateAlive:
-		return "alive"
-	case memberlist.StateSuspect:
-		return "suspect"
-	case memberlist.StateLeft:
-		return "left"
+// aliveCount is the number of members alive, this node included.
+func (g *gossip) aliveCount() int {
+	n := 0
+	for _, m := range g.members() {
+		if m.Status == "alive" {
+			n++
+		}
 	}
-	return "dead"
+	return n
 }
 
 // joinLoop joins the seed list until it succeeds, then re-joins it
@@ -240,7 +263,7 @@ func (g *gossip) joinLoop() {
 	wait := 200 * time.Millisecond
 	joined := false
 	for {
-		if !joined || len(g.ml.Members()) < 2 {
+		if !joined || g.aliveCount() < 2 {
 			if count, err := g.ml.Join(g.n.cfg.Join); err != nil {
 				g.n.log.Debug("join failed, retrying", "seeds", g.n.cfg.Join, "error", err)
 			} else {
@@ -358,13 +381,12 @@ func (g *gossip) tryBootstrap() {
 	}
 }
 
-// expectOf is the BootstrapExpect a member announces.
+// expectOf is the BootstrapExpect a member announces (-1 if unknown).
 func (g *gossip) expectOf(id string) int {
-	for _, m := range g.ml.Members() {
-		var meta memberMeta
-		if msgpack.Unmarshal(m.Meta, &meta) == nil && meta.ID == id {
-			return meta.Expect
-		}
+	g.tableMu.Lock()
+	defer g.tableMu.Unlock()
+	if e, ok := g.expects[id]; ok {
+		return e
 	}
 	return -1
 }

@@ -100,7 +100,8 @@ type MemberStatus struct {
 	// not be added yet).
 	InRaft bool
 	Leader bool
-	// Status is alive, suspect, dead or left; a Raft server that gossip does
+	// Status is alive or dead (gossip reports no suspicion to its users, and a
+	// member that left shows as dead); a Raft server that gossip does
 	// not know is dead.
 	Status string
 }
