@@ -82,7 +82,10 @@ func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error)
 		return Issued{}, fsm.ErrUnauthenticated
 	}
 	presented := events.HashToken(refreshToken)
-	s, kind, _ := n.lookupForWrite(ctx, presented)
+	s, kind, _, err := n.lookupForWrite(ctx, presented)
+	if err != nil {
+		return Issued{}, err
+	}
 	if kind != fsm.TokenRefresh {
 		return Issued{}, fsm.ErrUnauthenticated
 	}
@@ -104,20 +107,23 @@ func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error)
 
 // lookupForWrite finds the session holding a token, for a write that acts
 // on it. A token this node does not know may have been minted through
-// another node a moment ago: rather than answer 401 from a lagging state,
-// the node catches up with the leader (a read barrier, bounded) and looks
-// once more. Known tokens cost nothing extra.
-func (n *Node) lookupForWrite(ctx context.Context, h events.TokenHash) (fsm.Session, fsm.TokenKind, fsm.Status) {
+// another node a moment ago (or this node may be a leader that has just
+// been deposed): rather than answer 401 from a lagging state, the node
+// confirms with the leader and catches up (a read barrier) and looks once
+// more. When no leader confirms in time the answer is ErrUnavailable, not a
+// 401 it cannot vouch for. Known tokens cost nothing extra.
+func (n *Node) lookupForWrite(ctx context.Context, h events.TokenHash) (fsm.Session, fsm.TokenKind, fsm.Status, error) {
 	s, kind, status := n.fsm.LookupToken(h, n.now())
-	if kind != fsm.TokenNone || n.IsLeader() {
-		return s, kind, status
+	if kind != fsm.TokenNone {
+		return s, kind, status, nil
 	}
 	barrierCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if _, err := n.ReadBarrier(barrierCtx); err != nil {
-		return s, kind, status
+		return s, kind, status, err
 	}
-	return n.fsm.LookupToken(h, n.now())
+	s, kind, status = n.fsm.LookupToken(h, n.now())
+	return s, kind, status, nil
 }
 
 // now is the node's clock, in Unix nanoseconds.
@@ -160,7 +166,10 @@ func (n *Node) Logout(ctx context.Context, accessToken string) (uint64, error) {
 	if !wellFormed(accessToken, AccessTokenPrefix) {
 		return 0, fsm.ErrUnauthenticated
 	}
-	s, kind, status := n.lookupForWrite(ctx, events.HashToken(accessToken))
+	s, kind, status, err := n.lookupForWrite(ctx, events.HashToken(accessToken))
+	if err != nil {
+		return 0, err
+	}
 	if kind != fsm.TokenAccess || status != fsm.StatusActive {
 		return 0, fsm.ErrUnauthenticated
 	}
@@ -181,7 +190,10 @@ func (n *Node) RevokeToken(ctx context.Context, token string) (uint64, error) {
 	if !wellFormed(token, AccessTokenPrefix) && !wellFormed(token, RefreshTokenPrefix) {
 		return n.AppliedIndex(), nil
 	}
-	s, kind, status := n.lookupForWrite(ctx, events.HashToken(token))
+	s, kind, status, err := n.lookupForWrite(ctx, events.HashToken(token))
+	if err != nil {
+		return 0, err
+	}
 	info := TokenInfo{Session: s, Kind: kind, Status: status}
 	if info.Status != fsm.StatusActive {
 		return n.AppliedIndex(), nil

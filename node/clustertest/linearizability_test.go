@@ -409,6 +409,7 @@ func TestLinearizability_SessionsUnderFaults(t *testing.T) {
 					_ = porcupine.Visualize(lzModel(false), info, f)
 					f.Close()
 				}
+				logIllegalPartition(t, history)
 				t.Fatalf("history of %d operations is %v under the model (visualization: %s)", len(history), res, path)
 			}
 			// The same history must fail against a deliberately broken
@@ -498,4 +499,27 @@ func runLinearizability(t *testing.T, seed uint64, duration time.Duration, maxOp
 		}
 	}
 	return history
+}
+
+// logIllegalPartition logs, in call order, the operations of the first
+// user whose history the model rejects.
+func logIllegalPartition(t *testing.T, history []porcupine.Operation) {
+	m := lzModel(false)
+	for _, part := range m.Partition(history) {
+		if porcupine.CheckOperationsTimeout(m, part, 30*time.Second) == porcupine.Ok {
+			continue
+		}
+		slices.SortFunc(part, func(a, b porcupine.Operation) int { return int(a.Call - b.Call) })
+		base := part[0].Call
+		for _, op := range part {
+			in, out := op.Input.(lzInput), op.Output.(lzOutput)
+			ret := (op.Return - base) / 1e6
+			if op.Return > 1<<61 {
+				ret = -1
+			}
+			t.Logf("c%d [%6d,%6d] %-11s tok=%s sid=%s -> %d sid=%s a=%s r=%s", op.ClientId, (op.Call-base)/1e6, ret,
+				in.Kind, short(in.Token), in.SID, out.Status, out.SID, short(out.Access), short(out.Refresh))
+		}
+		return
+	}
 }
