@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -421,38 +420,6 @@ func FuzzRestore(f *testing.F) {
 			h.applyEnv(events.Envelope{Time: now, Event: ev})
 		}
 	})
-}
-
-// hasHugeArray32 reports whether data holds what could be a msgpack array32
-// header claiming more than 2^16 elements.
-func hasHugeArray32(data []byte) bool {
-	for i := 0; i+5 <= len(data); i++ {
-		if data[i] == 0xdd && binary.BigEndian.Uint32(data[i+1:]) > 1<<16 {
-			return true
-		}
-	}
-	return false
-}
-
-// claimedSessions reads the session count of a snapshot header, or 0.
-func claimedSessions(data []byte) int64 {
-	dec := msgpack.NewDecoder(bytes.NewReader(data))
-	if n, err := dec.DecodeArrayLen(); err != nil || n != 6 {
-		return 0
-	}
-	if _, err := dec.DecodeString(); err != nil {
-		return 0
-	}
-	for range 3 {
-		if _, err := dec.DecodeInt64(); err != nil {
-			return 0
-		}
-	}
-	n, err := dec.DecodeInt64()
-	if err != nil {
-		return 0
-	}
-	return n
 }
 
 func TestWriteSnapshot_EqualsPersist(t *testing.T) {

@@ -223,7 +223,6 @@ type lzClient struct {
 	sessions []lzKnown
 	history  *[]porcupine.Operation
 	mu       *sync.Mutex
-	start    time.Time
 }
 
 type lzKnown struct {
