@@ -96,6 +96,8 @@ type Server struct {
 	keys    [][sha256.Size]byte
 	echo    *echo.Echo
 	http    *http.Server
+	// draining is cancelled when shutdown begins.
+	draining context.Context
 }
 
 // Longest min_index wait a read may ask for, and the default.
@@ -123,12 +125,12 @@ func New(cfg Config) (*Server, error) {
 	e.Use(middleware.ContextTimeout(maxReadWait + cfg.WriteTimeout))
 	s.routes(e)
 	s.echo = e
-	// Requests in flight see their context cancelled when shutdown starts,
-	// so a read waiting for an index answers 503 at once instead of holding
-	// the shutdown up.
-	baseCtx, cancelBase := context.WithCancel(context.Background())
+	// When shutdown starts, reads waiting for an index stop waiting and
+	// answer 503 instead of holding the shutdown up. Requests themselves are
+	// not cancelled: one still being read is served, and writes finish.
+	var cancelDrain context.CancelFunc
+	s.draining, cancelDrain = context.WithCancel(context.Background())
 	s.http = &http.Server{
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		Handler:           e,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -136,7 +138,7 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	s.http.RegisterOnShutdown(cancelBase)
+	s.http.RegisterOnShutdown(cancelDrain)
 	return s, nil
 }
 
@@ -279,7 +281,9 @@ func (s *Server) readAt(c echo.Context) error {
 		}
 		if s.backend.AppliedIndex() < minIndex {
 			ctx, cancel := context.WithTimeout(c.Request().Context(), wait)
+			stop := context.AfterFunc(s.draining, cancel)
 			err := s.backend.WaitForIndex(ctx, minIndex)
+			stop()
 			cancel()
 			if err != nil {
 				return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
