@@ -141,7 +141,11 @@ func TestGossip_LeaderAddsLateJoinersAndReadReplicas(t *testing.T) {
 }
 
 func TestGossip_DeadMemberIsRemovedWhenSafe(t *testing.T) {
-	seed := mustStart(t, gossipConfig(t, "a", 1))
+	seedCfg := gossipConfig(t, "a", 1)
+	// Short, so that the test sees a removal; set before start (the
+	// reconcile loop reads it).
+	seedCfg.DeadNodeTimeout = 500 * time.Millisecond
+	seed := mustStart(t, seedCfg)
 	waitFor(t, 10*time.Second, "seed leads", seed.IsLeader)
 	var nodes []*Node
 	for _, id := range []string{"b", "c", "d"} {
@@ -150,9 +154,8 @@ func TestGossip_DeadMemberIsRemovedWhenSafe(t *testing.T) {
 	}
 	waitFor(t, 15*time.Second, "four voters", func() bool { v, _ := voterCount(t, seed); return v == 4 })
 
-	// With a short dead-node timeout the leader removes d once it is gone;
-	// three voters remain, the floor.
-	seed.cfg.DeadNodeTimeout = 500 * time.Millisecond
+	// The leader removes d once it has been gone for the dead-node
+	// timeout; three voters remain, the floor.
 	if err := nodes[2].Close(); err != nil {
 		t.Fatal(err)
 	}
