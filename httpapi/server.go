@@ -282,6 +282,7 @@ func (s *Server) readAt(c echo.Context) error {
 		if s.backend.AppliedIndex() < minIndex {
 			ctx, cancel := context.WithTimeout(c.Request().Context(), wait)
 			stop := context.AfterFunc(s.draining, cancel)
+			s.log.Debug("read waiting for index", "min_index", minIndex, "wait", wait)
 			err := s.backend.WaitForIndex(ctx, minIndex)
 			stop()
 			cancel()

@@ -566,7 +566,10 @@ func testSIGTERM(t *testing.T, bin string) {
 func testSIGTERMWithWaitingRead(t *testing.T, bin string) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	httpAddr := freeAddr(t)
-	d := start(t, bin, nil, "--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", freeAddr(t), "--gossip-addr", freeAddr(t))
+	// Debug logging shows when the read is really waiting on the server: a
+	// request still on the wire when shutdown begins is dropped by net/http
+	// unanswered, which is not what this test is about.
+	d := start(t, bin, nil, "--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", freeAddr(t), "--gossip-addr", freeAddr(t), "--log-level", "debug")
 	c := newClient(t, "http://"+httpAddr, "", nil)
 	d.waitReady(t, c)
 	c.key = readAdminKey(t, dataDir)
@@ -600,6 +603,12 @@ func testSIGTERMWithWaitingRead(t *testing.T, bin string) {
 		t.Fatalf("the waiting read ended before SIGTERM: %+v", r)
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the waiting read was not sent within 5s")
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(d.out.String(), "read waiting for index"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not log the waiting read within 10s:\n%s", d.out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 
 	began := time.Now()
