@@ -60,6 +60,20 @@ func newPayload(t Type, version uint8) (Event, error) {
 		ev = new(SessionsExpired)
 	case TypeSessionsBulkRevoked:
 		ev = new(SessionsBulkRevoked)
+	case TypeSessionsTouched:
+		ev = new(SessionsTouched)
+	case TypeUserCredentialsSet:
+		ev = new(UserCredentialsSet)
+	case TypeUserDeleted:
+		ev = new(UserDeleted)
+	case TypeLoginFailed:
+		ev = new(LoginFailed)
+	case TypeUserUnlocked:
+		ev = new(UserUnlocked)
+	case TypeUserLimitSet:
+		ev = new(UserLimitSet)
+	case TypePolicySet:
+		ev = new(PolicySet)
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownType, t)
 	}

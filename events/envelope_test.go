@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func sampleEnvelopes() []Envelope {
@@ -23,6 +24,25 @@ func sampleEnvelopes() []Envelope {
 		{Time: 4, RequestID: "r4", Event: &UserForceLoggedOut{UserID: "alice", Reason: ReasonAdmin, Except: "s2"}},
 		{Time: 5, RequestID: "r5", Event: &SessionsBulkRevoked{CreatedBefore: 5, Apps: []string{"a", "b"}, Reason: ReasonBulk}},
 		{Time: 6, RequestID: "r6", Event: &SessionsExpired{Until: 6}},
+		{Time: 7, RequestID: "r7", Event: &SessionCreated{
+			SessionID: "s3", UserID: "bob", App: "web", AuthMethod: AuthPassword,
+			AccessHash: h("sa_b"), RefreshHash: h("sr_b"),
+			LoginID: "email:bob@example.com", CredentialVersion: 8, EndSessions: []SessionID{"s1", "s2"},
+		}},
+		{Time: 8, RequestID: "r8", Event: &SessionRefreshed{SessionID: "s3", PresentedHash: h("sr_b"), NewAccessHash: h("a3"), NewRefreshHash: h("r3"), LastUsedAt: 7}},
+		{Time: 9, RequestID: "r9", Event: &SessionsTouched{Touches: []Touch{{SessionID: "s1", At: 8}, {SessionID: "s3", At: 9}}}},
+		{Time: 10, RequestID: "r10", Event: &UserCredentialsSet{UserID: "bob", Email: "bob@example.com", PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$a2V5", Reason: ReasonPasswordReset, MustExist: true}},
+		{Time: 11, RequestID: "r11", Event: &UserDeleted{UserID: "bob"}},
+		{Time: 12, RequestID: "r12", Event: &LoginFailed{LoginID: "user:bob", UserID: "bob"}},
+		{Time: 13, RequestID: "r13", Event: &UserUnlocked{UserID: "bob"}},
+		{Time: 14, RequestID: "r14", Event: &UserLimitSet{UserID: "bob", MaxSessions: 5}},
+		{Time: 15, RequestID: "r15", Event: &UserLimitSet{UserID: "bob", Clear: true}},
+		{Time: 16, RequestID: "r16", Event: &PolicySet{Policy: func() Policy {
+			p := DefaultPolicy()
+			p.IdleTimeout = 30 * time.Minute
+			p.AppMaxSessions = []AppLimit{{App: "mobile", MaxSessions: 2}}
+			return p
+		}()}},
 	}
 }
 

@@ -20,6 +20,14 @@ type SessionCreated struct {
 	Device      Device      `msgpack:"device"`
 	AccessHash  TokenHash   `msgpack:"ah"`
 	RefreshHash TokenHash   `msgpack:"rh"`
+	// For password logins: the login identifier (see LoginFailed) and the
+	// credential version the node verified. The state machine refuses the
+	// login if the account is locked or the password changed since.
+	LoginID           string `msgpack:"login"`
+	CredentialVersion uint64 `msgpack:"cv"`
+	// EndSessions are sessions of the same user to end in the same step
+	// (SPEC §3 session limits), sorted.
+	EndSessions []SessionID `msgpack:"end"`
 }
 
 // SessionRefreshed rotates a session's tokens. It applies only if
@@ -30,6 +38,9 @@ type SessionRefreshed struct {
 	PresentedHash  TokenHash `msgpack:"ph"`
 	NewAccessHash  TokenHash `msgpack:"ah"`
 	NewRefreshHash TokenHash `msgpack:"rh"`
+	// LastUsedAt is the latest use of the session the refreshing node knows
+	// of (its own uses not yet replicated), for the idle timeout; 0 if none.
+	LastUsedAt int64 `msgpack:"used"`
 }
 
 // SessionRevoked revokes one session, or only one of its tokens. When
@@ -67,12 +78,81 @@ type SessionsExpired struct {
 	Until int64 `msgpack:"until"`
 }
 
+// SessionsTouched records when sessions were last used (SPEC §3 idle
+// timeout). Each node batches the uses it saw; Touches is sorted by session
+// id and each time is no later than the event's.
+type SessionsTouched struct {
+	Touches []Touch `msgpack:"t"`
+}
+
+// Touch is one session's latest use seen by a node.
+type Touch struct {
+	SessionID SessionID `msgpack:"sid"`
+	At        int64     `msgpack:"at"`
+}
+
+// UserCredentialsSet creates a user's built-in credentials or changes them.
+// PasswordHash is an argon2id string ("" keeps the current password). Email
+// is lower-cased ("" keeps the current email, or none). Reason is
+// ReasonPasswordChange or ReasonPasswordReset when an existing password is
+// replaced; the policy decides whether that ends the user's sessions.
+type UserCredentialsSet struct {
+	UserID       UserID `msgpack:"uid"`
+	Email        string `msgpack:"email"`
+	PasswordHash string `msgpack:"pw"`
+	Reason       Reason `msgpack:"reason"`
+	// MustExist makes the event fail with not-found for a user without
+	// credentials (password change and reset).
+	MustExist bool `msgpack:"must_exist"`
+}
+
+// UserDeleted removes a user's credentials, limit and lockout and revokes
+// its sessions.
+type UserDeleted struct {
+	UserID UserID `msgpack:"uid"`
+}
+
+// LoginFailed counts a failed login towards lockout. LoginID is the
+// identifier the login named ("email:" + lower-cased email, or "user:" +
+// user id), counted whether or not such a user exists; UserID, when the
+// identifier named an existing user, is counted too, so the account locks
+// whichever identifier is used.
+type LoginFailed struct {
+	LoginID string `msgpack:"login"`
+	UserID  UserID `msgpack:"uid"`
+}
+
+// UserUnlocked clears a user's lockout (under its user id and its email).
+type UserUnlocked struct {
+	UserID UserID `msgpack:"uid"`
+}
+
+// UserLimitSet sets (or with Clear, removes) a user's own session limit,
+// which overrides the policy's max_sessions_per_user; 0 means unlimited.
+type UserLimitSet struct {
+	UserID      UserID `msgpack:"uid"`
+	MaxSessions int    `msgpack:"max"`
+	Clear       bool   `msgpack:"clear"`
+}
+
+// PolicySet replaces the policy. It applies to sessions created after it.
+type PolicySet struct {
+	Policy Policy `msgpack:"policy"`
+}
+
 func (*SessionCreated) EventType() Type      { return TypeSessionCreated }
 func (*SessionRefreshed) EventType() Type    { return TypeSessionRefreshed }
 func (*SessionRevoked) EventType() Type      { return TypeSessionRevoked }
 func (*UserForceLoggedOut) EventType() Type  { return TypeUserForceLoggedOut }
 func (*SessionsBulkRevoked) EventType() Type { return TypeSessionsBulkRevoked }
 func (*SessionsExpired) EventType() Type     { return TypeSessionsExpired }
+func (*SessionsTouched) EventType() Type     { return TypeSessionsTouched }
+func (*UserCredentialsSet) EventType() Type  { return TypeUserCredentialsSet }
+func (*UserDeleted) EventType() Type         { return TypeUserDeleted }
+func (*LoginFailed) EventType() Type         { return TypeLoginFailed }
+func (*UserUnlocked) EventType() Type        { return TypeUserUnlocked }
+func (*UserLimitSet) EventType() Type        { return TypeUserLimitSet }
+func (*PolicySet) EventType() Type           { return TypePolicySet }
 
 // SessionOf names the one session an event is about, or "" when it is about
 // a user or many sessions.

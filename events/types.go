@@ -11,6 +11,13 @@ const (
 	TypeUserForceLoggedOut  Type = 4
 	TypeSessionsExpired     Type = 5
 	TypeSessionsBulkRevoked Type = 6
+	TypeSessionsTouched     Type = 7
+	TypeUserCredentialsSet  Type = 8
+	TypeUserDeleted         Type = 9
+	TypeLoginFailed         Type = 10
+	TypeUserUnlocked        Type = 11
+	TypeUserLimitSet        Type = 12
+	TypePolicySet           Type = 13
 )
 
 // String names the type as the API and logs show it.
@@ -28,6 +35,20 @@ func (t Type) String() string {
 		return "SessionsExpired"
 	case TypeSessionsBulkRevoked:
 		return "SessionsBulkRevoked"
+	case TypeSessionsTouched:
+		return "SessionsTouched"
+	case TypeUserCredentialsSet:
+		return "UserCredentialsSet"
+	case TypeUserDeleted:
+		return "UserDeleted"
+	case TypeLoginFailed:
+		return "LoginFailed"
+	case TypeUserUnlocked:
+		return "UserUnlocked"
+	case TypeUserLimitSet:
+		return "UserLimitSet"
+	case TypePolicySet:
+		return "PolicySet"
 	}
 	return "Unknown"
 }

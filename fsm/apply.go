@@ -1,7 +1,9 @@
 package fsm
 
 import (
+	"cmp"
 	"slices"
+	"time"
 
 	"github.com/sessiond/sessiond/events"
 )
@@ -38,6 +40,20 @@ func (st *state) apply(index uint64, env events.Envelope) *Result {
 		res = st.bulkRevoke(now, ev)
 	case *events.SessionsExpired:
 		res = st.expire(now, ev)
+	case *events.SessionsTouched:
+		res = st.touch(now, ev)
+	case *events.UserCredentialsSet:
+		res = st.setCredentials(index, now, ev)
+	case *events.UserDeleted:
+		res = st.deleteUser(now, ev)
+	case *events.LoginFailed:
+		res = st.loginFailed(now, ev)
+	case *events.UserUnlocked:
+		res = st.unlock(ev)
+	case *events.UserLimitSet:
+		res = st.setUserLimit(now, ev)
+	case *events.PolicySet:
+		res = st.setPolicy(ev)
 	default:
 		// Decode only returns known types; reaching this is a programming error
 		// that must not be skipped silently.
@@ -65,6 +81,15 @@ func (st *state) create(now int64, ev *events.SessionCreated) *Result {
 	if st.byAccessHash(ev.AccessHash) != nil || st.byRefreshHash(ev.RefreshHash) != nil {
 		return failed(ErrConflict)
 	}
+	if ev.AuthMethod == events.AuthPassword && ev.LoginID != "" {
+		if res := st.checkLogin(now, ev); res != nil {
+			return res
+		}
+	}
+	evicted, res := st.makeRoom(now, ev)
+	if res != nil {
+		return res
+	}
 	p := st.policy
 	absolute, refreshTTL := p.AbsoluteTTL, p.EffectiveRefreshTTL()
 	if ev.RememberMe {
@@ -87,12 +112,120 @@ func (st *state) create(now int64, ev *events.SessionCreated) *Result {
 		ExpiresAt:        expiresAt,
 		AuthMethod:       ev.AuthMethod,
 		RememberMe:       ev.RememberMe,
+		idleSeconds:      uint32(p.IdleTimeout / time.Second),
 	}
 	if ev.Device.Label != "" || len(ev.Scopes) > 0 || len(ev.Attributes) > 0 {
 		s.extra = &sessionExtra{label: ev.Device.Label, scopes: ev.Scopes, attributes: ev.Attributes}
 	}
 	st.insert(s)
-	return withSession(s)
+	res = withSession(s)
+	res.Count = evicted
+	return res
+}
+
+// checkLogin applies the rules of a password login at apply time: the
+// account is not locked and the password verified is still the current one.
+// A success clears the identifier's failure count.
+func (st *state) checkLogin(now int64, ev *events.SessionCreated) *Result {
+	userKey := LoginByUser + string(ev.UserID)
+	until := st.lockedUntil(userKey, now)
+	if ev.LoginID != "" {
+		until = max(until, st.lockedUntil(ev.LoginID, now))
+	}
+	if until != 0 {
+		return &Result{Err: ErrLocked, LockedUntil: until}
+	}
+	u := st.users[ev.UserID]
+	if u == nil || u.PasswordHash == "" || u.CredentialVersion != ev.CredentialVersion {
+		return failed(ErrUnauthenticated)
+	}
+	delete(st.lockouts, userKey)
+	if ev.LoginID != "" {
+		delete(st.lockouts, ev.LoginID)
+	}
+	return nil
+}
+
+// makeRoom applies the session limits (SPEC §3) to a new session: first the
+// sessions the request asked to end, then, over a limit, either a refusal
+// that changes nothing (deny) or the revocation of the oldest sessions
+// (evict_oldest). It returns how many sessions it revoked, or a failed
+// result.
+func (st *state) makeRoom(now int64, ev *events.SessionCreated) (int, *Result) {
+	userLimit := st.policy.MaxSessionsPerUser
+	if u := st.users[ev.UserID]; u != nil && u.HasLimit {
+		userLimit = u.MaxSessions
+	}
+	appLimit := st.policy.AppLimit(ev.App)
+	var ids []events.SessionID
+	if u := st.byUser[ev.UserID]; u != nil {
+		ids = u.ids
+	}
+	ending := func(id events.SessionID) bool {
+		_, found := slices.BinarySearch(ev.EndSessions, id)
+		return found
+	}
+	// Active sessions that stay, oldest first (ids are in creation order).
+	var staying []*Session
+	var toEnd []*Session
+	for _, id := range ids {
+		s := st.sessions[id]
+		switch {
+		case s == nil:
+		case ending(id):
+			if s.revocable(now) {
+				toEnd = append(toEnd, s)
+			}
+		case s.Status(now) == StatusActive:
+			staying = append(staying, s)
+		}
+	}
+	userOver, appOver := overLimits(staying, ev.App, userLimit, appLimit)
+	var evict []*Session
+	if userOver > 0 || appOver > 0 {
+		if st.policy.OnSessionLimit != events.OnLimitEvictOldest {
+			return 0, failed(ErrSessionLimit)
+		}
+		for _, s := range staying {
+			if userOver <= 0 && appOver <= 0 {
+				break
+			}
+			inApp := s.App == ev.App
+			if userOver > 0 || (appOver > 0 && inApp) {
+				evict = append(evict, s)
+				userOver--
+				if inApp {
+					appOver--
+				}
+			}
+		}
+	}
+	for _, s := range toEnd {
+		st.replace(s, s.revoked(now, events.ReasonUser))
+	}
+	for _, s := range evict {
+		st.replace(s, s.revoked(now, events.ReasonSessionLimit))
+	}
+	return len(toEnd) + len(evict), nil
+}
+
+// overLimits says by how many sessions a new one in app would go over the
+// user limit and over the app limit (0 or less: within; a limit of 0 is
+// none).
+func overLimits(active []*Session, app string, userLimit, appLimit int) (userOver, appOver int) {
+	if userLimit > 0 {
+		userOver = len(active) + 1 - userLimit
+	}
+	if appLimit > 0 {
+		inApp := 0
+		for _, s := range active {
+			if s.App == app {
+				inApp++
+			}
+		}
+		appOver = inApp + 1 - appLimit
+	}
+	return userOver, appOver
 }
 
 func (st *state) refresh(now int64, ev *events.SessionRefreshed) *Result {
@@ -100,32 +233,52 @@ func (st *state) refresh(now int64, ev *events.SessionRefreshed) *Result {
 	if s == nil {
 		return failed(ErrUnauthenticated)
 	}
-	if ev.PresentedHash != s.RefreshHash {
-		if s.hasPreviousRefresh(ev.PresentedHash) && !s.Revoked() {
+	if ev.NewAccessHash.IsZero() || ev.NewRefreshHash.IsZero() || ev.NewAccessHash == ev.NewRefreshHash {
+		return failed(ErrInvalid)
+	}
+	lastUse := min(ev.LastUsedAt, now)
+	x := s.ex()
+	var next *Session
+	switch {
+	case s.holdsLiveRefresh(ev.PresentedHash):
+		if s.RefreshStatusAt(ev.PresentedHash, now, lastUse) != StatusActive {
+			return failed(ErrUnauthenticated)
+		}
+		next = s.rotated(ev.PresentedHash, ev.PresentedHash, now, now)
+	case s.hasPreviousRefresh(ev.PresentedHash):
+		if s.Revoked() {
+			return failed(ErrUnauthenticated)
+		}
+		grace := int64(st.policy.RefreshReuseGrace)
+		rotatedAt, ok := int64(0), false
+		if grace > 0 {
+			if x.parent == ev.PresentedHash && now-x.rotatedAt <= grace {
+				rotatedAt, ok = x.rotatedAt, true
+			}
+			for _, p := range x.pairs {
+				if p.parent == ev.PresentedHash && now-p.rotatedAt <= grace {
+					rotatedAt, ok = p.rotatedAt, true
+				}
+			}
+		}
+		if !ok {
 			// A rotated refresh token came back: someone holds a copy. End the
 			// session so that neither holder can go on.
 			st.replace(s, s.revoked(now, events.ReasonRefreshTokenReuse))
 			return &Result{Err: ErrRefreshReuse, Count: 1}
 		}
+		if s.StatusAt(now, lastUse) != StatusActive || s.RefreshRevoked() || now >= s.RefreshExpiresAt {
+			return failed(ErrUnauthenticated)
+		}
+		// Within the grace (two tabs refreshing at once): a sibling pair.
+		next = s.rotated(events.TokenHash{}, ev.PresentedHash, rotatedAt, now)
+	default:
 		return failed(ErrUnauthenticated)
-	}
-	if s.RefreshStatus(ev.PresentedHash, now) != StatusActive {
-		return failed(ErrUnauthenticated)
-	}
-	if ev.NewAccessHash.IsZero() || ev.NewRefreshHash.IsZero() || ev.NewAccessHash == ev.NewRefreshHash {
-		return failed(ErrInvalid)
 	}
 	if st.byAccessHash(ev.NewAccessHash) != nil || st.byRefreshHash(ev.NewRefreshHash) != nil {
 		return failed(ErrConflict)
 	}
 	p := st.policy
-	next := s.withExtra(func(e *sessionExtra) {
-		history := append(slices.Clone(e.prevRefresh), s.RefreshHash)
-		if len(history) > maxRefreshHistory {
-			history = history[len(history)-maxRefreshHistory:]
-		}
-		e.prevRefresh = history
-	})
 	next.AccessHash = ev.NewAccessHash
 	next.RefreshHash = ev.NewRefreshHash
 	next.flags &^= flagAccessRevoked
@@ -143,6 +296,52 @@ func (st *state) refresh(now int64, ev *events.SessionRefreshed) *Result {
 	return withSession(next)
 }
 
+// rotated returns a copy of s ready to take a new newest pair (the caller
+// sets its hashes and times). used is the live refresh token being rotated
+// (zero when a sibling is minted within the grace); parent and rotatedAt
+// describe the new pair's origin. The pair that was newest stays live unless
+// it is the one rotated; live pairs past maxLivePairs are dropped oldest
+// first. Rotated and dropped refresh tokens are remembered, so that their
+// reuse is caught.
+func (s *Session) rotated(used, parent events.TokenHash, rotatedAt, now int64) *Session {
+	return s.withExtra(func(e *sessionExtra) {
+		var retired []events.TokenHash
+		pairs := make([]tokenPair, 0, len(e.pairs)+1)
+		for _, p := range e.pairs {
+			if p.refresh == used {
+				retired = append(retired, p.refresh)
+				continue
+			}
+			pairs = append(pairs, p)
+		}
+		if s.RefreshHash == used {
+			retired = append(retired, s.RefreshHash)
+		} else {
+			pairs = append(pairs, tokenPair{
+				access: s.AccessHash, refresh: s.RefreshHash, accessExpiresAt: s.AccessExpiresAt,
+				issuedAt: s.TokensIssuedAt, accessRevoked: s.AccessRevoked(),
+				parent: e.parent, rotatedAt: e.rotatedAt,
+			})
+		}
+		// Pairs are kept oldest first; the oldest go when there are too many.
+		slices.SortStableFunc(pairs, func(a, b tokenPair) int { return cmp.Compare(a.issuedAt, b.issuedAt) })
+		for len(pairs) > maxLivePairs-1 {
+			retired = append(retired, pairs[0].refresh)
+			pairs = pairs[1:]
+		}
+		if len(pairs) == 0 {
+			pairs = nil
+		}
+		e.pairs = pairs
+		history := append(slices.Clone(e.prevRefresh), retired...)
+		if len(history) > maxRefreshHistory {
+			history = history[len(history)-maxRefreshHistory:]
+		}
+		e.prevRefresh = history
+		e.parent, e.rotatedAt = parent, rotatedAt
+	})
+}
+
 func (st *state) revoke(now int64, ev *events.SessionRevoked) *Result {
 	s := st.sessions[ev.SessionID]
 	if s == nil {
@@ -154,7 +353,7 @@ func (st *state) revoke(now int64, ev *events.SessionRevoked) *Result {
 	var next *Session
 	switch ev.Scope {
 	case events.RevokeWholeSession:
-		if !ev.TokenHash.IsZero() && ev.TokenHash != s.AccessHash && ev.TokenHash != s.RefreshHash {
+		if !ev.TokenHash.IsZero() && !s.holdsAccess(ev.TokenHash) && !s.holdsLiveRefresh(ev.TokenHash) {
 			return failed(ErrUnauthenticated)
 		}
 		if s.Revoked() {
@@ -162,8 +361,23 @@ func (st *state) revoke(now int64, ev *events.SessionRevoked) *Result {
 		}
 		next = s.revoked(now, ev.Reason)
 	case events.RevokeAccessToken:
-		if !ev.TokenHash.IsZero() && ev.TokenHash != s.AccessHash {
+		if !ev.TokenHash.IsZero() && !s.holdsAccess(ev.TokenHash) {
 			return failed(ErrUnauthenticated)
+		}
+		if !ev.TokenHash.IsZero() && ev.TokenHash != s.AccessHash {
+			// An older live pair's access token (refresh grace).
+			if s.Revoked() {
+				return withSession(s)
+			}
+			next = s.withExtra(func(e *sessionExtra) {
+				e.pairs = slices.Clone(e.pairs)
+				for i := range e.pairs {
+					if e.pairs[i].access == ev.TokenHash {
+						e.pairs[i].accessRevoked = true
+					}
+				}
+			})
+			break
 		}
 		if s.Revoked() || s.AccessRevoked() {
 			return withSession(s)
@@ -201,7 +415,7 @@ func (st *state) forceLogout(now int64, ev *events.UserForceLoggedOut) *Result {
 	revoked := 0
 	for _, id := range u.ids {
 		s := st.sessions[id]
-		if s == nil || id == ev.Except || s.Status(now) != StatusActive {
+		if s == nil || id == ev.Except || !s.revocable(now) {
 			continue
 		}
 		st.replace(s, s.revoked(now, ev.Reason))
@@ -224,7 +438,7 @@ func (st *state) bulkRevoke(now int64, ev *events.SessionsBulkRevoked) *Result {
 	// Map order does not matter here: each session's change depends on that
 	// session alone, and only the count is reported.
 	for _, s := range st.sessions {
-		if s.CreatedAt >= before || s.Status(now) != StatusActive {
+		if s.CreatedAt >= before || !s.revocable(now) {
 			continue
 		}
 		if len(ev.Apps) > 0 {
@@ -240,6 +454,7 @@ func (st *state) bulkRevoke(now int64, ev *events.SessionsBulkRevoked) *Result {
 
 func (st *state) expire(now int64, ev *events.SessionsExpired) *Result {
 	until := min(ev.Until, now)
+	st.pruneLockouts(until)
 	removed := 0
 	st.expiry.popDue(until, func(id events.SessionID) {
 		s := st.sessions[id]
@@ -250,4 +465,20 @@ func (st *state) expire(now int64, ev *events.SessionsExpired) *Result {
 		removed++
 	})
 	return &Result{Count: removed}
+}
+
+func (st *state) touch(now int64, ev *events.SessionsTouched) *Result {
+	touched := 0
+	for _, t := range ev.Touches {
+		s := st.sessions[t.SessionID]
+		at := min(t.At, now)
+		if s == nil || s.Revoked() || at <= s.LastSeenAt {
+			continue
+		}
+		c := *s
+		c.LastSeenAt = at
+		st.replace(s, &c)
+		touched++
+	}
+	return &Result{Count: touched}
 }

@@ -209,4 +209,6 @@ func snapshotSessions(tb testing.TB, f *FSM) []Session {
 // so that tests can compare captured views without encoding them.
 func sortSnapshot(s *fsmSnapshot) {
 	slices.SortFunc(s.sessions, func(a, b *Session) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	slices.SortFunc(s.users, func(a, b *User) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	slices.SortFunc(s.lockouts, func(a, b keyedLockout) int { return strings.Compare(a.key, b.key) })
 }

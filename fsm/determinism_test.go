@@ -350,8 +350,16 @@ func checkInvariants(tb testing.TB, f *FSM) {
 		if !slices.Contains(st.expiry.buckets[bucketOf(s.EndsAt())], id) {
 			tb.Fatalf("session %s not queued for collection at its end", id)
 		}
-		nAccess++
-		nRefresh += 1 + len(s.ex().prevRefresh)
+		for _, p := range s.ex().pairs {
+			if st.byAccessHash(p.access) != s || st.byRefreshHash(p.refresh) != s {
+				tb.Fatalf("session %s not found by the hashes of a sibling pair", id)
+			}
+		}
+		if s.LivePairs() > maxLivePairs {
+			tb.Fatalf("session %s holds %d live pairs", id, s.LivePairs())
+		}
+		nAccess += s.LivePairs()
+		nRefresh += s.LivePairs() + len(s.ex().prevRefresh)
 	}
 	for _, u := range st.byUser {
 		nUser += len(u.ids)

@@ -16,6 +16,13 @@ var (
 	ErrInvalid = errors.New("invalid event")
 	// ErrConflict: the session id or a token hash is already in use.
 	ErrConflict = errors.New("conflict")
+	// ErrEmailInUse: another user already has this email.
+	ErrEmailInUse = errors.New("email already used by another user")
+	// ErrSessionLimit: a new session would go over the user's or the app's
+	// session limit and the policy says deny.
+	ErrSessionLimit = errors.New("session limit exceeded")
+	// ErrLocked: too many failed logins; the account is locked for a while.
+	ErrLocked = errors.New("account locked")
 )
 
 // errCode is the compact form of an error kept in the request-id table and
@@ -29,6 +36,9 @@ const (
 	codeRefreshReuse
 	codeInvalid
 	codeConflict
+	codeEmailInUse
+	codeSessionLimit
+	codeLocked
 )
 
 func codeOf(err error) errCode {
@@ -43,6 +53,12 @@ func codeOf(err error) errCode {
 		return codeUnauthenticated
 	case errors.Is(err, ErrConflict):
 		return codeConflict
+	case errors.Is(err, ErrEmailInUse):
+		return codeEmailInUse
+	case errors.Is(err, ErrSessionLimit):
+		return codeSessionLimit
+	case errors.Is(err, ErrLocked):
+		return codeLocked
 	}
 	return codeInvalid
 }
@@ -59,6 +75,12 @@ func (c errCode) err() error {
 		return ErrRefreshReuse
 	case codeConflict:
 		return ErrConflict
+	case codeEmailInUse:
+		return ErrEmailInUse
+	case codeSessionLimit:
+		return ErrSessionLimit
+	case codeLocked:
+		return ErrLocked
 	}
 	return ErrInvalid
 }
@@ -70,6 +92,9 @@ var errorNames = map[errCode]string{
 	codeRefreshReuse:    "refresh_token_reuse",
 	codeInvalid:         "invalid",
 	codeConflict:        "conflict",
+	codeEmailInUse:      "email_in_use",
+	codeSessionLimit:    "session_limit_exceeded",
+	codeLocked:          "account_locked",
 }
 
 // ErrorName is the stable name of an apply error ("" for nil).

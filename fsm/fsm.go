@@ -64,6 +64,9 @@ type Result struct {
 	// Duplicate is true when the request id had been applied before and this
 	// entry changed nothing.
 	Duplicate bool
+	// LockedUntil is when a login identifier's lockout ends (Unix
+	// nanoseconds), for ErrLocked and for a LoginFailed that locked it.
+	LockedUntil int64
 }
 
 var (

@@ -43,7 +43,7 @@ func (f *FSM) ValidateAccess(h events.TokenHash, now int64) (*Session, Status) {
 	if s == nil {
 		return nil, StatusUnknown
 	}
-	return s, s.AccessStatus(now)
+	return s, s.AccessStatusOf(h, now, 0)
 }
 
 // TokenKind says which of a session's tokens a hash matched.
@@ -61,10 +61,10 @@ func (f *FSM) LookupToken(h events.TokenHash, now int64) (Session, TokenKind, St
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if s := f.st.byAccessHash(h); s != nil {
-		return *s, TokenAccess, s.AccessStatus(now)
+		return s.ViewFor(h), TokenAccess, s.AccessStatusOf(h, now, 0)
 	}
 	if s := f.st.byRefreshHash(h); s != nil {
-		return *s, TokenRefresh, s.RefreshStatus(h, now)
+		return s.ViewFor(h), TokenRefresh, s.RefreshStatus(h, now)
 	}
 	return Session{}, TokenNone, StatusUnknown
 }
@@ -129,18 +129,56 @@ func (f *FSM) LastEventTime() int64 {
 func (f *FSM) NextExpiry() int64 {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.st.expiry.next()
+	return min(f.st.expiry.next(), f.st.lockoutsPruneAt)
 }
 
 // Stats are counts for operators and metrics.
 type Stats struct {
 	Sessions int // stored sessions, tombstones included
-	Users    int
+	Users    int // users with sessions
+	// Accounts are users with credentials or an own limit; Lockouts are
+	// login identifiers with recent failures or a lock.
+	Accounts int
+	Lockouts int
 }
 
 // Stats counts what the state holds.
 func (f *FSM) Stats() Stats {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return Stats{Sessions: len(f.st.sessions), Users: len(f.st.byUser)}
+	return Stats{Sessions: len(f.st.sessions), Users: len(f.st.byUser), Accounts: len(f.st.users), Lockouts: len(f.st.lockouts)}
+}
+
+// User returns a user's record (credentials, limit), if it has one.
+func (f *FSM) User(id events.UserID) (User, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	u := f.st.users[id]
+	if u == nil {
+		return User{}, false
+	}
+	return *u, true
+}
+
+// UserByEmail finds the user with a (lower-cased) email.
+func (f *FSM) UserByEmail(email string) (User, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	id, ok := f.st.emails[email]
+	if !ok {
+		return User{}, false
+	}
+	return *f.st.users[id], true
+}
+
+// LockedUntil is when the lockout of any of the given login identifiers
+// ends, or 0 when none is locked at now.
+func (f *FSM) LockedUntil(now int64, loginIDs ...string) int64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var until int64
+	for _, key := range loginIDs {
+		until = max(until, f.st.lockedUntil(key, now))
+	}
+	return until
 }

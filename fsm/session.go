@@ -44,7 +44,10 @@ type Session struct {
 	flags      sessionFlags
 	AuthMethod events.AuthMethod
 	RememberMe bool
-	extra      *sessionExtra
+	// idleSeconds is the idle timeout fixed at creation (0: none). It sits
+	// in what would otherwise be padding.
+	idleSeconds uint32
+	extra       *sessionExtra
 
 	ID        events.SessionID
 	UserID    events.UserID
@@ -79,7 +82,30 @@ type sessionExtra struct {
 	prevRefresh  []events.TokenHash
 	revokedAt    int64
 	revokeReason events.Reason
+	// parent is the refresh token the current pair was minted from, and
+	// rotatedAt when that token was first rotated: a reuse of parent within
+	// the policy's refresh_reuse_grace mints a sibling pair instead of
+	// counting as theft.
+	parent    events.TokenHash
+	rotatedAt int64
+	// pairs are further live token pairs minted within the grace (at most
+	// maxLivePairs-1; the newest pair is always the session's own fields).
+	pairs []tokenPair
 }
+
+// tokenPair is a live access/refresh pair other than the newest.
+type tokenPair struct {
+	access          events.TokenHash
+	refresh         events.TokenHash
+	accessExpiresAt int64
+	issuedAt        int64
+	accessRevoked   bool
+	parent          events.TokenHash
+	rotatedAt       int64
+}
+
+// maxLivePairs bounds the token pairs a session holds at once (SPEC §3).
+const maxLivePairs = 4
 
 func (s *Session) ex() *sessionExtra {
 	if s.extra == nil {
@@ -114,18 +140,50 @@ func (s *Session) RevokedAt() int64 { return s.ex().revokedAt }
 // RevokeReason is why the session was revoked.
 func (s *Session) RevokeReason() events.Reason { return s.ex().revokeReason }
 
+// IdleTimeout is the idle timeout the session was created under (0: none).
+func (s *Session) IdleTimeout() int64 { return int64(s.idleSeconds) * 1e9 }
+
+// IdleDeadline is when the session ends for want of use, given lastUse (a
+// use this node saw that may not be replicated yet; 0 if none). It is
+// MaxInt64 without an idle timeout.
+func (s *Session) IdleDeadline(lastUse int64) int64 {
+	if s.idleSeconds == 0 {
+		return 1<<63 - 1
+	}
+	return max(s.LastSeenAt, lastUse) + s.IdleTimeout()
+}
+
 // EndsAt is when no token of the session can be valid any more, revocation
-// aside: the later of the two token expiries, capped by the absolute expiry.
-// Tombstones of revoked sessions are kept until then.
+// and idleness aside: the latest token expiry, capped by the absolute
+// expiry. Tombstones of revoked sessions are kept until then.
 func (s *Session) EndsAt() int64 {
 	end := max(s.AccessExpiresAt, s.RefreshExpiresAt)
+	for _, p := range s.ex().pairs {
+		end = max(end, p.accessExpiresAt)
+	}
 	return min(end, s.ExpiresAt)
 }
 
-// Status is the session's status at now: active while either token is
+// Status is the session's status at now: active while any token is
 // usable; otherwise revoked when a revocation is what took the last usable
 // token away (or the whole session was revoked), else expired.
-func (s *Session) Status(now int64) Status {
+func (s *Session) Status(now int64) Status { return s.StatusAt(now, 0) }
+
+// StatusAt is Status with a use this node saw that may not be replicated
+// yet (0 if none), for the idle timeout.
+func (s *Session) StatusAt(now, lastUse int64) Status {
+	if now < s.ExpiresAt && now >= s.IdleDeadline(lastUse) && !s.Revoked() {
+		return StatusExpired
+	}
+	return s.statusIgnoringIdle(now)
+}
+
+// revocable reports whether a revocation at now still takes something
+// away. Idleness is ignored: a use on another node, not replicated yet, may
+// have kept the session alive.
+func (s *Session) revocable(now int64) bool { return s.statusIgnoringIdle(now) == StatusActive }
+
+func (s *Session) statusIgnoringIdle(now int64) Status {
 	if s.Revoked() {
 		return StatusRevoked
 	}
@@ -136,27 +194,88 @@ func (s *Session) Status(now int64) Status {
 	if (accessLive && !s.AccessRevoked()) || (refreshLive && !s.RefreshRevoked()) {
 		return StatusActive
 	}
-	if (accessLive && s.AccessRevoked()) || (refreshLive && s.RefreshRevoked()) {
+	revokedLive := (accessLive && s.AccessRevoked()) || (refreshLive && s.RefreshRevoked())
+	for _, p := range s.ex().pairs {
+		if now < p.accessExpiresAt {
+			if !p.accessRevoked {
+				return StatusActive
+			}
+			revokedLive = true
+		}
+	}
+	if revokedLive {
 		return StatusRevoked
 	}
 	return StatusExpired
 }
 
-// AccessStatus is the status of the session's current access token at now.
+// AccessStatus is the status of the session's newest access token at now.
 func (s *Session) AccessStatus(now int64) Status {
+	return s.accessStatus(s.AccessExpiresAt, s.AccessRevoked(), now, 0)
+}
+
+func (s *Session) accessStatus(expiresAt int64, revoked bool, now, lastUse int64) Status {
 	switch {
-	case s.Revoked() || s.AccessRevoked():
+	case s.Revoked() || revoked:
 		return StatusRevoked
-	case now >= s.AccessExpiresAt || now >= s.ExpiresAt:
+	case now >= expiresAt || now >= s.ExpiresAt || now >= s.IdleDeadline(lastUse):
 		return StatusExpired
 	}
 	return StatusActive
 }
 
-// RefreshStatus is the status of the refresh token with hash h at now: the
-// current one, or a previous (rotated, so no longer valid) one.
+// AccessStatusOf is the status at now of the session's access token with
+// hash h (the newest one, or one of a pair minted within the refresh grace),
+// given a use this node saw that may not be replicated yet (0 if none).
+func (s *Session) AccessStatusOf(h events.TokenHash, now, lastUse int64) Status {
+	if h == s.AccessHash {
+		return s.accessStatus(s.AccessExpiresAt, s.AccessRevoked(), now, lastUse)
+	}
+	for _, p := range s.ex().pairs {
+		if p.access == h {
+			return s.accessStatus(p.accessExpiresAt, p.accessRevoked, now, lastUse)
+		}
+	}
+	return StatusUnknown
+}
+
+// holdsAccess reports whether h is one of the session's live access tokens.
+func (s *Session) holdsAccess(h events.TokenHash) bool {
+	if h == s.AccessHash {
+		return true
+	}
+	for _, p := range s.ex().pairs {
+		if p.access == h {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsLiveRefresh reports whether h is one of the session's live refresh
+// tokens (the newest pair's, or another live pair's).
+func (s *Session) holdsLiveRefresh(h events.TokenHash) bool {
+	if h == s.RefreshHash {
+		return true
+	}
+	for _, p := range s.ex().pairs {
+		if p.refresh == h {
+			return true
+		}
+	}
+	return false
+}
+
+// RefreshStatus is the status of the refresh token with hash h at now: a
+// live one, or a previous (rotated, so no longer valid) one.
 func (s *Session) RefreshStatus(h events.TokenHash, now int64) Status {
-	if h != s.RefreshHash {
+	return s.RefreshStatusAt(h, now, 0)
+}
+
+// RefreshStatusAt is RefreshStatus with a use this node saw that may not be
+// replicated yet (0 if none).
+func (s *Session) RefreshStatusAt(h events.TokenHash, now, lastUse int64) Status {
+	if !s.holdsLiveRefresh(h) {
 		if s.hasPreviousRefresh(h) {
 			return StatusRevoked
 		}
@@ -165,11 +284,34 @@ func (s *Session) RefreshStatus(h events.TokenHash, now int64) Status {
 	switch {
 	case s.Revoked() || s.RefreshRevoked():
 		return StatusRevoked
-	case now >= s.RefreshExpiresAt || now >= s.ExpiresAt:
+	case now >= s.RefreshExpiresAt || now >= s.ExpiresAt || now >= s.IdleDeadline(lastUse):
 		return StatusExpired
 	}
 	return StatusActive
 }
+
+// ViewFor returns a copy of s showing the token pair that holds h (access
+// or live refresh) as its own, so that an answer about that token reports
+// that pair's expiry. For any other h it is a plain copy.
+func (s *Session) ViewFor(h events.TokenHash) Session {
+	c := *s
+	for _, p := range s.ex().pairs {
+		if p.access == h || p.refresh == h {
+			c.AccessHash, c.RefreshHash = p.access, p.refresh
+			c.AccessExpiresAt, c.TokensIssuedAt = p.accessExpiresAt, p.issuedAt
+			c.flags &^= flagAccessRevoked
+			if p.accessRevoked {
+				c.flags |= flagAccessRevoked
+			}
+			break
+		}
+	}
+	return c
+}
+
+// LivePairs is how many token pairs the session holds (1 without grace
+// reuse).
+func (s *Session) LivePairs() int { return 1 + len(s.ex().pairs) }
 
 func (s *Session) hasPreviousRefresh(h events.TokenHash) bool {
 	for _, p := range s.ex().prevRefresh {

@@ -17,9 +17,12 @@ import (
 
 // Snapshot format. A snapshot is one msgpack stream:
 //
-//	header   [magic, format, applied index, last event time, #sessions, #dedup]
+//	header   [magic, format, applied index, last event time, #sessions, #dedup,
+//	          #users, #lockouts, lockouts prune time]
 //	policy   the Policy struct
 //	sessions #sessions session records, sorted by session id
+//	users    #users user records, sorted by user id
+//	lockouts #lockouts lockout records, sorted by login identifier
 //	dedup    #dedup request-id records, oldest first
 //	trailer  the string "end"
 //
@@ -28,10 +31,14 @@ import (
 // refuses formats it does not know.
 const (
 	snapshotMagic   = "sessiond-fsm-snapshot"
-	snapshotFormat  = 1
+	snapshotFormat  = 2
 	snapshotTrailer = "end"
 
-	sessionRecordFields = 21
+	sessionRecordFields = 25
+	pairRecordFields    = 7
+	userRecordFields    = 8
+	lockoutRecordFields = 3
+	headerFields        = 9
 	dedupRecordFields   = 4
 	policyRecordFields  = 14
 )
@@ -47,7 +54,15 @@ type fsmSnapshot struct {
 	lastTime int64
 	policy   Policy
 	sessions []*Session
+	users    []*User
+	lockouts []keyedLockout
+	pruneAt  int64
 	dedup    []dedupEntry
+}
+
+type keyedLockout struct {
+	key string
+	*lockout
 }
 
 func (st *state) capture(index uint64) *fsmSnapshot {
@@ -57,6 +72,15 @@ func (st *state) capture(index uint64) *fsmSnapshot {
 		policy:   st.policy,
 		sessions: make([]*Session, 0, len(st.sessions)),
 		dedup:    st.dedup.inOrder(),
+		users:    make([]*User, 0, len(st.users)),
+		lockouts: make([]keyedLockout, 0, len(st.lockouts)),
+		pruneAt:  st.lockoutsPruneAt,
+	}
+	for _, u := range st.users {
+		snap.users = append(snap.users, u)
+	}
+	for k, l := range st.lockouts {
+		snap.lockouts = append(snap.lockouts, keyedLockout{key: k, lockout: l})
 	}
 	snap.policy.AppMaxSessions = slices.Clone(st.policy.AppMaxSessions)
 	for _, s := range st.sessions {
@@ -80,21 +104,46 @@ func (s *fsmSnapshot) Release() {}
 // encode writes the snapshot's bytes to w.
 func (s *fsmSnapshot) encode(w io.Writer) error {
 	slices.SortFunc(s.sessions, func(a, b *Session) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	slices.SortFunc(s.users, func(a, b *User) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	slices.SortFunc(s.lockouts, func(a, b keyedLockout) int { return strings.Compare(a.key, b.key) })
 	bw := bufio.NewWriterSize(w, 256<<10)
 	e := &snapshotEncoder{enc: msgpack.NewEncoder(bw)}
-	e.arrayLen(6)
+	e.arrayLen(headerFields)
 	e.str(snapshotMagic)
 	e.uint(snapshotFormat)
 	e.uint(s.index)
 	e.int(s.lastTime)
 	e.int(int64(len(s.sessions)))
 	e.int(int64(len(s.dedup)))
+	e.int(int64(len(s.users)))
+	e.int(int64(len(s.lockouts)))
+	e.int(s.pruneAt)
 	e.policy(s.policy)
 	for _, sess := range s.sessions {
 		if e.err != nil {
 			break
 		}
 		e.session(sess)
+	}
+	for _, u := range s.users {
+		e.arrayLen(userRecordFields)
+		e.str(string(u.ID))
+		e.str(u.Email)
+		e.str(u.PasswordHash)
+		e.uint(u.CredentialVersion)
+		e.int(int64(u.MaxSessions))
+		e.boolean(u.HasLimit)
+		e.int(u.CreatedAt)
+		e.int(u.UpdatedAt)
+	}
+	for _, l := range s.lockouts {
+		e.arrayLen(lockoutRecordFields)
+		e.str(l.key)
+		e.int(l.lockedUntil)
+		e.arrayLen(len(l.failures))
+		for _, t := range l.failures {
+			e.int(t)
+		}
 	}
 	for _, d := range s.dedup {
 		e.arrayLen(dedupRecordFields)
@@ -192,6 +241,20 @@ func (e *snapshotEncoder) session(s *Session) {
 	for _, h := range x.prevRefresh {
 		e.hash(h)
 	}
+	e.uint(uint64(s.idleSeconds))
+	e.hash(x.parent)
+	e.int(x.rotatedAt)
+	e.arrayLen(len(x.pairs))
+	for _, p := range x.pairs {
+		e.arrayLen(pairRecordFields)
+		e.hash(p.access)
+		e.hash(p.refresh)
+		e.int(p.accessExpiresAt)
+		e.int(p.issuedAt)
+		e.boolean(p.accessRevoked)
+		e.hash(p.parent)
+		e.int(p.rotatedAt)
+	}
 }
 
 // snapshotDecoder reads a snapshot stream, remembering the first error so
@@ -285,7 +348,7 @@ func (d *snapshotDecoder) count(what string, limit int64) int {
 
 func readSnapshot(r io.Reader) (*state, uint64, error) {
 	d := &snapshotDecoder{dec: msgpack.NewDecoder(bufio.NewReaderSize(r, 256<<10))}
-	d.arrayLen(6, "header")
+	d.arrayLen(headerFields, "header")
 	if magic := d.str(); d.err == nil && magic != snapshotMagic {
 		d.fail("not a sessiond snapshot (magic %q)", magic)
 	}
@@ -296,6 +359,9 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 	lastTime := d.int64()
 	nSessions := d.count("session", 1<<40)
 	nDedup := d.count("request id", dedupCapacity)
+	nUsers := d.count("user", 1<<40)
+	nLockouts := d.count("lockout", 1<<40)
+	pruneAt := d.int64()
 	if d.err != nil {
 		return nil, 0, d.err
 	}
@@ -325,8 +391,47 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 	st := newState(len(sessions))
 	st.lastTime = lastTime
 	st.policy = policy
+	st.lockoutsPruneAt = pruneAt
 	for _, s := range sessions {
 		st.insert(s)
+	}
+	var prevUser events.UserID
+	for i := 0; i < nUsers && d.err == nil; i++ {
+		d.arrayLen(userRecordFields, "user record")
+		u := &User{ID: events.UserID(d.str()), Email: d.str(), PasswordHash: d.str(), CredentialVersion: d.uint64(),
+			MaxSessions: int(d.int64()), HasLimit: d.boolean(), CreatedAt: d.int64(), UpdatedAt: d.int64()}
+		switch {
+		case d.err != nil:
+		case u.ID == "" || (i > 0 && u.ID <= prevUser):
+			d.fail("user ids out of order at %q", u.ID)
+		case u.Email != "" && st.emails[u.Email] != "":
+			d.fail("email held by two users")
+		default:
+			prevUser = u.ID
+			st.users[u.ID] = u
+			if u.Email != "" {
+				st.emails[u.Email] = u.ID
+			}
+		}
+	}
+	var prevKey string
+	for i := 0; i < nLockouts && d.err == nil; i++ {
+		d.arrayLen(lockoutRecordFields, "lockout record")
+		key, l := d.str(), &lockout{lockedUntil: d.int64()}
+		if d.err == nil {
+			n, err := d.dec.DecodeArrayLen()
+			if err != nil || n < 0 || n > 1000 {
+				d.fail("lockout failures: %d (%v)", n, err)
+			}
+			for j := 0; j < n && d.err == nil; j++ {
+				l.failures = append(l.failures, d.int64())
+			}
+		}
+		if d.err == nil && i > 0 && key <= prevKey {
+			d.fail("lockout keys out of order at %q", key)
+		}
+		prevKey = key
+		st.lockouts[key] = l
 	}
 	for i := 0; i < nDedup && d.err == nil; i++ {
 		d.arrayLen(dedupRecordFields, "request id record")
@@ -403,7 +508,28 @@ func decodeSession(d *snapshotDecoder) *Session {
 			e.prevRefresh[i] = d.hash()
 		}
 	}
-	if e.label != "" || e.revokedAt != 0 || e.revokeReason != 0 || e.scopes != nil || e.attributes != nil || e.prevRefresh != nil {
+	idle := d.uint64()
+	if idle > 1<<32-1 {
+		d.fail("idle timeout %d out of range", idle)
+	}
+	s.idleSeconds = uint32(idle)
+	e.parent = d.hash()
+	e.rotatedAt = d.int64()
+	if d.err != nil {
+		return nil
+	}
+	nPairs, err := d.dec.DecodeArrayLen()
+	if err != nil || nPairs < 0 || nPairs > maxLivePairs-1 {
+		d.fail("token pairs: %d (%v)", nPairs, err)
+		return nil
+	}
+	for i := 0; i < nPairs && d.err == nil; i++ {
+		d.arrayLen(pairRecordFields, "token pair")
+		e.pairs = append(e.pairs, tokenPair{access: d.hash(), refresh: d.hash(), accessExpiresAt: d.int64(),
+			issuedAt: d.int64(), accessRevoked: d.boolean(), parent: d.hash(), rotatedAt: d.int64()})
+	}
+	if e.label != "" || e.revokedAt != 0 || e.revokeReason != 0 || e.scopes != nil || e.attributes != nil ||
+		e.prevRefresh != nil || !e.parent.IsZero() || e.rotatedAt != 0 || e.pairs != nil {
 		s.extra = e
 	}
 	return s

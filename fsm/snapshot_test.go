@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -20,7 +21,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-const goldenSnapshot = "testdata/snapshot-v1.golden"
+const goldenSnapshot = "testdata/snapshot-v2.golden"
 
 // goldenState builds a small fixed state that uses every field of the
 // snapshot format: extras, refresh history, each kind of revocation,
@@ -53,6 +54,24 @@ func goldenState(tb testing.TB) *harness {
 		tb.Fatalf("revoke of an unknown session: %v", res.Err)
 	}
 	h.mustApply(t0+11*minute, &events.UserForceLoggedOut{UserID: "dave", Reason: events.ReasonPasswordReset})
+
+	// Users, a limit, lockouts, an idle timeout and sibling token pairs
+	// minted within the refresh grace.
+	p := DefaultPolicy()
+	p.IdleTimeout = 30 * time.Minute
+	p.RefreshReuseGrace = time.Minute
+	p.AppMaxSessions = []AppLimit{{App: "mobile", MaxSessions: 3}}
+	h.mustApply(t0+12*minute, &events.PolicySet{Policy: p})
+	h.mustApply(t0+12*minute, &events.UserCredentialsSet{UserID: "erin", Email: "erin@example.com", PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$a2V5a2V5"})
+	h.mustApply(t0+12*minute, &events.UserLimitSet{UserID: "frank", MaxSessions: 2})
+	h.mustApply(t0+13*minute, &events.LoginFailed{LoginID: "email:nobody@example.com"})
+	h.mustApply(t0+13*minute, &events.LoginFailed{LoginID: LoginByUser + "erin", UserID: "erin"})
+	h.create(t0+14*minute, "s-grace", "erin")
+	h.mustApply(t0+15*minute, refreshed("s-grace", 1))
+	sibling := refreshed("s-grace", 1)
+	sibling.NewAccessHash, sibling.NewRefreshHash = ah("s-grace", 9), rh("s-grace", 9)
+	h.mustApply(t0+15*minute+20e9, sibling)
+	h.mustApply(t0+16*minute, &events.SessionsTouched{Touches: []events.Touch{{SessionID: "s-grace", At: t0 + 16*minute}}})
 	return h
 }
 
@@ -83,7 +102,7 @@ func TestSnapshot_GoldenFormat(t *testing.T) {
 		t.Fatal("restoring the golden snapshot and persisting it again changes the bytes")
 	}
 	checkInvariants(t, r)
-	if r.AppliedIndex() != h.index || r.LastEventTime() != t0+11*minute {
+	if r.AppliedIndex() != h.index || r.LastEventTime() != t0+16*minute {
 		t.Errorf("restored index %d time %s", r.AppliedIndex(), rel(r.LastEventTime()))
 	}
 	at := t0 + 12*minute
@@ -102,6 +121,11 @@ func TestSnapshot_GoldenFormat(t *testing.T) {
 		{refreshToken("s-access-revoked", 0), TokenRefresh, StatusActive},
 		{refreshToken("s-refresh-revoked", 0), TokenRefresh, StatusRevoked},
 		{accessToken("s-refresh-revoked", 0), TokenAccess, StatusActive},
+		{accessToken("s-grace", 1), TokenAccess, StatusActive},
+		{accessToken("s-grace", 9), TokenAccess, StatusActive},
+		{refreshToken("s-grace", 1), TokenRefresh, StatusActive},
+		{refreshToken("s-grace", 9), TokenRefresh, StatusActive},
+		{refreshToken("s-grace", 0), TokenRefresh, StatusRevoked},
 	} {
 		if _, kind, st := r.LookupToken(events.HashToken(c.token), at); kind != c.kind || st != c.want {
 			t.Errorf("restored golden: LookupToken(%s) = %d %s, want %d %s", c.token, kind, st, c.kind, c.want)
@@ -133,8 +157,13 @@ type rawSnapshot struct {
 	lastTime  int64
 	nSessions int64
 	nDedup    int64
+	nUsers    int64
+	nLockouts int64
+	pruneAt   int64
 	policy    any
 	sessions  []*Session
+	users     []*User
+	lockouts  []keyedLockout
 	dedup     []dedupEntry
 	trailer   string
 	noTrailer bool
@@ -151,7 +180,8 @@ func rawFrom(tb testing.TB, f *FSM) rawSnapshot {
 	return rawSnapshot{
 		magic: snapshotMagic, format: snapshotFormat, index: fs.index, lastTime: fs.lastTime,
 		nSessions: int64(len(fs.sessions)), nDedup: int64(len(fs.dedup)),
-		policy: &p, sessions: fs.sessions, dedup: fs.dedup, trailer: snapshotTrailer,
+		nUsers: int64(len(fs.users)), nLockouts: int64(len(fs.lockouts)), pruneAt: fs.pruneAt,
+		policy: &p, sessions: fs.sessions, users: fs.users, lockouts: fs.lockouts, dedup: fs.dedup, trailer: snapshotTrailer,
 	}
 }
 
@@ -159,13 +189,16 @@ func (r rawSnapshot) bytes(tb testing.TB) []byte {
 	tb.Helper()
 	var buf bytes.Buffer
 	e := &snapshotEncoder{enc: msgpack.NewEncoder(&buf)}
-	e.arrayLen(6)
+	e.arrayLen(headerFields)
 	e.str(r.magic)
 	e.uint(r.format)
 	e.uint(r.index)
 	e.int(r.lastTime)
 	e.int(r.nSessions)
 	e.int(r.nDedup)
+	e.int(r.nUsers)
+	e.int(r.nLockouts)
+	e.int(r.pruneAt)
 	switch p := r.policy.(type) {
 	case *Policy:
 		e.policy(*p)
@@ -176,6 +209,26 @@ func (r rawSnapshot) bytes(tb testing.TB) []byte {
 	}
 	for _, s := range r.sessions {
 		e.session(s)
+	}
+	for _, u := range r.users {
+		e.arrayLen(userRecordFields)
+		e.str(string(u.ID))
+		e.str(u.Email)
+		e.str(u.PasswordHash)
+		e.uint(u.CredentialVersion)
+		e.int(int64(u.MaxSessions))
+		e.boolean(u.HasLimit)
+		e.int(u.CreatedAt)
+		e.int(u.UpdatedAt)
+	}
+	for _, l := range r.lockouts {
+		e.arrayLen(lockoutRecordFields)
+		e.str(l.key)
+		e.int(l.lockedUntil)
+		e.arrayLen(len(l.failures))
+		for _, t := range l.failures {
+			e.int(t)
+		}
 	}
 	for _, d := range r.dedup {
 		e.arrayLen(dedupRecordFields)

@@ -16,6 +16,13 @@ type state struct {
 	expiry    expiryQueue
 	apps      map[string]string // interned app ids
 
+	users    map[events.UserID]*User // users with credentials or a limit
+	emails   map[string]events.UserID
+	lockouts map[string]*lockout // by login identifier ("email:…" / "user:…")
+	// lockoutsPruneAt is no later than the earliest time a lockout record
+	// can be dropped (MaxInt64 when there are none).
+	lockoutsPruneAt int64
+
 	policy   Policy
 	dedup    *dedupTable
 	lastTime int64 // the latest event time applied; event times never go back
@@ -29,7 +36,12 @@ func newState(sizeHint int) *state {
 		byUser:    make(map[events.UserID]*userSessions),
 		expiry:    newExpiryQueue(),
 		apps:      make(map[string]string),
-		policy:    DefaultPolicy(),
+		users:     make(map[events.UserID]*User),
+		emails:    make(map[string]events.UserID),
+		lockouts:  make(map[string]*lockout),
+
+		lockoutsPruneAt: noTime,
+		policy:          DefaultPolicy(),
 		dedup:     newDedupTable(dedupCapacity),
 	}
 }
@@ -55,6 +67,34 @@ func (st *state) internApp(app string) string {
 	return app
 }
 
+// noTime is "never".
+const noTime = int64(1<<63 - 1)
+
+// accessHashes visits every live access-token hash of s.
+func (s *Session) accessHashes(visit func(events.TokenHash)) {
+	visit(s.AccessHash)
+	for _, p := range s.ex().pairs {
+		visit(p.access)
+	}
+}
+
+// refreshHashes visits every refresh-token hash the index keeps for s: the
+// live ones and the remembered previous ones (for reuse detection).
+func (s *Session) refreshHashes(visit func(events.TokenHash)) {
+	visit(s.RefreshHash)
+	x := s.ex()
+	for _, p := range x.pairs {
+		visit(p.refresh)
+	}
+	for _, h := range x.prevRefresh {
+		visit(h)
+	}
+}
+
+func (s *Session) knowsRefresh(h events.TokenHash) bool {
+	return s.holdsLiveRefresh(h) || s.hasPreviousRefresh(h)
+}
+
 // insert adds a new session to every index.
 func (st *state) insert(s *Session) {
 	u := st.byUser[s.UserID]
@@ -66,41 +106,45 @@ func (st *state) insert(s *Session) {
 	s.App = st.internApp(s.App)
 	u.ids = append(u.ids, s.ID)
 	st.sessions[s.ID] = s
-	st.byAccess.add(s.AccessHash, s)
-	st.byRefresh.add(s.RefreshHash, s)
-	for _, h := range s.ex().prevRefresh {
-		st.byRefresh.add(h, s)
-	}
+	s.accessHashes(func(h events.TokenHash) { st.byAccess.add(h, s) })
+	s.refreshHashes(func(h events.TokenHash) { st.byRefresh.add(h, s) })
 	st.expiry.add(s.ID, s.EndsAt())
 }
 
 // replace stores next in place of prev (same id): the token indexes point
-// at the new value, hashes it no longer holds are dropped, and the expiry
-// queue learns a new end.
+// at the new value, hashes it no longer holds are dropped, new ones are
+// added, and the expiry queue learns a new end.
 func (st *state) replace(prev, next *Session) {
 	st.sessions[next.ID] = next
-	if prev.AccessHash == next.AccessHash {
+	if prev.AccessHash == next.AccessHash && prev.extra == nil && next.extra == nil {
+		// The common case (a touch, a flag): one access hash, unchanged.
 		st.byAccess.repoint(next.AccessHash, prev, next)
 	} else {
-		st.byAccess.remove(prev.AccessHash, prev)
-		st.byAccess.add(next.AccessHash, next)
+		prev.accessHashes(func(h events.TokenHash) {
+			if next.holdsAccess(h) {
+				st.byAccess.repoint(h, prev, next)
+			} else {
+				st.byAccess.remove(h, prev)
+			}
+		})
+		next.accessHashes(func(h events.TokenHash) {
+			if !prev.holdsAccess(h) {
+				st.byAccess.add(h, next)
+			}
+		})
 	}
-	keep := func(h events.TokenHash) bool { return h == next.RefreshHash || next.hasPreviousRefresh(h) }
-	had := func(h events.TokenHash) bool { return h == prev.RefreshHash || prev.hasPreviousRefresh(h) }
-	update := func(h events.TokenHash) {
-		if keep(h) {
+	prev.refreshHashes(func(h events.TokenHash) {
+		if next.knowsRefresh(h) {
 			st.byRefresh.repoint(h, prev, next)
 		} else {
 			st.byRefresh.remove(h, prev)
 		}
-	}
-	update(prev.RefreshHash)
-	for _, h := range prev.ex().prevRefresh {
-		update(h)
-	}
-	if !had(next.RefreshHash) {
-		st.byRefresh.add(next.RefreshHash, next)
-	}
+	})
+	next.refreshHashes(func(h events.TokenHash) {
+		if !prev.knowsRefresh(h) {
+			st.byRefresh.add(h, next)
+		}
+	})
 	if prev.EndsAt() != next.EndsAt() {
 		st.expiry.add(next.ID, next.EndsAt())
 	}
@@ -109,11 +153,8 @@ func (st *state) replace(prev, next *Session) {
 // remove drops a session from every index (garbage collection).
 func (st *state) remove(s *Session) {
 	delete(st.sessions, s.ID)
-	st.byAccess.remove(s.AccessHash, s)
-	st.byRefresh.remove(s.RefreshHash, s)
-	for _, h := range s.ex().prevRefresh {
-		st.byRefresh.remove(h, s)
-	}
+	s.accessHashes(func(h events.TokenHash) { st.byAccess.remove(h, s) })
+	s.refreshHashes(func(h events.TokenHash) { st.byRefresh.remove(h, s) })
 	if u := st.byUser[s.UserID]; u != nil {
 		if i := slices.Index(u.ids, s.ID); i >= 0 {
 			u.ids = slices.Delete(u.ids, i, i+1)
@@ -124,15 +165,15 @@ func (st *state) remove(s *Session) {
 	}
 }
 
-// byAccessHash finds the session whose current access token hashes to h.
+// byAccessHash finds the session holding the live access token hashing to h.
 func (st *state) byAccessHash(h events.TokenHash) *Session {
-	return st.byAccess.get(h, func(s *Session) bool { return s.AccessHash == h })
+	return st.byAccess.get(h, func(s *Session) bool { return s.holdsAccess(h) })
 }
 
-// byRefreshHash finds the session whose current or remembered previous
-// refresh token hashes to h.
+// byRefreshHash finds the session whose live or remembered previous refresh
+// token hashes to h.
 func (st *state) byRefreshHash(h events.TokenHash) *Session {
-	return st.byRefresh.get(h, func(s *Session) bool { return s.RefreshHash == h || s.hasPreviousRefresh(h) })
+	return st.byRefresh.get(h, func(s *Session) bool { return s.knowsRefresh(h) })
 }
 
 // hashIndex maps token hashes to sessions. The key is the hash's first
