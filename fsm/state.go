@@ -42,7 +42,7 @@ func newState(sizeHint int) *state {
 
 		lockoutsPruneAt: noTime,
 		policy:          DefaultPolicy(),
-		dedup:     newDedupTable(dedupCapacity),
+		dedup:           newDedupTable(dedupCapacity),
 	}
 }
 
