@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -23,6 +26,8 @@ const (
 	codeUnsupportedMedia = "unsupported_media_type"
 	codeUnavailable      = "unavailable"
 	codeInternal         = "internal"
+	codeSessionLimit     = "session_limit_exceeded"
+	codeAccountLocked    = "account_locked"
 )
 
 // unauthenticatedMessage is the one answer to every authentication failure,
@@ -35,6 +40,11 @@ type apiError struct {
 	Code    string
 	Message string
 	detail  string // logged at debug level, never sent
+	// retryAfter, when set, is sent as Retry-After (seconds).
+	retryAfter int64
+	// sessions, for session_limit_exceeded, lists the user's active
+	// sessions inside the error object.
+	sessions []sessionJSON
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -54,8 +64,9 @@ type errorBody struct {
 }
 
 type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code     string        `json:"code"`
+	Message  string        `json:"message"`
+	Sessions []sessionJSON `json:"sessions,omitempty"`
 }
 
 // toAPIError maps any error a handler returns to the SPEC's answer.
@@ -83,7 +94,29 @@ func toAPIError(err error) *apiError {
 		}
 	}
 	var tooLarge *http.MaxBytesError
+	var locked *node.LockedError
+	var overLimit *node.SessionLimitError
 	switch {
+	case errors.As(err, &locked):
+		return &apiError{Status: http.StatusLocked, Code: codeAccountLocked,
+			Message: "too many failed logins: try again later", retryAfter: retryAfterSeconds(time.Until(locked.Until))}
+	case errors.Is(err, fsm.ErrLocked):
+		return &apiError{Status: http.StatusLocked, Code: codeAccountLocked, Message: "too many failed logins: try again later", retryAfter: 1}
+	case errors.As(err, &overLimit):
+		// Listed as of now on this node; sessions are metadata only.
+		list := make([]sessionJSON, 0, len(overLimit.Sessions))
+		now := time.Now().UnixNano()
+		for _, s := range overLimit.Sessions {
+			list = append(list, toSessionJSON(s, now))
+		}
+		return &apiError{Status: http.StatusConflict, Code: codeSessionLimit,
+			Message: "session limit reached: end some sessions (end_sessions) or try later", sessions: list}
+	case errors.Is(err, fsm.ErrSessionLimit):
+		return &apiError{Status: http.StatusConflict, Code: codeSessionLimit, Message: "session limit reached"}
+	case errors.Is(err, fsm.ErrEmailInUse):
+		return &apiError{Status: http.StatusConflict, Code: codeConflict, Message: "email already used by another user"}
+	case errors.Is(err, node.ErrBadRequest):
+		return &apiError{Status: http.StatusBadRequest, Code: codeBadRequest, Message: strings.TrimPrefix(err.Error(), node.ErrBadRequest.Error()+": ")}
 	case errors.As(err, &tooLarge):
 		return errTooLarge
 	case errors.Is(err, fsm.ErrUnauthenticated), errors.Is(err, fsm.ErrRefreshReuse):
@@ -118,13 +151,18 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Debug("request failed", "route", c.Path(), "status", ae.Status, "detail", ae.detail)
 	}
 	h := c.Response().Header()
+	if ae.retryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(ae.retryAfter, 10))
+	}
 	switch ae.Status {
 	case http.StatusServiceUnavailable:
-		h.Set("Retry-After", "1")
+		if ae.retryAfter == 0 {
+			h.Set("Retry-After", "1")
+		}
 	case http.StatusUnauthorized:
 		h.Set("WWW-Authenticate", `Bearer realm="sessiond"`)
 	}
-	body := errorBody{Error: errorDetail{Code: ae.Code, Message: ae.Message}}
+	body := errorBody{Error: errorDetail{Code: ae.Code, Message: ae.Message, Sessions: ae.sessions}}
 	if c.Request().Method == http.MethodHead {
 		err = c.NoContent(ae.Status)
 	} else {
@@ -133,4 +171,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if err != nil {
 		s.log.Debug("writing error answer failed", slog.String("error", err.Error()))
 	}
+}
+
+// retryAfterSeconds rounds a wait up to whole seconds, at least one.
+func retryAfterSeconds(d time.Duration) int64 {
+	return max(1, int64((d+time.Second-1)/time.Second))
 }

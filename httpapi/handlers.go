@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/sessiond/sessiond/events"
+	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/node"
 )
 
@@ -118,7 +120,7 @@ func (s *Server) currentSession(c echo.Context) error {
 	if err := s.vouchFresh(c); err != nil {
 		return err
 	}
-	sess, err := s.backend.Validate(presentedToken(c))
+	sess, err := s.validateCaller(c)
 	if err != nil {
 		return err
 	}
@@ -129,7 +131,19 @@ func (s *Server) currentSession(c echo.Context) error {
 func (s *Server) logout(c echo.Context) error {
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	index, err := s.backend.Logout(ctx, presentedToken(c))
+	token, fromCookie := s.sessionToken(c)
+	index, err := s.backend.Logout(ctx, token)
+	if fromCookie && errors.Is(err, fsm.ErrUnauthenticated) {
+		// The access cookie has expired: the refresh cookie still names the
+		// session, and revoking a refresh token ends its session.
+		_, refreshName := s.cookieNames()
+		if refresh := s.cookieValue(c, refreshName); refresh != "" {
+			index, err = s.backend.RevokeToken(ctx, refresh)
+		}
+	}
+	if fromCookie && s.cfg.CookieKeys != nil && (err == nil || errors.Is(err, fsm.ErrUnauthenticated)) {
+		s.clearSessionCookies(c)
+	}
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/sessiond/sessiond/events"
 	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/httpapi/cookies"
+	"github.com/sessiond/sessiond/httpapi/exchange"
 	"github.com/sessiond/sessiond/node"
 )
 
@@ -41,6 +43,15 @@ type Backend interface {
 	ReadBarrier(ctx context.Context) (uint64, error)
 	ClusterStatus() node.ClusterStatus
 	RemoveMember(ctx context.Context, id string) error
+
+	Login(ctx context.Context, req node.LoginRequest) (node.Issued, error)
+	SetUser(ctx context.Context, req node.SetUserRequest) (int, uint64, error)
+	SetPassword(ctx context.Context, user events.UserID, newPassword string, reason events.Reason) (int, uint64, error)
+	DeleteUser(ctx context.Context, user events.UserID) (int, uint64, error)
+	SetUserLimit(ctx context.Context, user events.UserID, max *int) (uint64, error)
+	Unlock(ctx context.Context, user events.UserID) (uint64, error)
+	User(id events.UserID) (node.UserInfo, bool)
+	SetPolicy(ctx context.Context, p fsm.Policy) (uint64, error)
 }
 
 var _ Backend = (*node.Node)(nil)
@@ -59,6 +70,16 @@ type Config struct {
 	MaxStale time.Duration
 	// Logger receives request and error logs.
 	Logger *slog.Logger
+
+	// CookieKeys sign and verify session cookies (SPEC §4); nil disables
+	// cookies (?cookie=true is then refused).
+	CookieKeys *cookies.Keys
+	// CookieDevMode drops Secure and the __Host- prefix: only for plain
+	// HTTP on a loopback address (cookies.DevMode).
+	CookieDevMode bool
+	// Exchange verifies JWTs from trusted issuers for POST
+	// /v1/token/exchange; nil means no issuer is trusted.
+	Exchange *exchange.Verifier
 }
 
 // Default returns a configuration without backend or keys.
@@ -98,6 +119,8 @@ type Server struct {
 	http    *http.Server
 	// draining is cancelled when shutdown begins.
 	draining context.Context
+	// refreshes shares automatic cookie refreshes of one refresh token.
+	refreshes cookieRefresher
 }
 
 // Longest min_index wait a read may ask for, and the default.
@@ -118,6 +141,9 @@ func New(cfg Config) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	// The client IP recorded for a session is the peer's address: headers
+	// such as X-Forwarded-For are anyone's to write.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(middleware.Recover())
 	e.Use(s.consistencyHeaders)
 	e.Use(s.requestLog)
@@ -157,6 +183,19 @@ func (s *Server) routes(e *echo.Echo) {
 	e.POST("/v1/introspect", s.introspect, admin)
 	e.POST("/v1/revoke", s.revokeToken)
 	e.GET("/v1/policy", s.getPolicy, admin)
+	e.PUT("/v1/policy", s.putPolicy, admin)
+	e.POST("/v1/login", s.login)
+	e.POST("/v1/token/exchange", s.exchange)
+	e.GET("/v1/users/:id", s.getUser, admin)
+	e.PUT("/v1/users/:id", s.putUser, admin)
+	e.DELETE("/v1/users/:id", s.deleteUser, admin)
+	e.PUT("/v1/users/:id/password", s.putPassword, admin)
+	e.PUT("/v1/users/:id/limits", s.putLimits, admin)
+	e.POST("/v1/users/:id/unlock", s.unlock, admin)
+	// Forward auth: proxies send the original method, and Envoy appends the
+	// original path.
+	e.Any("/v1/auth", s.forwardAuth)
+	e.Any("/v1/auth/*", s.forwardAuth)
 	e.GET("/v1/cluster", s.cluster, admin)
 	e.DELETE("/v1/cluster/members/:id", s.removeMember, admin)
 	e.GET("/healthz", s.healthz)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/sessiond/sessiond/node/password"
 	"github.com/sessiond/sessiond/transport"
 )
 
@@ -80,6 +81,11 @@ type Config struct {
 	TLS *transport.MutualTLS
 	// Faults, when set, lets tests cut pairs of nodes.
 	Faults *transport.Faults
+
+	// Passwords hashes and verifies built-in credentials (argon2id), on the
+	// node that receives the request, never inside the state machine. Nil
+	// means password.DefaultParams with the default concurrency bound.
+	Passwords *password.Hasher
 
 	// Logger receives the node's logs, Raft's included.
 	Logger *slog.Logger

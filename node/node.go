@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/node/password"
 	"github.com/sessiond/sessiond/transport"
 )
 
@@ -51,6 +52,10 @@ type Node struct {
 	stampMu   sync.Mutex
 	lastStamp int64
 
+	// touches are uses of sessions with an idle timeout seen here and not
+	// yet replicated.
+	touches *touchTracker
+
 	stop     chan struct{} // closed by Close
 	stopCtx  context.Context
 	stopNow  context.CancelFunc
@@ -72,6 +77,10 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, nodeID: raft.ServerID(cfg.NodeID), stop: make(chan struct{})}
 	n.stopCtx, n.stopNow = context.WithCancel(context.Background())
+	if n.cfg.Passwords == nil {
+		n.cfg.Passwords = password.NewHasher(password.DefaultParams, 0)
+	}
+	n.touches = newTouchTracker()
 	if n.cfg.Clock == nil {
 		n.cfg.Clock = time.Now
 	}
@@ -183,8 +192,9 @@ func New(cfg Config) (*Node, error) {
 	log.Info("node started", "node_id", cfg.NodeID, "raft_addr", localAddr,
 		"data_dir", cfg.DataDir, "last_index", lastIndex, "existing_state", hasState)
 
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.sweepExpired()
+	go n.flushTouches()
 	go n.observeLeadership(leadership)
 	go n.catchUp()
 	ok = true

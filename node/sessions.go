@@ -20,6 +20,12 @@ type CreateRequest struct {
 	Scopes     []string
 	Attributes map[string]string
 	Device     events.Device
+	// EndSessions are sessions of the same user to end in the same step.
+	EndSessions []events.SessionID
+
+	// Set by Login only: the identifier and the credential version verified.
+	loginID           string
+	credentialVersion uint64
 }
 
 // Issued is a session with its freshly minted tokens. The tokens exist only
@@ -47,13 +53,55 @@ func (n *Node) CreateSession(ctx context.Context, req CreateRequest) (Issued, er
 		Device:      req.Device,
 		AccessHash:  accessHash,
 		RefreshHash: refreshHash,
+
+		LoginID:           req.loginID,
+		CredentialVersion: req.credentialVersion,
+		EndSessions:       sortedIDs(req.EndSessions),
 	}
 	res, err := n.write(ctx, ev)
-	if err != nil {
+	switch {
+	case errors.Is(err, fsm.ErrSessionLimit):
+		// This node has applied the refused entry: its list is current.
+		return Issued{}, &SessionLimitError{Sessions: n.fsm.UserSessions(req.UserID, n.now())}
+	case errors.Is(err, fsm.ErrLocked):
+		// A forwarded write's answer does not carry the time: this node has
+		// applied the entry and knows it.
+		until := n.fsm.LockedUntil(n.now(), req.loginID, fsm.LoginByUser+string(req.UserID))
+		if res != nil {
+			until = max(until, res.LockedUntil)
+		}
+		return Issued{}, &LockedError{Until: time.Unix(0, until)}
+	case err != nil:
 		return Issued{}, err
 	}
 	return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: res.Index}, nil
 }
+
+func sortedIDs(ids []events.SessionID) []events.SessionID {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// SessionLimitError is a refused session over a limit (SPEC §3 deny): it
+// lists the user's active sessions, so the caller can pick some to end.
+type SessionLimitError struct {
+	Sessions []fsm.Session
+}
+
+func (e *SessionLimitError) Error() string { return fsm.ErrSessionLimit.Error() }
+func (e *SessionLimitError) Unwrap() error { return fsm.ErrSessionLimit }
+
+// LockedError is a login refused because the account is locked.
+type LockedError struct {
+	Until time.Time
+}
+
+func (e *LockedError) Error() string { return fsm.ErrLocked.Error() }
+func (e *LockedError) Unwrap() error { return fsm.ErrLocked }
 
 func sortedAttributes(m map[string]string) []events.Attribute {
 	if len(m) == 0 {
@@ -98,6 +146,7 @@ func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error)
 		PresentedHash:  presented,
 		NewAccessHash:  accessHash,
 		NewRefreshHash: refreshHash,
+		LastUsedAt:     n.touches.lastUse(s.ID),
 	})
 	if err != nil {
 		return Issued{}, err
@@ -113,17 +162,19 @@ func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error)
 // more. When no leader confirms in time the answer is ErrUnavailable, not a
 // 401 it cannot vouch for. Known tokens cost nothing extra.
 func (n *Node) lookupForWrite(ctx context.Context, h events.TokenHash) (fsm.Session, fsm.TokenKind, fsm.Status, error) {
-	s, kind, status := n.fsm.LookupToken(h, n.now())
+	now := n.now()
+	s, kind, status := n.fsm.LookupToken(h, now)
 	if kind != fsm.TokenNone {
-		return s, kind, status, nil
+		return s, kind, n.withLocalUse(s, kind, h, status, now), nil
 	}
 	barrierCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if _, err := n.ReadBarrier(barrierCtx); err != nil {
 		return s, kind, status, err
 	}
-	s, kind, status = n.fsm.LookupToken(h, n.now())
-	return s, kind, status, nil
+	now = n.now()
+	s, kind, status = n.fsm.LookupToken(h, now)
+	return s, kind, n.withLocalUse(s, kind, h, status, now), nil
 }
 
 // now is the node's clock, in Unix nanoseconds.
@@ -138,11 +189,42 @@ func (n *Node) Validate(accessToken string) (fsm.Session, error) {
 	if !wellFormed(accessToken, AccessTokenPrefix) {
 		return fsm.Session{}, fsm.ErrUnauthenticated
 	}
-	s, status := n.fsm.ValidateAccess(events.HashToken(accessToken), n.now())
+	h := events.HashToken(accessToken)
+	now := n.now()
+	s, status := n.fsm.ValidateAccess(h, now)
+	if s == nil {
+		return fsm.Session{}, fsm.ErrUnauthenticated
+	}
+	if idle := s.IdleTimeout(); idle > 0 {
+		// A use seen here and not replicated yet may keep it alive; this
+		// validation is a use too.
+		if status != fsm.StatusActive {
+			status = s.AccessStatusOf(h, now, n.touches.lastUse(s.ID))
+		}
+		if status == fsm.StatusActive {
+			n.touches.record(s.ID, now, idle)
+		}
+	}
 	if status != fsm.StatusActive {
 		return fsm.Session{}, fsm.ErrUnauthenticated
 	}
 	return *s, nil
+}
+
+// withLocalUse judges a token's status again counting this node's own
+// unreplicated uses of its session (idle timeout).
+func (n *Node) withLocalUse(s fsm.Session, kind fsm.TokenKind, h events.TokenHash, status fsm.Status, now int64) fsm.Status {
+	if status != fsm.StatusExpired || s.IdleTimeout() == 0 {
+		return status
+	}
+	used := n.touches.lastUse(s.ID)
+	switch kind {
+	case fsm.TokenAccess:
+		return s.AccessStatusOf(h, now, used)
+	case fsm.TokenRefresh:
+		return s.RefreshStatusAt(h, now, used)
+	}
+	return status
 }
 
 // TokenInfo is what introspection reports about a token.
@@ -157,8 +239,9 @@ func (n *Node) Introspect(token string) TokenInfo {
 	if !wellFormed(token, AccessTokenPrefix) && !wellFormed(token, RefreshTokenPrefix) {
 		return TokenInfo{Status: fsm.StatusUnknown}
 	}
-	s, kind, status := n.fsm.LookupToken(events.HashToken(token), n.now())
-	return TokenInfo{Session: s, Kind: kind, Status: status}
+	h, now := events.HashToken(token), n.now()
+	s, kind, status := n.fsm.LookupToken(h, now)
+	return TokenInfo{Session: s, Kind: kind, Status: n.withLocalUse(s, kind, h, status, now)}
 }
 
 // Logout revokes the session of an active access token.

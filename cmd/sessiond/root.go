@@ -20,6 +20,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/httpapi/cookies"
+	"github.com/sessiond/sessiond/httpapi/exchange"
 	"github.com/sessiond/sessiond/node"
 	"github.com/sessiond/sessiond/transport"
 )
@@ -32,6 +34,8 @@ type options struct {
 	raftAddr      string
 	advertiseAddr string
 	apiKeyFile    string
+	cookieKeyFile string
+	issuersFile   string
 	tlsCert       string
 	tlsKey        string
 	tlsCA         string
@@ -82,6 +86,8 @@ func newRootCommand() *cobra.Command {
 	f.DurationVar(&o.maxStale, "max-stale", 10*time.Second, "how long this node vouches for tokens without hearing from the leader; past it, validations are confirmed through the leader or answered 503")
 	f.StringVar(&o.gossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts gossip")
 	f.StringVar(&o.apiKeyFile, "api-key-file", "", "file of admin API keys, one per line (default: <data-dir>/admin.key, generated on first start; required when joining others)")
+	f.StringVar(&o.cookieKeyFile, "cookie-key-file", "", "file of HMAC keys that sign session cookies, one per line; the first signs, all verify (default: <data-dir>/cookie.key, generated on first start; required when joining others)")
+	f.StringVar(&o.issuersFile, "trusted-issuers-file", "", "JSON file of identity-provider issuers whose JWTs POST /v1/token/exchange accepts (default: none)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate of this node for mutual TLS between nodes (with --tls-key and --tls-ca)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "PEM certificate of the cluster CA that signs every node's certificate")
@@ -144,6 +150,9 @@ func run(ctx context.Context, o options) error {
 	if clustered && o.apiKeyFile == "" {
 		return errors.New("a node that joins others needs --api-key-file naming a key file shared by all nodes")
 	}
+	if clustered && o.cookieKeyFile == "" {
+		return errors.New("a node that joins others needs --cookie-key-file naming a cookie key file shared by all nodes")
+	}
 	var tlsCfg *transport.MutualTLS
 	files := transport.TLSFiles{Cert: o.tlsCert, Key: o.tlsKey, CA: o.tlsCA}
 	if files.Enabled() {
@@ -171,6 +180,17 @@ func run(ctx context.Context, o options) error {
 		if len(k) < 16 {
 			return errors.New("admin API keys must be at least 16 characters")
 		}
+	}
+	cookieKeys, err := loadCookieKeys(o, log)
+	if err != nil {
+		return err
+	}
+	var verifier *exchange.Verifier
+	if o.issuersFile != "" {
+		if verifier, err = exchange.Load(o.issuersFile); err != nil {
+			return fmt.Errorf("--trusted-issuers-file: %w", err)
+		}
+		log.Info("token exchange enabled", "issuers", strings.Join(verifier.Issuers(), ","))
 	}
 	listener, err := net.Listen("tcp", o.httpAddr)
 	if err != nil {
@@ -208,6 +228,9 @@ func run(ctx context.Context, o options) error {
 	apiCfg.APIKeys = keys
 	apiCfg.MaxStale = o.maxStale
 	apiCfg.Logger = log
+	apiCfg.CookieKeys = cookieKeys
+	apiCfg.CookieDevMode = cookies.DevMode(listener.Addr().String(), o.httpTLSCert != "")
+	apiCfg.Exchange = verifier
 	api, err := httpapi.New(apiCfg)
 	if err != nil {
 		listener.Close()
@@ -223,7 +246,8 @@ func run(ctx context.Context, o options) error {
 			serveErr <- api.Serve(listener)
 		}
 	}()
-	log.Info("sessiond is serving", "http_addr", listener.Addr().String(), "http_tls", o.httpTLSCert != "", "node_tls", tlsCfg != nil)
+	log.Info("sessiond is serving", "http_addr", listener.Addr().String(), "http_tls", o.httpTLSCert != "", "node_tls", tlsCfg != nil,
+		"cookie_dev_mode", apiCfg.CookieDevMode, "password_hashing", n.PasswordParams().String())
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
@@ -290,6 +314,26 @@ func loadAdminKeys(o options, log *slog.Logger) ([]string, error) {
 		}
 	}
 	return readKeyFile(path)
+}
+
+// loadCookieKeys reads the cookie signing keys. Without --cookie-key-file a
+// key is generated into <data-dir>/cookie.key (mode 0600) on first start.
+func loadCookieKeys(o options, log *slog.Logger) (*cookies.Keys, error) {
+	path := o.cookieKeyFile
+	if path == "" {
+		path = filepath.Join(o.dataDir, "cookie.key")
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			if err := cookies.GenerateKeyFile(path); err != nil {
+				return nil, fmt.Errorf("generate cookie key: %w", err)
+			}
+			log.Info("generated a cookie signing key", "file", path)
+		}
+	}
+	keys, err := cookies.LoadKeys(path)
+	if err != nil {
+		return nil, fmt.Errorf("cookie key file: %w", err)
+	}
+	return keys, nil
 }
 
 // readKeyFile reads one key per line, skipping blank lines and # comments.
