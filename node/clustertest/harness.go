@@ -38,6 +38,9 @@ type Options struct {
 	TLS func(i int) *transport.MutualTLS
 	// Tweak, when set, adjusts each node's configuration before start.
 	Tweak func(i int, cfg *node.Config)
+	// TweakAPI, if set, changes node i's HTTP API configuration (cookie
+	// keys, trusted issuers) before it starts.
+	TweakAPI func(i int, cfg *httpapi.Config)
 }
 
 // Cluster is a running test cluster.
@@ -142,6 +145,9 @@ func (c *Cluster) start(m *Member) error {
 	apiCfg.MaxStale = c.opts.MaxStale
 	apiCfg.WriteTimeout = 5 * time.Second
 	apiCfg.Logger = cfg.Logger
+	if c.opts.TweakAPI != nil {
+		c.opts.TweakAPI(m.Index, &apiCfg)
+	}
 	api, err := httpapi.New(apiCfg)
 	if err != nil {
 		n.Close()
