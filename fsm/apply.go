@@ -3,6 +3,7 @@ package fsm
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sessiond/sessiond/events"
@@ -81,7 +82,8 @@ func (st *state) create(now int64, ev *events.SessionCreated) *Result {
 	if st.byAccessHash(ev.AccessHash) != nil || st.byRefreshHash(ev.RefreshHash) != nil {
 		return failed(ErrConflict)
 	}
-	if ev.AuthMethod == events.AuthPassword && ev.LoginID != "" {
+	login := ev.AuthMethod == events.AuthPassword && ev.LoginID != ""
+	if login {
 		if res := st.checkLogin(now, ev); res != nil {
 			return res
 		}
@@ -89,6 +91,12 @@ func (st *state) create(now int64, ev *events.SessionCreated) *Result {
 	evicted, res := st.makeRoom(now, ev)
 	if res != nil {
 		return res
+	}
+	if login {
+		// A successful login clears the failure count; a refused one (above)
+		// changes nothing.
+		delete(st.lockouts, LoginByUser+string(ev.UserID))
+		delete(st.lockouts, ev.LoginID)
 	}
 	p := st.policy
 	absolute, refreshTTL := p.AbsoluteTTL, p.EffectiveRefreshTTL()
@@ -125,7 +133,6 @@ func (st *state) create(now int64, ev *events.SessionCreated) *Result {
 
 // checkLogin applies the rules of a password login at apply time: the
 // account is not locked and the password verified is still the current one.
-// A success clears the identifier's failure count.
 func (st *state) checkLogin(now int64, ev *events.SessionCreated) *Result {
 	userKey := LoginByUser + string(ev.UserID)
 	until := st.lockedUntil(userKey, now)
@@ -138,10 +145,6 @@ func (st *state) checkLogin(now int64, ev *events.SessionCreated) *Result {
 	u := st.users[ev.UserID]
 	if u == nil || u.PasswordHash == "" || u.CredentialVersion != ev.CredentialVersion {
 		return failed(ErrUnauthenticated)
-	}
-	delete(st.lockouts, userKey)
-	if ev.LoginID != "" {
-		delete(st.lockouts, ev.LoginID)
 	}
 	return nil
 }
@@ -186,19 +189,36 @@ func (st *state) makeRoom(now int64, ev *events.SessionCreated) (int, *Result) {
 		if st.policy.OnSessionLimit != events.OnLimitEvictOldest {
 			return 0, failed(ErrSessionLimit)
 		}
+		// The oldest sessions of the app first (each also counts toward the
+		// user limit), then the oldest of any app: no more than needed.
+		evicted := make(map[events.SessionID]bool)
 		for _, s := range staying {
-			if userOver <= 0 && appOver <= 0 {
+			if appOver <= 0 {
 				break
 			}
-			inApp := s.App == ev.App
-			if userOver > 0 || (appOver > 0 && inApp) {
+			if s.App == ev.App {
 				evict = append(evict, s)
+				evicted[s.ID] = true
+				appOver--
 				userOver--
-				if inApp {
-					appOver--
-				}
 			}
 		}
+		for _, s := range staying {
+			if userOver <= 0 {
+				break
+			}
+			if !evicted[s.ID] {
+				evict = append(evict, s)
+				userOver--
+			}
+		}
+		// Revoked in creation order, as they were found.
+		slices.SortFunc(evict, func(a, b *Session) int {
+			if c := cmp.Compare(a.CreatedAt, b.CreatedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(string(a.ID), string(b.ID))
+		})
 	}
 	for _, s := range toEnd {
 		st.replace(s, s.revoked(now, events.ReasonUser))
@@ -368,6 +388,11 @@ func (st *state) revoke(now int64, ev *events.SessionRevoked) *Result {
 			// An older live pair's access token (refresh grace).
 			if s.Revoked() {
 				return withSession(s)
+			}
+			for _, p := range s.ex().pairs {
+				if p.access == ev.TokenHash && p.accessRevoked {
+					return withSession(s)
+				}
 			}
 			next = s.withExtra(func(e *sessionExtra) {
 				e.pairs = slices.Clone(e.pairs)

@@ -314,3 +314,18 @@ func TestGrace_PairsSurviveSnapshotRestore(t *testing.T) {
 		t.Errorf("token 0 two minutes after its rotation: session %s", fmt.Sprint(s.RevokeReason()))
 	}
 }
+
+func TestGrace_RevokingAnOlderPairsAccessTokenTwiceCountsOnce(t *testing.T) {
+	// Like the newest pair's access token (TestRevoke_AccessOnlyLeaves-
+	// SessionRefreshable): a second revocation has nothing left to do.
+	w := newTwins(t)
+	t1 := graceSession(w)
+	w.mustApply(t1+sec, sibling("s1", 0, 2))
+	rev := &events.SessionRevoked{SessionID: "s1", Scope: events.RevokeAccessToken, Reason: events.ReasonLogout, TokenHash: ah("s1", 1)}
+	if res := w.mustApply(t1+2*sec, rev); res.Count != 1 {
+		t.Errorf("first revocation: Count %d, want 1", res.Count)
+	}
+	if res := w.mustApply(t1+3*sec, rev); res.Count != 0 {
+		t.Errorf("second revocation of the same access token: Count %d, want 0", res.Count)
+	}
+}

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"testing"
@@ -441,4 +442,52 @@ func TestPolicySet_RefreshTTLFollowsAccessTTL(t *testing.T) {
 	if s.RefreshExpiresAt != t0+3*hour+10*minute {
 		t.Errorf("explicit refresh expiry %s", rel(s.RefreshExpiresAt))
 	}
+}
+
+func TestLimits_DeniedPasswordLoginChangesNothing(t *testing.T) {
+	// SPEC §2: an entry the rules reject is a no-op. A password login over
+	// the limit is refused (409); it must not clear the failure count.
+	w := newTwins(t)
+	w.mustApply(t0, policySet(func(p *Policy) {
+		p.MaxSessionsPerUser = 1
+		p.Lockout = Lockout{MaxFailures: 3, Window: 10 * time.Minute, Duration: 15 * time.Minute}
+	}))
+	cv := w.mustApply(t0, credentials("alice", "alice@example.com", pwHash1)).Index
+	w.mustApply(t0, login("s1", "alice", aliceEmail, cv))
+	w.mustApply(t0+minute, &events.LoginFailed{LoginID: aliceEmail, UserID: "alice"})
+	w.mustApply(t0+minute, &events.LoginFailed{LoginID: aliceEmail, UserID: "alice"})
+
+	before := stateBytes(t, w.f())
+	w.wantErr(t0+2*minute, login("s2", "alice", aliceEmail, cv), ErrSessionLimit)
+	if after := stateBytes(t, w.f()); !bytes.Equal(before, after) {
+		t.Errorf("the refused login changed the state (lockout records %d)", w.f().Stats().Lockouts)
+	}
+	// No login succeeded: the third failure within the window locks.
+	res := w.mustApply(t0+3*minute, &events.LoginFailed{LoginID: aliceEmail, UserID: "alice"})
+	if res.LockedUntil != t0+18*minute {
+		t.Errorf("third failure: LockedUntil %s, want %s", relOrZero(res.LockedUntil), rel(t0+18*minute))
+	}
+}
+
+func TestLimits_EvictOldestEvictsNoMoreThanNeeded(t *testing.T) {
+	// Over both the user limit (3) and the web limit (1): evicting the
+	// oldest web session brings the user within both, so the older mobile
+	// session must stay.
+	w := newTwins(t)
+	w.mustApply(t0, policySet(func(p *Policy) {
+		p.MaxSessionsPerUser = 3
+		p.AppMaxSessions = []AppLimit{{App: "web", MaxSessions: 1}}
+		p.OnSessionLimit = events.OnLimitEvictOldest
+	}))
+	w.create(t0, "m1", "alice", "mobile")
+	w.create(t0+minute, "w1", "alice", "web")
+	w.create(t0+2*minute, "m2", "alice", "mobile")
+	at := t0 + 3*minute
+	res := w.mustApply(at, createIn("w2", "alice", "web"))
+	if res.Count != 1 {
+		t.Errorf("Count = %d, want 1", res.Count)
+	}
+	w.wantRevoked("w1", at, events.ReasonSessionLimit)
+	w.wantActive("m1", at)
+	w.wantActiveSessions("alice", at, "w2", "m2", "m1")
 }

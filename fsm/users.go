@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"strings"
+
 	"github.com/sessiond/sessiond/events"
 )
 
@@ -52,6 +54,9 @@ func (l *lockout) endsAt(window int64) int64 {
 // lockedUntil is when the lock on identifier key ends, or 0 if it is not
 // locked at now.
 func (st *state) lockedUntil(key string, now int64) int64 {
+	if st.policy.Lockout.MaxFailures == 0 {
+		return 0 // lockout turned off releases every lock
+	}
 	if l := st.lockouts[key]; l != nil && l.lockedUntil > now {
 		return l.lockedUntil
 	}
@@ -150,6 +155,9 @@ func (st *state) setCredentials(index uint64, now int64, ev *events.UserCredenti
 	if (prev == nil || prev.PasswordHash == "") && ev.PasswordHash == "" {
 		return failed(ErrInvalid) // built-in credentials always include a password
 	}
+	if ev.Email != strings.ToLower(ev.Email) {
+		return failed(ErrInvalid) // emails are compared lower-cased
+	}
 	if ev.Email != "" {
 		if owner, taken := st.emails[ev.Email]; taken && owner != ev.UserID {
 			return failed(ErrEmailInUse)
@@ -189,7 +197,7 @@ func (st *state) setCredentials(index uint64, now int64, ev *events.UserCredenti
 func (st *state) deleteUser(now int64, ev *events.UserDeleted) *Result {
 	u := st.users[ev.UserID]
 	revoked := st.revokeUserSessions(now, ev.UserID, events.ReasonUserDeleted, "")
-	if u == nil && revoked == 0 && st.byUser[ev.UserID] == nil {
+	if u == nil && revoked == 0 && st.byUser[ev.UserID] == nil && st.lockouts[LoginByUser+string(ev.UserID)] == nil {
 		return failed(ErrNotFound)
 	}
 	if u != nil {

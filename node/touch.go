@@ -2,10 +2,10 @@ package node
 
 import (
 	"context"
-	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessiond/sessiond/events"
@@ -18,59 +18,65 @@ import (
 // idle_timeout/10 and no more often than once a second. Until a use is
 // applied, the node that saw it counts it itself.
 
-// touchShards spreads the tracker's lock over the validating goroutines.
-const touchShards = 64
+// touchResolution is how much later a use must be than the one already
+// pending for the session before it is recorded again. Recording is then a
+// lock-free read on almost every validation, and a store about once a
+// second per busy session. Idle expiry is only accurate to idle/10 (at
+// least 6 s) anyway.
+const touchResolution = int64(time.Second)
 
 // maxTouchesPerEvent bounds one SessionsTouched event (about 40 bytes a touch).
 const maxTouchesPerEvent = 8192
 
 type touchTracker struct {
-	seed   maphash.Seed
-	shards [touchShards]touchShard
-}
+	// pending maps a session id to its latest unsent use (int64).
+	pending  sync.Map
+	nPending atomic.Int64
+	// minIdle is the shortest idle timeout among pending sessions (0: none).
+	minIdle atomic.Int64
 
-type touchShard struct {
-	mu sync.Mutex
-	// pending are uses not yet sent; inflight are uses being replicated,
-	// still counted here until the write has applied.
-	pending  map[events.SessionID]int64
+	// inflight are uses being replicated, still counted here until the
+	// write has applied.
+	mu       sync.Mutex
 	inflight map[events.SessionID]int64
-	// minIdle is the shortest idle timeout among pending sessions.
-	minIdle int64
 }
 
-func newTouchTracker() *touchTracker {
-	t := &touchTracker{seed: maphash.MakeSeed()}
-	for i := range t.shards {
-		t.shards[i].pending = make(map[events.SessionID]int64)
-	}
-	return t
-}
-
-func (t *touchTracker) shard(id events.SessionID) *touchShard {
-	return &t.shards[maphash.String(t.seed, string(id))%touchShards]
-}
+func newTouchTracker() *touchTracker { return &touchTracker{} }
 
 // record notes a use of session id at `at`; idle is the session's idle
 // timeout.
 func (t *touchTracker) record(id events.SessionID, at, idle int64) {
-	sh := t.shard(id)
-	sh.mu.Lock()
-	if at > sh.pending[id] {
-		sh.pending[id] = at
+	if v, ok := t.pending.Load(id); ok && v.(int64)+touchResolution > at {
+		return
 	}
-	if sh.minIdle == 0 || idle < sh.minIdle {
-		sh.minIdle = idle
+	for {
+		v, loaded := t.pending.LoadOrStore(id, at)
+		if !loaded {
+			t.nPending.Add(1)
+			break
+		}
+		prev := v.(int64)
+		if prev >= at || t.pending.CompareAndSwap(id, prev, at) {
+			break
+		}
 	}
-	sh.mu.Unlock()
+	for {
+		m := t.minIdle.Load()
+		if (m != 0 && m <= idle) || t.minIdle.CompareAndSwap(m, idle) {
+			return
+		}
+	}
 }
 
 // lastUse is the latest use of id seen here and not yet applied (0: none).
 func (t *touchTracker) lastUse(id events.SessionID) int64 {
-	sh := t.shard(id)
-	sh.mu.Lock()
-	at := max(sh.pending[id], sh.inflight[id])
-	sh.mu.Unlock()
+	var at int64
+	if v, ok := t.pending.Load(id); ok {
+		at = v.(int64)
+	}
+	t.mu.Lock()
+	at = max(at, t.inflight[id])
+	t.mu.Unlock()
 	return at
 }
 
@@ -78,51 +84,38 @@ func (t *touchTracker) lastUse(id events.SessionID) int64 {
 // use is pending and max(idle/10, 1s) has passed for the shortest idle
 // timeout among them.
 func (t *touchTracker) due(now, last int64) bool {
-	minIdle := int64(-1)
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		if len(sh.pending) > 0 && (minIdle < 0 || sh.minIdle < minIdle) {
-			minIdle = sh.minIdle
-		}
-		sh.mu.Unlock()
-	}
-	return minIdle >= 0 && now-last >= max(minIdle/10, int64(time.Second))
+	return t.nPending.Load() > 0 && now-last >= max(t.minIdle.Load()/10, int64(time.Second))
 }
 
 // take moves every pending use to inflight and returns them sorted by
-// session id (the order the event carries).
+// session id (the order the event carries). A use recorded meanwhile stays
+// pending for the next flush.
 func (t *touchTracker) take() []events.Touch {
+	t.minIdle.Store(0)
 	var out []events.Touch
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		for id, at := range sh.pending {
-			out = append(out, events.Touch{SessionID: id, At: at})
-		}
-		if sh.inflight == nil {
-			sh.inflight = sh.pending
-		} else {
-			for id, at := range sh.pending {
-				sh.inflight[id] = max(sh.inflight[id], at)
-			}
-		}
-		sh.pending = make(map[events.SessionID]int64)
-		sh.minIdle = 0
-		sh.mu.Unlock()
+	t.mu.Lock()
+	if t.inflight == nil {
+		t.inflight = make(map[events.SessionID]int64)
 	}
+	t.pending.Range(func(k, v any) bool {
+		id, at := k.(events.SessionID), v.(int64)
+		out = append(out, events.Touch{SessionID: id, At: at})
+		t.inflight[id] = max(t.inflight[id], at)
+		if t.pending.CompareAndDelete(id, at) {
+			t.nPending.Add(-1)
+		}
+		return true
+	})
+	t.mu.Unlock()
 	slices.SortFunc(out, func(a, b events.Touch) int { return strings.Compare(string(a.SessionID), string(b.SessionID)) })
 	return out
 }
 
 // settle forgets inflight uses once they are applied.
 func (t *touchTracker) settle() {
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		sh.inflight = nil
-		sh.mu.Unlock()
-	}
+	t.mu.Lock()
+	t.inflight = nil
+	t.mu.Unlock()
 }
 
 // retry puts uses whose replication failed back into pending, due again
