@@ -99,15 +99,14 @@ func toAPIError(err error) *apiError {
 	switch {
 	case errors.As(err, &locked):
 		return &apiError{Status: http.StatusLocked, Code: codeAccountLocked,
-			Message: "too many failed logins: try again later", retryAfter: retryAfterSeconds(time.Until(locked.Until))}
+			Message: "too many failed logins: try again later", retryAfter: retryAfterSeconds(locked.RetryAfter)}
 	case errors.Is(err, fsm.ErrLocked):
 		return &apiError{Status: http.StatusLocked, Code: codeAccountLocked, Message: "too many failed logins: try again later", retryAfter: 1}
 	case errors.As(err, &overLimit):
 		// Listed as of now on this node; sessions are metadata only.
 		list := make([]sessionJSON, 0, len(overLimit.Sessions))
-		now := time.Now().UnixNano()
 		for _, s := range overLimit.Sessions {
-			list = append(list, toSessionJSON(s, now))
+			list = append(list, toSessionJSON(s, overLimit.Now))
 		}
 		return &apiError{Status: http.StatusConflict, Code: codeSessionLimit,
 			Message: "session limit reached: end some sessions (end_sessions) or try later", sessions: list}

@@ -62,7 +62,8 @@ func (n *Node) CreateSession(ctx context.Context, req CreateRequest) (Issued, er
 	switch {
 	case errors.Is(err, fsm.ErrSessionLimit):
 		// This node has applied the refused entry: its list is current.
-		return Issued{}, &SessionLimitError{Sessions: n.fsm.UserSessions(req.UserID, n.now())}
+		now := n.now()
+		return Issued{}, &SessionLimitError{Sessions: n.fsm.UserSessions(req.UserID, now), Now: now}
 	case errors.Is(err, fsm.ErrLocked):
 		// A forwarded write's answer does not carry the time: this node has
 		// applied the entry and knows it.
@@ -70,7 +71,7 @@ func (n *Node) CreateSession(ctx context.Context, req CreateRequest) (Issued, er
 		if res != nil {
 			until = max(until, res.LockedUntil)
 		}
-		return Issued{}, &LockedError{Until: time.Unix(0, until)}
+		return Issued{}, n.lockedError(until)
 	case err != nil:
 		return Issued{}, err
 	}
@@ -90,6 +91,9 @@ func sortedIDs(ids []events.SessionID) []events.SessionID {
 // lists the user's active sessions, so the caller can pick some to end.
 type SessionLimitError struct {
 	Sessions []fsm.Session
+	// Now is the node's clock when they were listed (their status is judged
+	// at it).
+	Now int64
 }
 
 func (e *SessionLimitError) Error() string { return fsm.ErrSessionLimit.Error() }
@@ -98,6 +102,12 @@ func (e *SessionLimitError) Unwrap() error { return fsm.ErrSessionLimit }
 // LockedError is a login refused because the account is locked.
 type LockedError struct {
 	Until time.Time
+	// RetryAfter is how long until then, by the node's clock.
+	RetryAfter time.Duration
+}
+
+func (n *Node) lockedError(until int64) *LockedError {
+	return &LockedError{Until: time.Unix(0, until), RetryAfter: time.Duration(until - n.now())}
 }
 
 func (e *LockedError) Error() string { return fsm.ErrLocked.Error() }

@@ -52,8 +52,19 @@ func (n *Node) Login(ctx context.Context, req LoginRequest) (Issued, error) {
 	if found {
 		lockKeys = append(lockKeys, fsm.LoginByUser+string(user.ID))
 	}
-	if until := n.fsm.LockedUntil(now, lockKeys...); until != 0 {
-		return Issued{}, &LockedError{Until: time.Unix(0, until)}
+	if n.fsm.LockedUntil(now, lockKeys...) != 0 {
+		// An unlock acknowledged through another node may not have reached
+		// this one: confirm with the leader before refusing.
+		barrierCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := n.ReadBarrier(barrierCtx)
+		cancel()
+		if err != nil {
+			return Issued{}, err
+		}
+		now = n.now()
+		if until := n.fsm.LockedUntil(now, lockKeys...); until != 0 {
+			return Issued{}, n.lockedError(until)
+		}
 	}
 	ok := false
 	if found && user.PasswordHash != "" {
@@ -107,9 +118,8 @@ func (n *Node) findLoginUser(ctx context.Context, req LoginRequest) (fsm.User, b
 // recordFailure replicates a failed login for the lockout. The caller's
 // answer is 401 whatever happens here.
 func (n *Node) recordFailure(ctx context.Context, key string, user events.UserID) {
-	if n.fsm.Policy().Lockout.MaxFailures == 0 {
-		return
-	}
+	// Written even when this node's policy has lockout off: the node may not
+	// have applied a policy that turned it on. The state machine decides.
 	res, err := n.write(ctx, &events.LoginFailed{LoginID: key, UserID: user})
 	if err != nil {
 		n.log.Warn("could not record a failed login", "error", err)

@@ -52,6 +52,7 @@ func TestProcess(t *testing.T) {
 	t.Run("EnvironmentSetsEveryFlag", func(t *testing.T) { t.Parallel(); testEnvironment(t, bin) })
 	t.Run("FlagBeatsEnvironment", func(t *testing.T) { t.Parallel(); testFlagBeatsEnvironment(t, bin) })
 	t.Run("HelpListsFlags", func(t *testing.T) { t.Parallel(); testHelp(t, bin) })
+	t.Run("JoiningNeedsSharedKeyFiles", func(t *testing.T) { t.Parallel(); testJoiningNeedsKeyFiles(t, bin) })
 }
 
 // buildBinary builds this package into the test's temporary directory.
@@ -403,6 +404,24 @@ func testKillAndRestart(t *testing.T, bin string) {
 	c.expect(t, "revoke access token", c.call(t, false, http.MethodPost, "/v1/revoke", map[string]string{"token": accessOnly.AccessToken}), http.StatusOK)
 	c.expect(t, "force logout", c.call(t, true, http.MethodDelete, "/v1/users/frank/sessions", map[string]string{"reason": "password_reset"}), http.StatusOK)
 	c.expectValid(t, "active session before the kill", active.AccessToken)
+	// A user with a password, and a login with it.
+	const password = "kill-and-restart correct horse"
+	c.expect(t, "set user", c.call(t, true, http.MethodPut, "/v1/users/hank", map[string]string{"email": "hank@example.com", "password": password}), http.StatusOK)
+	login := func(what string) tokens {
+		a := c.call(t, false, http.MethodPost, "/v1/login", map[string]string{"email": "Hank@Example.com", "password": password})
+		c.expect(t, what, a, http.StatusCreated)
+		var tok tokens
+		if err := json.Unmarshal(a.body, &tok); err != nil || tok.AccessToken == "" {
+			t.Fatalf("login answer %s: %v", a.body, err)
+		}
+		return tok
+	}
+	loggedIn := login("login before the kill")
+	keep(loggedIn)
+	cookieKey, err := os.ReadFile(filepath.Join(dataDir, "cookie.key"))
+	if err != nil {
+		t.Fatalf("a lone node generates a cookie key: %v", err)
+	}
 
 	first.kill(t)
 	second := start(t, bin, nil, args...)
@@ -410,6 +429,11 @@ func testKillAndRestart(t *testing.T, bin string) {
 	if got := readAdminKey(t, dataDir); got != key {
 		t.Errorf("the restart replaced the admin key")
 	}
+	if again, _ := os.ReadFile(filepath.Join(dataDir, "cookie.key")); !bytes.Equal(again, cookieKey) {
+		t.Errorf("the restart replaced the cookie key")
+	}
+	c.expectValid(t, "password login's session after restart", loggedIn.AccessToken)
+	keep(login("login after restart"))
 
 	c.expectValid(t, "active session after restart", active.AccessToken)
 	c.expectIntrospected(t, "active refresh token after restart", active.RefreshToken, "active")
@@ -448,6 +472,32 @@ func testKillAndRestart(t *testing.T, bin string) {
 		}
 	}
 	checkNoSecretsStored(t, dataDir, issued, key)
+	if strings.Contains(logs, password) || strings.Contains(logs, "$argon2id$") {
+		t.Errorf("a password or password hash appears in the process output")
+	}
+	checkNotStored(t, dataDir, "the password", []byte(password))
+}
+
+// checkNotStored fails if any file under dir contains secret.
+func checkNotStored(t *testing.T, dir, what string, secret []byte) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(data, secret) {
+			rel, _ := filepath.Rel(dir, path)
+			t.Errorf("%s is stored in %s", what, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("scan %s: %v", dir, err)
+	}
 }
 
 // checkNoSecretsStored reads every file under dir and fails if any holds a
@@ -831,5 +881,34 @@ func testHelp(t *testing.T, bin string) {
 	}
 	if !strings.Contains(out, "SESSIOND_") {
 		t.Errorf("--help does not mention the SESSIOND_* environment variables:\n%s", out)
+	}
+}
+
+// A node that joins others must be given the admin and cookie key files
+// every node shares (SPEC §5): keys generated per node would make cookies
+// and keys work on one node only.
+func testJoiningNeedsKeyFiles(t *testing.T, bin string) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "admin.keys")
+	if err := os.WriteFile(keyFile, []byte("shared-admin-key-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"--data-dir", filepath.Join(dir, "data"), "--http-addr", freeAddr(t), "--raft-addr", freeAddr(t), "--gossip-addr", freeAddr(t)}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--join", "127.0.0.1:1"}, "--api-key-file"},
+		{[]string{"--bootstrap-expect", "3"}, "--api-key-file"},
+		{[]string{"--join", "127.0.0.1:1", "--api-key-file", keyFile}, "--cookie-key-file"},
+		{[]string{"--bootstrap-expect", "3", "--api-key-file", keyFile}, "--cookie-key-file"},
+	} {
+		out, err := runToExit(t, bin, nil, append(base, c.args...)...)
+		if err == nil || !strings.Contains(out, c.want) {
+			t.Errorf("sessiond %v: err %v, output %q; want a refusal naming %s", c.args, err, out, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "cookie.key")); err == nil {
+		t.Error("a node refused for missing key files still generated a cookie key")
 	}
 }

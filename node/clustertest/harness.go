@@ -52,6 +52,8 @@ type Cluster struct {
 	// mu guards the members' running state and Node, which Kill and Restart
 	// change while clients and checks read them.
 	mu sync.Mutex
+	// logs stops the nodes' logging into the test once its cleanup is done.
+	logs logGate
 }
 
 // Member is one node of a test cluster and its HTTP API.
@@ -77,6 +79,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 		opts.MaxStale = 2 * time.Second
 	}
 	c := &Cluster{t: t, opts: opts, Faults: transport.NewFaults()}
+	t.Cleanup(c.logs.close) // runs last, after Stop
 	for i := range opts.Size {
 		c.Nodes = append(c.Nodes, &Member{
 			Index:    i,
@@ -128,7 +131,7 @@ func (c *Cluster) start(m *Member) error {
 	cfg.TrailingLogs = 64
 	cfg.SnapshotInterval = 500 * time.Millisecond
 	cfg.Faults = c.Faults
-	cfg.Logger = slog.New(slog.NewTextHandler(testLog{c.t, m.ID}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Logger = slog.New(slog.NewTextHandler(testLog{c.t, m.ID, &c.logs}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if c.opts.TLS != nil {
 		cfg.TLS = c.opts.TLS(m.Index)
 	}
@@ -382,16 +385,35 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// testLog sends a node's logs to the test log, and drops them once the test
-// has ended (background goroutines may still log).
+// testLog sends a node's logs to the test log until the cluster's test
+// starts its cleanup. Background goroutines (memberlist's probes) may still
+// log after a node has closed, and a t.Log once the test has ended both
+// panics and races with the testing package.
 type testLog struct {
-	t  testing.TB
-	id string
+	t    testing.TB
+	id   string
+	gate *logGate
+}
+
+// logGate is shared by a cluster's loggers; closing it waits for writes in
+// progress.
+type logGate struct {
+	mu     sync.RWMutex
+	closed bool
+}
+
+func (g *logGate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
 }
 
 func (w testLog) Write(p []byte) (int, error) {
-	defer func() { _ = recover() }() // logging after the test ended panics
-	w.t.Log(w.id + ": " + string(bytes.TrimSpace(p)))
+	w.gate.mu.RLock()
+	defer w.gate.mu.RUnlock()
+	if !w.gate.closed {
+		w.t.Log(w.id + ": " + string(bytes.TrimSpace(p)))
+	}
 	return len(p), nil
 }
 

@@ -97,6 +97,33 @@ func TestLockout_FailuresOnOneNodeLockLoginsOnAnother(t *testing.T) {
 	}
 }
 
+// An acknowledged unlock holds on every node at once: a login sent right
+// after it to a node that has not applied it yet must not be refused from
+// that node's stale view (SPEC §2: lockout is decided at apply time; §4: a
+// write needs no min_index). The unlock goes through the leader and the
+// login to a follower, the order in which the follower lags most.
+func TestLockout_UnlockOnOneNodeLetsLoginsInAtOnceOnAnother(t *testing.T) {
+	c := startLogins(t, nil)
+	leader := c.Nodes[c.Leader()]
+	follower := c.Nodes[(leader.Index+1)%3]
+	putPolicy(t, c, leader, `{"lockout":{"max_failures":3,"window":"15m","duration":"15m"}}`)
+	syncAll(t, c, putUser(t, leader, "alice", "alice@example.com", rightPassword))
+	for round := range 5 {
+		var last uint64
+		for range 3 {
+			r := login(t, c.Nodes[(leader.Index+2)%3], "alice@example.com", wrongPassword)
+			expect(t, "wrong password", r, http.StatusUnauthorized, "unauthenticated")
+			last = max(last, r.index())
+		}
+		syncAll(t, c, last)
+		r := call(t, leader, true, "POST", "/v1/users/alice/unlock", nil)
+		expect(t, "unlock on the leader "+leader.ID, r, http.StatusOK, "")
+		got := login(t, follower, "alice@example.com", rightPassword)
+		expect(t, fmt.Sprintf("round %d: right password on %s right after the unlock (index %d) was acknowledged by %s",
+			round, follower.ID, r.index(), leader.ID), got, http.StatusCreated, "")
+	}
+}
+
 // limitRound is one round of concurrent logins of a fresh user whose own
 // limit is `limit`: it checks how many got in and what every node lists.
 func limitRound(t *testing.T, c *Cluster, round int, user string, logins, limit int, evict bool) {
