@@ -83,13 +83,27 @@ func (f *FSM) Session(id events.SessionID) (Session, bool) {
 // UserSessions returns a user's sessions that are active at now, newest
 // first (ties broken by id, so the order is stable).
 func (f *FSM) UserSessions(user events.UserID, now int64) []Session {
+	return f.UserSessionsAt(user, now, nil)
+}
+
+// UserSessionsAt is UserSessions counting, for the idle timeout, the uses
+// lastUse reports (a node's own unreplicated ones; nil: none).
+func (f *FSM) UserSessionsAt(user events.UserID, now int64, lastUse func(events.SessionID) int64) []Session {
 	f.mu.RLock()
 	u := f.st.byUser[user]
 	var out []Session
 	if u != nil {
 		out = make([]Session, 0, len(u.ids))
 		for _, id := range u.ids {
-			if s := f.st.sessions[id]; s != nil && s.Status(now) == StatusActive {
+			s := f.st.sessions[id]
+			if s == nil {
+				continue
+			}
+			var used int64
+			if lastUse != nil && s.idleSeconds > 0 {
+				used = lastUse(id)
+			}
+			if s.StatusAt(now, used) == StatusActive {
 				out = append(out, *s)
 			}
 		}

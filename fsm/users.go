@@ -197,7 +197,7 @@ func (st *state) setCredentials(index uint64, now int64, ev *events.UserCredenti
 func (st *state) deleteUser(now int64, ev *events.UserDeleted) *Result {
 	u := st.users[ev.UserID]
 	revoked := st.revokeUserSessions(now, ev.UserID, events.ReasonUserDeleted, "")
-	if u == nil && revoked == 0 && st.byUser[ev.UserID] == nil && st.lockouts[LoginByUser+string(ev.UserID)] == nil {
+	if u == nil && revoked == 0 && st.lockouts[LoginByUser+string(ev.UserID)] == nil {
 		return failed(ErrNotFound)
 	}
 	if u != nil {

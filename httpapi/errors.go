@@ -106,7 +106,7 @@ func toAPIError(err error) *apiError {
 		// Listed as of now on this node; sessions are metadata only.
 		list := make([]sessionJSON, 0, len(overLimit.Sessions))
 		for _, s := range overLimit.Sessions {
-			list = append(list, toSessionJSON(s, overLimit.Now))
+			list = append(list, toSessionJSON(s, fsm.StatusActive)) // listed because active
 		}
 		return &apiError{Status: http.StatusConflict, Code: codeSessionLimit,
 			Message: "session limit reached: end some sessions (end_sessions) or try later", sessions: list}

@@ -124,7 +124,7 @@ func (s *Server) currentSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toSessionJSON(sess, s.now()))
+	return c.JSON(http.StatusOK, toSessionJSON(sess, fsm.StatusActive))
 }
 
 // DELETE /v1/session: log out the presented session.
@@ -193,7 +193,7 @@ func (s *Server) getSession(c echo.Context) error {
 	if !ok {
 		return errSessionNotFound
 	}
-	return c.JSON(http.StatusOK, toSessionJSON(sess, s.now()))
+	return c.JSON(http.StatusOK, toSessionJSON(sess, s.backend.SessionStatus(sess)))
 }
 
 // DELETE /v1/sessions/:id (admin): revoke a session and its refresh token.
@@ -277,11 +277,10 @@ func (s *Server) userSessions(c echo.Context) error {
 	if err := s.readAt(c); err != nil {
 		return err
 	}
-	t := s.now()
 	list := s.backend.UserSessions(user)
 	out := sessionsJSON{Sessions: make([]sessionJSON, 0, len(list))}
 	for _, sess := range list {
-		out.Sessions = append(out.Sessions, toSessionJSON(sess, t))
+		out.Sessions = append(out.Sessions, toSessionJSON(sess, fsm.StatusActive)) // only active ones are listed
 	}
 	return c.JSON(http.StatusOK, out)
 }

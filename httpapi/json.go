@@ -42,13 +42,14 @@ type sessionJSON struct {
 	RevokeReason     string            `json:"revoke_reason,omitempty"`
 }
 
-func toSessionJSON(s fsm.Session, now int64) sessionJSON {
+// toSessionJSON shows a session with the status the node judged it at.
+func toSessionJSON(s fsm.Session, status fsm.Status) sessionJSON {
 	out := sessionJSON{
 		SessionID:        string(s.ID),
 		UserID:           string(s.UserID),
 		App:              s.App,
 		AuthMethod:       s.AuthMethod.String(),
-		Status:           s.Status(now).String(),
+		Status:           status.String(),
 		CreatedAt:        apiTime(s.CreatedAt),
 		LastSeenAt:       apiTime(s.LastSeenAt),
 		AccessExpiresAt:  apiTime(s.AccessExpiresAt),

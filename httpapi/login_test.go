@@ -692,3 +692,29 @@ func TestLockout_TurningItOffReleasesLocks(t *testing.T) {
 	a.failLogins(t, 10, map[string]any{"email": aliceEmail, "password": "wrong password"})
 	a.loginOK(t, "login after 10 failures with the lockout off", map[string]any{"user_id": "alice", "password": alicePassword})
 }
+
+// Retry-After is the lock's remaining time on the node's clock, the "now"
+// every other answer is judged at.
+func TestLockout_RetryAfterIsTheRemainingLockOnTheNodeClock(t *testing.T) {
+	t.Parallel()
+	clock := newClock()
+	a := startServer(t, serverSetup{Clock: clock})
+	a.putPolicy(t, smallLockout)
+	a.putUser(t, "alice", aliceEmail, alicePassword)
+	a.failLogins(t, 3, map[string]any{"email": aliceEmail, "password": "wrong password"})
+	clock.Advance(10 * time.Minute)
+	expectLocked(t, "five minutes left", a.login(t, map[string]any{"email": aliceEmail, "password": alicePassword}), 295, 300)
+}
+
+// A deleted user is unknown: GET answers 404, and so does a second DELETE
+// (SPEC §4: 404 for admin lookups of an unknown user), whether or not the
+// tombstones of its revoked sessions are still kept.
+func TestUsers_DeleteOfADeletedUserIs404(t *testing.T) {
+	t.Parallel()
+	a := startServer(t, serverSetup{})
+	a.putUser(t, "alice", aliceEmail, alicePassword)
+	a.loginOK(t, "login", map[string]any{"email": aliceEmail, "password": alicePassword})
+	expectStatus(t, "DELETE user", a.admin(t, http.MethodDelete, "/v1/users/alice", nil), http.StatusOK)
+	expectError(t, "GET deleted user", a.admin(t, http.MethodGet, "/v1/users/alice", nil), http.StatusNotFound, "not_found")
+	expectError(t, "DELETE again", a.admin(t, http.MethodDelete, "/v1/users/alice", nil), http.StatusNotFound, "not_found")
+}

@@ -7,6 +7,7 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -695,6 +696,23 @@ func (a *testAPI) waitForLastSeen(t testing.TB, id string, at time.Time) {
 	waitFor(t, 10*time.Second, "a use of the session to be replicated", func() bool {
 		return !a.getSession(t, id).LastSeenAt.Before(at)
 	})
+}
+
+// A session kept alive by uses this node saw and has not replicated yet is
+// active: GET /v1/session answers 200 with status "active", not a 200 whose
+// body says "expired".
+func TestLifetimes_IdleSessionKeptAliveByUnreplicatedUseShowsActive(t *testing.T) {
+	t.Parallel()
+	clock := newClock()
+	a := startServer(t, serverSetup{Clock: clock})
+	a.putPolicy(t, map[string]any{"idle_timeout": "10m", "access_ttl": "1h"})
+	used := a.create(t, "u", nil)
+	// Each step is within the idle timeout of the one before; the answer
+	// right after a use may come before the background loop replicated it.
+	for i := range 5 {
+		clock.Advance(4 * time.Minute)
+		a.expectValid(t, fmt.Sprintf("session used every 4 minutes, use %d", i+1), used.AccessToken)
+	}
 }
 
 func TestLifetimes_RefreshCountsAsUseForTheIdleTimeout(t *testing.T) {

@@ -34,6 +34,7 @@ type Backend interface {
 	BulkRevoke(ctx context.Context, createdBefore time.Time, apps []string) (int, uint64, error)
 	Session(id events.SessionID) (fsm.Session, bool)
 	UserSessions(user events.UserID) []fsm.Session
+	SessionStatus(s fsm.Session) fsm.Status
 	Policy() fsm.Policy
 	AppliedIndex() uint64
 	WaitForIndex(ctx context.Context, index uint64) error

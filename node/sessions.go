@@ -63,7 +63,7 @@ func (n *Node) CreateSession(ctx context.Context, req CreateRequest) (Issued, er
 	case errors.Is(err, fsm.ErrSessionLimit):
 		// This node has applied the refused entry: its list is current.
 		now := n.now()
-		return Issued{}, &SessionLimitError{Sessions: n.fsm.UserSessions(req.UserID, now), Now: now}
+		return Issued{}, &SessionLimitError{Sessions: n.fsm.UserSessionsAt(req.UserID, now, n.touches.lastUse), Now: now}
 	case errors.Is(err, fsm.ErrLocked):
 		// A forwarded write's answer does not carry the time: this node has
 		// applied the entry and knows it.
@@ -351,7 +351,17 @@ func (n *Node) Session(id events.SessionID) (fsm.Session, bool) { return n.fsm.S
 
 // UserSessions lists a user's active sessions, newest first.
 func (n *Node) UserSessions(user events.UserID) []fsm.Session {
-	return n.fsm.UserSessions(user, n.now())
+	return n.fsm.UserSessionsAt(user, n.now(), n.touches.lastUse)
+}
+
+// SessionStatus is a session's status now, counting this node's own
+// unreplicated uses for the idle timeout.
+func (n *Node) SessionStatus(s fsm.Session) fsm.Status {
+	var used int64
+	if s.IdleTimeout() > 0 {
+		used = n.touches.lastUse(s.ID)
+	}
+	return s.StatusAt(n.now(), used)
 }
 
 // Policy is the replicated policy in force.
