@@ -25,6 +25,8 @@ type FSM struct {
 
 	// onApply, if set, is called after each applied event, outside the lock.
 	onApply func(AppliedEvent)
+	// onRestore, if set, is called with the snapshot's index after a restore.
+	onRestore func(index uint64)
 }
 
 // AppliedEvent describes one applied event for observers (metrics, the
@@ -41,11 +43,14 @@ type Config struct {
 	// OnApply, if set, is called after every applied command entry, on the
 	// apply goroutine and outside the state lock. It must not block.
 	OnApply func(AppliedEvent)
+	// OnRestore, if set, is called with the snapshot's index after the state
+	// was replaced by a snapshot (events before it were not seen one by one).
+	OnRestore func(index uint64)
 }
 
 // New returns an empty FSM with the default policy.
 func New(cfg Config) *FSM {
-	return &FSM{st: newState(0), appliedCh: make(chan struct{}), onApply: cfg.OnApply}
+	return &FSM{st: newState(0), appliedCh: make(chan struct{}), onApply: cfg.OnApply, onRestore: cfg.OnRestore}
 }
 
 // Result is what applying one entry produced. It is the response of the
@@ -140,6 +145,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.st = st
 	f.applied.Store(index)
 	f.mu.Unlock()
+	if f.onRestore != nil {
+		f.onRestore(index)
+	}
 	f.notifyApplied()
 	return nil
 }

@@ -55,6 +55,8 @@ type Node struct {
 	// touches are uses of sessions with an idle timeout seen here and not
 	// yet replicated.
 	touches *touchTracker
+	// events is the tail of applied events for GET /v1/events.
+	events *eventTail
 
 	stop     chan struct{} // closed by Close
 	stopCtx  context.Context
@@ -84,7 +86,8 @@ func New(cfg Config) (*Node, error) {
 	if n.cfg.Clock == nil {
 		n.cfg.Clock = time.Now
 	}
-	n.fsm = fsm.New(fsm.Config{})
+	n.events = newEventTail(EventTailSize, 0)
+	n.fsm = fsm.New(fsm.Config{OnApply: func(a fsm.AppliedEvent) { n.events.add(recordOf(a)) }, OnRestore: n.events.reset})
 
 	var err error
 	n.store, err = raftboltdb.New(raftboltdb.Options{

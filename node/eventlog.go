@@ -1,0 +1,182 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/sessiond/sessiond/events"
+	"github.com/sessiond/sessiond/fsm"
+)
+
+// The event tail: the last applied events, kept in memory for GET
+// /v1/events (SPEC §4). Each node keeps its own tail of what it applied;
+// a reader asks for events after an index and gets them in log order, then
+// waits for more. Records carry ids, times, reasons and outcomes — never a
+// token, a token hash, a password hash or an email.
+
+// EventTailSize is how many applied events a node keeps for readers.
+const EventTailSize = 16384
+
+// ErrEventsGone means the events after the asked index are no longer held
+// (the tail moved on, or the node restarted or installed a snapshot since).
+var ErrEventsGone = errors.New("events no longer held")
+
+// EventRecord is one applied event as readers see it.
+type EventRecord struct {
+	Index     uint64 `json:"index"`
+	Type      string `json:"type"`
+	Time      int64  `json:"-"` // Unix nanoseconds
+	SessionID string `json:"session_id,omitempty"`
+	UserID    string `json:"user_id,omitempty"`
+	App       string `json:"app,omitempty"`
+	Method    string `json:"auth_method,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	Scope     string `json:"scope,omitempty"`
+	// Count is how many sessions the event revoked, removed or touched.
+	Count int `json:"count,omitempty"`
+	// Error names the rule that refused the event ("" when it applied).
+	Error     string `json:"error,omitempty"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+type eventTail struct {
+	mu sync.Mutex
+	// buf is a ring of the last len(buf) records; next is where the next
+	// one goes, n how many are held.
+	buf  []EventRecord
+	next int
+	n    int
+	// floor is the highest index whose successors are not all held: after
+	// a restart or a snapshot install, the events up to it are unknown.
+	floor uint64
+	last  uint64
+	// changed is closed and replaced when a record is added.
+	changed chan struct{}
+}
+
+func newEventTail(size int, floor uint64) *eventTail {
+	return &eventTail{buf: make([]EventRecord, size), floor: floor, last: floor, changed: make(chan struct{})}
+}
+
+func (t *eventTail) add(r EventRecord) {
+	t.mu.Lock()
+	if t.n == len(t.buf) {
+		// The oldest record falls out: a reader must now start after it.
+		t.floor = t.buf[t.next].Index
+	} else {
+		t.n++
+	}
+	t.buf[t.next] = r
+	t.next = (t.next + 1) % len(t.buf)
+	t.last = r.Index
+	close(t.changed)
+	t.changed = make(chan struct{})
+	t.mu.Unlock()
+}
+
+// reset forgets everything up to index (a snapshot was installed).
+func (t *eventTail) reset(index uint64) {
+	t.mu.Lock()
+	t.n, t.next, t.floor, t.last = 0, 0, index, index
+	close(t.changed)
+	t.changed = make(chan struct{})
+	t.mu.Unlock()
+}
+
+// after returns up to max records with index > after, oldest first, and a
+// channel closed when more arrive.
+func (t *eventTail) after(after uint64, max int) ([]EventRecord, <-chan struct{}, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if after < t.floor {
+		return nil, nil, ErrEventsGone
+	}
+	var out []EventRecord
+	start := (t.next - t.n + len(t.buf)) % len(t.buf)
+	for i := 0; i < t.n && len(out) < max; i++ {
+		r := t.buf[(start+i)%len(t.buf)]
+		if r.Index > after {
+			out = append(out, r)
+		}
+	}
+	return out, t.changed, nil
+}
+
+// recordOf describes an applied event without its secrets.
+func recordOf(a fsm.AppliedEvent) EventRecord {
+	r := EventRecord{Index: a.Index, Type: a.Envelope.Type().String(), Time: a.Envelope.Time}
+	if a.Result != nil {
+		r.Count = a.Result.Count
+		r.Error = fsm.ErrorName(a.Result.Err)
+		r.Duplicate = a.Result.Duplicate
+	}
+	switch ev := a.Envelope.Event.(type) {
+	case *events.SessionCreated:
+		r.SessionID, r.UserID, r.App, r.Method = string(ev.SessionID), string(ev.UserID), ev.App, ev.AuthMethod.String()
+	case *events.SessionRefreshed:
+		r.SessionID = string(ev.SessionID)
+	case *events.SessionRevoked:
+		r.SessionID, r.Reason = string(ev.SessionID), ev.Reason.String()
+		switch ev.Scope {
+		case events.RevokeWholeSession:
+			r.Scope = "session"
+		case events.RevokeAccessToken:
+			r.Scope = "access_token"
+		case events.RevokeRefreshToken:
+			r.Scope = "refresh_token"
+		}
+	case *events.UserForceLoggedOut:
+		r.UserID, r.Reason = string(ev.UserID), ev.Reason.String()
+	case *events.SessionsBulkRevoked:
+		r.Reason = ev.Reason.String()
+	case *events.UserCredentialsSet:
+		r.UserID = string(ev.UserID)
+		if ev.PasswordHash != "" {
+			r.Reason = ev.Reason.String()
+		}
+	case *events.UserDeleted:
+		r.UserID = string(ev.UserID)
+	case *events.LoginFailed:
+		r.UserID = string(ev.UserID)
+	case *events.UserUnlocked:
+		r.UserID = string(ev.UserID)
+	case *events.UserLimitSet:
+		r.UserID = string(ev.UserID)
+	}
+	if r.SessionID != "" && r.UserID == "" && a.Result != nil && a.Result.Session != nil {
+		r.UserID = string(a.Result.Session.UserID)
+	}
+	return r
+}
+
+// Events returns up to max applied events with index > after, oldest first,
+// and a channel closed when more arrive. ErrEventsGone means some of those
+// events are no longer held.
+func (n *Node) Events(after uint64, max int) ([]EventRecord, <-chan struct{}, error) {
+	return n.events.after(after, max)
+}
+
+// OldestEvent is the index after which this node holds every applied event.
+func (n *Node) OldestEvent() uint64 {
+	n.events.mu.Lock()
+	defer n.events.mu.Unlock()
+	return n.events.floor
+}
+
+// WaitEvents is Events that waits, until ctx ends, for at least one event.
+func (n *Node) WaitEvents(ctx context.Context, after uint64, max int) ([]EventRecord, error) {
+	for {
+		recs, changed, err := n.events.after(after, max)
+		if err != nil || len(recs) > 0 {
+			return recs, err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-n.stop:
+			return nil, ErrUnavailable
+		}
+	}
+}
