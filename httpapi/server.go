@@ -149,7 +149,11 @@ func New(cfg Config) (*Server, error) {
 	e.Use(s.consistencyHeaders)
 	e.Use(s.requestLog)
 	// The outer bound of any request; writes and waits have tighter ones.
-	e.Use(middleware.ContextTimeout(maxReadWait + cfg.WriteTimeout))
+	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
+		Timeout: maxReadWait + cfg.WriteTimeout,
+		// The event stream lives as long as its client.
+		Skipper: func(c echo.Context) bool { return c.Path() == eventsRoute },
+	}))
 	s.routes(e)
 	s.echo = e
 	// When shutdown starts, reads waiting for an index stop waiting and
@@ -197,6 +201,10 @@ func (s *Server) routes(e *echo.Echo) {
 	// original path.
 	e.Any("/v1/auth", s.forwardAuth)
 	e.Any("/v1/auth/*", s.forwardAuth)
+	s.eventRoutes(e)
+	s.metricsRoutes(e)
+	s.consoleRoutes(e)
+	s.selfServiceRoutes(e)
 	e.GET("/v1/cluster", s.cluster, admin)
 	e.DELETE("/v1/cluster/members/:id", s.removeMember, admin)
 	e.GET("/healthz", s.healthz)

@@ -1,0 +1,6 @@
+package httpapi
+
+import "github.com/labstack/echo/v4"
+
+// consoleRoutes registers its routes (being built).
+func (s *Server) consoleRoutes(e *echo.Echo) {}
