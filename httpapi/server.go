@@ -81,6 +81,9 @@ type Config struct {
 	// Exchange verifies JWTs from trusted issuers for POST
 	// /v1/token/exchange; nil means no issuer is trusted.
 	Exchange *exchange.Verifier
+	// AccountLoginURL is where the self-service page (/account/sessions)
+	// sends a visitor without a session: the application's login page.
+	AccountLoginURL string
 }
 
 // Default returns a configuration without backend or keys.

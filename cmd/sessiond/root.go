@@ -36,6 +36,7 @@ type options struct {
 	apiKeyFile    string
 	cookieKeyFile string
 	issuersFile   string
+	accountLogin  string
 	tlsCert       string
 	tlsKey        string
 	tlsCA         string
@@ -88,6 +89,7 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&o.apiKeyFile, "api-key-file", "", "file of admin API keys, one per line (default: <data-dir>/admin.key, generated on first start; required when joining others)")
 	f.StringVar(&o.cookieKeyFile, "cookie-key-file", "", "file of HMAC keys that sign session cookies, one per line; the first signs, all verify (default: <data-dir>/cookie.key, generated on first start; required when joining others)")
 	f.StringVar(&o.issuersFile, "trusted-issuers-file", "", "JSON file of identity-provider issuers whose JWTs POST /v1/token/exchange accepts (default: none)")
+	f.StringVar(&o.accountLogin, "account-login-url", "", "where the self-service page /account/sessions links a visitor without a session (your application's login page)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate of this node for mutual TLS between nodes (with --tls-key and --tls-ca)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "PEM certificate of the cluster CA that signs every node's certificate")
@@ -231,6 +233,7 @@ func run(ctx context.Context, o options) error {
 	apiCfg.CookieKeys = cookieKeys
 	apiCfg.CookieDevMode = cookies.DevMode(listener.Addr().String(), o.httpTLSCert != "")
 	apiCfg.Exchange = verifier
+	apiCfg.AccountLoginURL = o.accountLogin
 	api, err := httpapi.New(apiCfg)
 	if err != nil {
 		listener.Close()
