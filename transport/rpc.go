@@ -42,7 +42,8 @@ type RemoteError struct {
 func (e *RemoteError) Error() string { return "remote: " + e.Code + ": " + e.Message }
 
 // Handler serves one RPC method: it decodes the request body from dec and
-// returns the response body, or an error. An error that is (or wraps) a
+// returns the response body, or an error. dec reads the connection's
+// buffer and is valid only until the handler returns. An error that is (or wraps) a
 // *RemoteError keeps its code; any other becomes code "internal".
 type Handler func(ctx context.Context, peer string, dec *msgpack.Decoder) (any, error)
 
@@ -57,55 +58,101 @@ func NewRPCServer(ctx context.Context, handlers map[string]Handler) *RPCServer {
 	return &RPCServer{handlers: handlers, ctx: ctx}
 }
 
-// writeFrame encodes the values as one msgpack array in one frame.
-func writeFrame(w *bufio.Writer, values ...any) error {
-	var body bytes.Buffer
-	enc := msgpack.NewEncoder(&body)
-	if err := enc.EncodeArrayLen(len(values)); err != nil {
+// framer reads and writes the frames of one connection. It keeps its
+// buffers, encoder and decoder from one message to the next (a forwarded
+// write is one request and one answer, thousands a second), so a message
+// costs no allocation beyond what decoding its values needs. One goroutine
+// at a time uses a framer: the connection's server loop, or the client
+// holding the pooled connection.
+type framer struct {
+	conn net.Conn
+	r    *bufio.Reader
+	out  bytes.Buffer // the frame being written: length, then msgpack
+	enc  *msgpack.Encoder
+	in   []byte       // the body of the frame last read
+	rd   bytes.Reader // over in
+	dec  *msgpack.Decoder
+}
+
+// keepBuffer is the largest buffer a connection keeps between messages;
+// a larger frame's buffer is dropped after use.
+const keepBuffer = 64 << 10
+
+func newFramer(conn net.Conn) *framer {
+	f := &framer{conn: conn, r: bufio.NewReader(conn)}
+	f.enc = msgpack.NewEncoder(&f.out)
+	f.dec = msgpack.NewDecoder(&f.rd)
+	return f
+}
+
+// writeFrame encodes the values as one msgpack array in one frame and
+// writes it with one write.
+func (f *framer) writeFrame(values ...any) error {
+	defer f.trimOut()
+	f.out.Reset()
+	f.out.Write([]byte{0, 0, 0, 0}) // the length, filled in below
+	f.enc.Reset(&f.out)
+	if err := f.enc.EncodeArrayLen(len(values)); err != nil {
 		return err
 	}
 	for _, v := range values {
-		if err := enc.Encode(v); err != nil {
+		if err := f.enc.Encode(v); err != nil {
 			return err
 		}
 	}
-	if body.Len() > MaxFrame {
-		return fmt.Errorf("transport: message of %d bytes exceeds %d", body.Len(), MaxFrame)
+	frame := f.out.Bytes()
+	n := len(frame) - 4
+	if n > MaxFrame {
+		return fmt.Errorf("transport: message of %d bytes exceeds %d", n, MaxFrame)
 	}
-	var head [4]byte
-	binary.BigEndian.PutUint32(head[:], uint32(body.Len()))
-	if _, err := w.Write(head[:]); err != nil {
-		return err
+	binary.BigEndian.PutUint32(frame[:4], uint32(n))
+	_, err := f.conn.Write(frame)
+	return err
+}
+
+func (f *framer) trimOut() {
+	if f.out.Cap() > keepBuffer {
+		f.out = bytes.Buffer{}
 	}
-	if _, err := w.Write(body.Bytes()); err != nil {
-		return err
-	}
-	return w.Flush()
 }
 
 // readFrame reads one frame and returns a decoder positioned inside its
-// array, after checking that the array has the expected length.
-func readFrame(r *bufio.Reader, fields int) (*msgpack.Decoder, error) {
+// array, after checking that the array has the expected length. The
+// decoder reads the framer's buffer: it is valid until the next readFrame
+// or release.
+func (f *framer) readFrame(fields int) (*msgpack.Decoder, error) {
 	var head [4]byte
-	if _, err := io.ReadFull(r, head[:]); err != nil {
+	if _, err := io.ReadFull(f.r, head[:]); err != nil {
 		return nil, err
 	}
 	n := binary.BigEndian.Uint32(head[:])
 	if n > MaxFrame {
 		return nil, fmt.Errorf("transport: frame of %d bytes exceeds %d", n, MaxFrame)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
+	if uint32(cap(f.in)) < n {
+		f.in = make([]byte, n)
+	}
+	body := f.in[:n]
+	if _, err := io.ReadFull(f.r, body); err != nil {
 		return nil, err
 	}
 	if err := msgpackcheck.Check(body); err != nil {
 		return nil, fmt.Errorf("transport: malformed frame: %w", err)
 	}
-	dec := msgpack.NewDecoder(bytes.NewReader(body))
-	if got, err := dec.DecodeArrayLen(); err != nil || got != fields {
+	f.rd.Reset(body)
+	f.dec.Reset(&f.rd)
+	if got, err := f.dec.DecodeArrayLen(); err != nil || got != fields {
 		return nil, fmt.Errorf("transport: malformed frame: want %d fields, got %d (%v)", fields, got, err)
 	}
-	return dec, nil
+	return f.dec, nil
+}
+
+// release lets go of a large read buffer once its frame is decoded.
+func (f *framer) release() {
+	f.rd.Reset(nil)
+	if cap(f.in) > keepBuffer {
+		f.in = nil
+	}
 }
 
 // ServeConn answers calls on one connection until it closes.
@@ -113,10 +160,9 @@ func (s *RPCServer) ServeConn(conn net.Conn, peer string) {
 	defer conn.Close()
 	stop := context.AfterFunc(s.ctx, func() { conn.Close() })
 	defer stop()
-	r := bufio.NewReader(conn)
-	w := bufio.NewWriter(conn)
+	f := newFramer(conn)
 	for {
-		dec, err := readFrame(r, 2)
+		dec, err := f.readFrame(2)
 		if err != nil {
 			return // closed, broken or malformed: the client will redial
 		}
@@ -137,7 +183,8 @@ func (s *RPCServer) ServeConn(conn net.Conn, peer string) {
 			}
 			body = nil
 		}
-		if err := writeFrame(w, code, msg, body); err != nil {
+		f.release()
+		if err := f.writeFrame(code, msg, body); err != nil {
 			return
 		}
 	}
@@ -152,9 +199,7 @@ type RPCClient struct {
 }
 
 type rpcConn struct {
-	conn net.Conn
-	r    *bufio.Reader
-	w    *bufio.Writer
+	*framer
 }
 
 // NewRPCClient returns a client dialing through t.
@@ -175,7 +220,7 @@ func (c *RPCClient) get(addr string, timeout time.Duration) (*rpcConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rpcConn{conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn)}, nil
+	return &rpcConn{newFramer(conn)}, nil
 }
 
 func (c *RPCClient) put(addr string, rc *rpcConn) {
@@ -229,10 +274,10 @@ func (c *RPCClient) Call(ctx context.Context, addr, method string, req, resp any
 		}
 		return fmt.Errorf("transport: %s on %s: %w", method, addr, err)
 	}
-	if err := writeFrame(rc.w, method, req); err != nil {
+	if err := rc.writeFrame(method, req); err != nil {
 		return fail(err)
 	}
-	dec, err := readFrame(rc.r, 3)
+	dec, err := rc.readFrame(3)
 	if err != nil {
 		return fail(err)
 	}
@@ -252,6 +297,7 @@ func (c *RPCClient) Call(ctx context.Context, addr, method string, req, resp any
 			return fail(fmt.Errorf("decode answer: %w", err))
 		}
 	}
+	rc.release()
 	if !stop() {
 		// ctx ended during the call and moved the deadline: not reusable.
 		rc.conn.Close()
