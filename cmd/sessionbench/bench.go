@@ -22,7 +22,10 @@ type bench struct {
 	urls    []string
 	apiKey  string
 	client  *http.Client
+	raw     *rawClient // the phases' client; nil with --client net/http
+	targets map[string]rawTarget
 	prof    *profiler
+	stats   *raftStats    // nil without --raft-stats
 	workers []workerState // per worker, so collecting tokens takes no lock
 
 	tokens   []string // access tokens issued (create or seeding)
@@ -34,11 +37,16 @@ type bench struct {
 
 	leaderURL, followerURL, ceilingURL string
 	canned                             *cannedAnswer
+
+	createHeaders     []string // name, value, ... of a create
+	createHeaderLines []byte   // the same as lines, for the raw client
 }
 
 type workerState struct {
 	tokens   []string
 	maxIndex uint64
+	scratch  []byte // the request body being built
+	auth     []byte // the Authorization line being built
 }
 
 // runPhases runs the selected phases in order, handing each result to
@@ -46,6 +54,8 @@ type workerState struct {
 func (b *bench) runPhases(ctx context.Context, rep *report, done func(*phaseResult)) error {
 	b.workers = make([]workerState, b.o.concurrency)
 	b.createURLs = b.urls
+	b.createHeaders = []string{"X-API-Key", b.apiKey, "Content-Type", "application/json"}
+	b.createHeaderLines = []byte("X-API-Key: " + b.apiKey + "\r\nContent-Type: application/json\r\n")
 	validates := b.o.runs(phaseValidate) || b.o.runs(phaseCeiling)
 	if b.o.createVia != "all" || validates {
 		if err := b.findRoles(ctx); err != nil {
@@ -119,33 +129,30 @@ func (b *bench) phase(ctx context.Context, name, target string, want int, do req
 	if err := b.prof.begin(name); err != nil {
 		b.log.Warn("cpu profile not started", "error", err)
 	}
+	b.stats.reset()
 	out := drive(ctx, b.o.concurrency, b.o.requests, b.o.duration, want, do)
 	b.prof.end(name)
-	return summarize(name, target, out)
+	p := summarize(name, target, out)
+	p.RaftStats = b.stats.take()
+	return p
 }
 
 // create is one POST /v1/sessions, to the nodes in turn.
 func (b *bench) create(ctx context.Context, w int, seq int64) (int, error) {
 	base := b.createURLs[seq%int64(len(b.createURLs))]
-	body := fmt.Appendf(nil, `{"user_id":"bench-%d","app":"bench","scopes":["read"],"device":{"user_agent":"sessionbench","label":"load"}}`,
+	ws := &b.workers[w]
+	ws.scratch = fmt.Appendf(ws.scratch[:0], `{"user_id":"bench-%d","app":"bench","scopes":["read"],"device":{"user_agent":"sessionbench","label":"load"}}`,
 		seq%int64(b.o.users))
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/sessions", bytes.NewReader(body))
-	if err != nil {
-		return 0, err
+	var status int
+	var data []byte
+	var err error
+	if b.raw != nil {
+		status, data, err = b.raw.request(w, b.targets[base], http.MethodPost, "/v1/sessions", b.createHeaderLines, ws.scratch)
+	} else {
+		status, data, err = b.sendHTTP(ctx, base, http.MethodPost, "/v1/sessions", b.createHeaders, ws.scratch)
 	}
-	req.Header.Set("X-API-Key", b.apiKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return resp.StatusCode, err
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return resp.StatusCode, nil
+	if err != nil || status != http.StatusCreated {
+		return status, err
 	}
 	var tok struct {
 		AccessToken string `json:"access_token"`
@@ -153,12 +160,34 @@ func (b *bench) create(ctx context.Context, w int, seq int64) (int, error) {
 	}
 	if err := json.Unmarshal(data, &tok); err != nil || tok.AccessToken == "" {
 		// The body is not quoted: it may hold tokens.
-		return resp.StatusCode, fmt.Errorf("%w: create answered %d bytes without an access token", errDecode, len(data))
+		return status, fmt.Errorf("%w: create answered %d bytes without an access token", errDecode, len(data))
 	}
-	ws := &b.workers[w]
 	ws.tokens = append(ws.tokens, tok.AccessToken)
 	ws.maxIndex = max(ws.maxIndex, tok.Index)
-	return resp.StatusCode, nil
+	return status, nil
+}
+
+// sendHTTP is one request of a phase through net/http (--client
+// net/http); headers are name, value pairs.
+func (b *bench) sendHTTP(ctx context.Context, base, method, path string, headers []string, body []byte) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, data, err
 }
 
 // collectTokens gathers the workers' tokens (after a drive has ended).
@@ -174,20 +203,16 @@ func (b *bench) collectTokens() {
 // validateOn returns one GET /v1/session against base, with the tokens in
 // turn.
 func (b *bench) validateOn(base string) requestFunc {
-	target := base + "/v1/session"
-	return func(ctx context.Context, _ int, seq int64) (int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-		if err != nil {
-			return 0, err
+	return func(ctx context.Context, w int, seq int64) (int, error) {
+		token := b.tokens[seq%int64(len(b.tokens))]
+		if b.raw == nil {
+			status, _, err := b.sendHTTP(ctx, base, http.MethodGet, "/v1/session", []string{"Authorization", "Bearer " + token}, nil)
+			return status, err
 		}
-		req.Header.Set("Authorization", "Bearer "+b.tokens[seq%int64(len(b.tokens))])
-		resp, err := b.client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, err
+		ws := &b.workers[w]
+		ws.auth = append(append(append(ws.auth[:0], "Authorization: Bearer "...), token...), "\r\n"...)
+		status, _, err := b.raw.request(w, b.targets[base], http.MethodGet, "/v1/session", ws.auth, nil)
+		return status, err
 	}
 }
 
@@ -298,8 +323,17 @@ func (b *bench) startCeiling() (func(), error) {
 		return nil, err
 	}
 	b.ceilingURL = srv.url
+	if b.raw != nil {
+		if b.targets[srv.url], err = newRawTarget(srv.url); err != nil {
+			srv.close()
+			return nil, err
+		}
+	}
 	return func() {
 		b.client.CloseIdleConnections()
+		if b.raw != nil {
+			b.raw.closeTarget(srv.url)
+		}
 		srv.close()
 	}, nil
 }

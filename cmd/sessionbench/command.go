@@ -55,6 +55,8 @@ type options struct {
 	logLevel       string
 	cpuProfile     string
 	profilePhase   string
+	raftStats      bool
+	client         string
 }
 
 // newRootCommand builds the command. onStuck, when set, is called if the run
@@ -102,6 +104,8 @@ func newRootCommand(onStuck func()) *cobra.Command {
 	f.StringVar(&o.logLevel, "log-level", "warn", "level of the in-process nodes' logs on stderr: debug, info, warn or error")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the in-process cluster included) to this file")
 	f.StringVar(&o.profilePhase, "profile-phase", "", "profile only the measured part of this phase (default: every phase)")
+	f.StringVar(&o.client, "client", "auto", "HTTP client of the phases: raw (wrk-style, plain http only), net/http, or auto (raw unless a target is https)")
+	f.BoolVar(&o.raftStats, "raft-stats", false, "report Raft's own figures per phase (batch sizes, commit and disk times; --local only)")
 	return cmd
 }
 
@@ -141,8 +145,12 @@ func (o options) validate() error {
 		return errors.New("--users must be positive")
 	case o.seedSessions < 1:
 		return errors.New("--seed-sessions must be positive")
+	case o.raftStats && len(o.addrs) > 0:
+		return errors.New("--raft-stats needs an in-process cluster (--local)")
 	case o.createVia != "all" && o.createVia != "leader" && o.createVia != "followers":
 		return fmt.Errorf("--create-via %q: want all, leader or followers", o.createVia)
+	case o.client != "auto" && o.client != "raw" && o.client != "net/http":
+		return fmt.Errorf("--client %q: want auto, raw or net/http", o.client)
 	case len(o.phases) == 0:
 		return errors.New("--phases: name at least one phase")
 	}
@@ -202,6 +210,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
 	}
 	b := &bench{o: o, log: log}
+	if o.raftStats {
+		if b.stats, err = installRaftStats(); err != nil {
+			return fmt.Errorf("--raft-stats: %w", err)
+		}
+	}
 	if len(o.addrs) > 0 {
 		rep.Mode = "addrs"
 		b.urls = trimSlashes(o.addrs)
@@ -229,6 +242,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	rep.Nodes = b.urls
 	b.client = newClient(o, len(b.urls)+1)
 	defer b.client.CloseIdleConnections()
+	if rep.Client, err = b.useRawClient(ctx); err != nil {
+		return err
+	}
+	if b.raw != nil {
+		defer b.raw.close()
+	}
 
 	if !o.jsonOut {
 		printHeader(stdout, rep)
@@ -262,6 +281,28 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		printFooter(stdout, rep)
 	}
 	return runErr
+}
+
+// useRawClient sets up the raw client unless --client or an https target
+// rules it out, and returns the name of the client the phases use.
+func (b *bench) useRawClient(ctx context.Context) (string, error) {
+	if b.o.client == "net/http" {
+		return "net/http", nil
+	}
+	targets := map[string]rawTarget{}
+	for _, u := range b.urls {
+		t, err := newRawTarget(u)
+		if err != nil {
+			if b.o.client == "auto" && errors.Is(err, errRawScheme) {
+				return "net/http", nil
+			}
+			return "", fmt.Errorf("--client raw: %w", err)
+		}
+		targets[u] = t
+	}
+	b.targets = targets
+	b.raw = newRawClient(ctx, b.o.concurrency, b.o.requestTimeout)
+	return "raw", nil
 }
 
 // withCause puts errTimeout in front when --timeout is why err happened.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -28,7 +29,8 @@ type tally struct {
 type outcome struct {
 	tallies   []*tally
 	elapsed   time.Duration
-	stoppedBy string // "requests", "duration" or "timeout"
+	cpu       time.Duration // user and system CPU time of this process
+	stoppedBy string        // "requests", "duration" or "timeout"
 }
 
 // drive runs c workers that send requests until limit requests have been
@@ -39,6 +41,7 @@ type outcome struct {
 func drive(ctx context.Context, c int, limit int64, d time.Duration, want int, do requestFunc) outcome {
 	var next atomic.Int64
 	tallies := make([]*tally, c)
+	cpu0 := processCPU()
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -64,7 +67,7 @@ func drive(ctx context.Context, c int, limit int64, d time.Duration, want int, d
 		})
 	}
 	wg.Wait()
-	out := outcome{tallies: tallies, elapsed: time.Since(start), stoppedBy: "duration"}
+	out := outcome{tallies: tallies, elapsed: time.Since(start), cpu: processCPU() - cpu0, stoppedBy: "duration"}
 	switch {
 	case ctx.Err() != nil:
 		out.stoppedBy = "timeout"
@@ -72,6 +75,17 @@ func drive(ctx context.Context, c int, limit int64, d time.Duration, want int, d
 		out.stoppedBy = "requests"
 	}
 	return out
+}
+
+// processCPU is the user and system CPU time this process has used so far
+// (0 where the system does not say). With --local the cluster runs in this
+// process, so a phase's figure covers the nodes and the load generator.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // fail counts a failed request by its status, or by the kind of transport

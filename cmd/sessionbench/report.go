@@ -18,6 +18,7 @@ type report struct {
 	Follower             string         `json:"follower,omitempty"`
 	Ceiling              string         `json:"ceiling,omitempty"`
 	ClusterStartS        float64        `json:"cluster_start_s,omitempty"`
+	Client               string         `json:"client"` // "raw" or "net/http"
 	Concurrency          int            `json:"concurrency"`
 	MaxRequests          int64          `json:"max_requests"`
 	MaxDurationS         float64        `json:"max_duration_s"`
@@ -52,8 +53,17 @@ type phaseResult struct {
 	FirstError string           `json:"first_error,omitempty"`
 	ElapsedS   float64          `json:"elapsed_s"`
 	Throughput float64          `json:"throughput_rps"`
-	StoppedBy  string           `json:"stopped_by"`
-	Latency    latencyJSON      `json:"latency_ms"`
+	// CPUSeconds is the CPU time this process used during the phase (with
+	// --local: the nodes and the load generator); CPUPerRequestUS divides
+	// it by the requests, a figure that other work on the machine disturbs
+	// less than the throughput.
+	CPUSeconds      float64     `json:"cpu_s"`
+	CPUPerRequestUS float64     `json:"cpu_per_request_us"`
+	StoppedBy       string      `json:"stopped_by"`
+	Latency         latencyJSON `json:"latency_ms"`
+	// RaftStats are Raft's figures while the phase was measured
+	// (--raft-stats): durations in milliseconds, batch sizes in entries.
+	RaftStats map[string]statAgg `json:"raft_stats,omitempty"`
 }
 
 type latencyJSON struct {
@@ -81,6 +91,10 @@ func summarize(name, target string, out outcome) *phaseResult {
 	p.Requests = int64(h.n)
 	if p.ElapsedS > 0 {
 		p.Throughput = float64(p.Requests) / p.ElapsedS
+	}
+	p.CPUSeconds = out.cpu.Seconds()
+	if p.Requests > 0 {
+		p.CPUPerRequestUS = float64(out.cpu.Microseconds()) / float64(p.Requests)
 	}
 	ms := func(ns int64) float64 { return float64(ns) / 1e6 }
 	p.Latency = latencyJSON{
@@ -114,20 +128,22 @@ func printHeader(w io.Writer, r *report) {
 	default:
 		fmt.Fprintf(w, "sessionbench: %d nodes: %s\n", len(r.Nodes), strings.Join(r.Nodes, ", "))
 	}
-	fmt.Fprintf(w, "%d connections, each phase up to %d requests or %s after a %s warm-up; %d CPUs, GOMAXPROCS %d\n\n",
-		r.Concurrency, r.MaxRequests, time.Duration(r.MaxDurationS*float64(time.Second)),
+	fmt.Fprintf(w, "%d connections (%s client), each phase up to %d requests or %s after a %s warm-up; %d CPUs, GOMAXPROCS %d\n\n",
+		r.Concurrency, r.Client, r.MaxRequests, time.Duration(r.MaxDurationS*float64(time.Second)),
 		time.Duration(r.WarmupS*float64(time.Second)), r.NumCPU, r.GOMAXPROCS)
-	fmt.Fprintf(w, "%-18s %9s %7s %8s %10s %9s %9s %9s %9s  %s\n",
-		"phase", "requests", "errors", "elapsed", "req/s", "p50", "p90", "p99", "max", "stopped by")
+	fmt.Fprintf(w, "%-18s %9s %7s %8s %10s %9s %9s %9s %9s %9s  %s\n",
+		"phase", "requests", "errors", "elapsed", "req/s", "p50", "p90", "p99", "max", "cpu/req", "stopped by")
 }
 
 func printPhase(w io.Writer, p *phaseResult) {
-	fmt.Fprintf(w, "%-18s %9d %7d %7.2fs %10.0f %9s %9s %9s %9s  %s\n",
+	fmt.Fprintf(w, "%-18s %9d %7d %7.2fs %10.0f %9s %9s %9s %9s %9s  %s\n",
 		p.Name, p.Requests, p.Errors, p.ElapsedS, p.Throughput,
-		fmtMS(p.Latency.P50), fmtMS(p.Latency.P90), fmtMS(p.Latency.P99), fmtMS(p.Latency.Max), p.StoppedBy)
+		fmtMS(p.Latency.P50), fmtMS(p.Latency.P90), fmtMS(p.Latency.P99), fmtMS(p.Latency.Max),
+		fmtMS(p.CPUPerRequestUS/1000), p.StoppedBy)
 	if p.Errors > 0 {
 		fmt.Fprintf(w, "  errors: %s\n", p.errorSummary())
 	}
+	printRaftStats(w, p.RaftStats, p.ElapsedS)
 }
 
 func printFooter(w io.Writer, r *report) {
