@@ -160,6 +160,9 @@ func (st *state) makeRoom(now int64, ev *events.SessionCreated) (int, *Result) {
 		userLimit = u.MaxSessions
 	}
 	appLimit := st.policy.AppLimit(ev.App)
+	if userLimit <= 0 && appLimit <= 0 && len(ev.EndSessions) == 0 {
+		return 0, nil // no limit applies: nothing to count
+	}
 	var ids []events.SessionID
 	if u := st.byUser[ev.UserID]; u != nil {
 		ids = u.ids
