@@ -57,6 +57,8 @@ type Node struct {
 	touches *touchTracker
 	// events is the tail of applied events for GET /v1/events.
 	events *eventTail
+	// metrics is the node's Prometheus registry and instruments.
+	metrics *metrics
 
 	stop     chan struct{} // closed by Close
 	stopCtx  context.Context
@@ -87,7 +89,11 @@ func New(cfg Config) (*Node, error) {
 		n.cfg.Clock = time.Now
 	}
 	n.events = newEventTail(EventTailSize, 0)
-	n.fsm = fsm.New(fsm.Config{OnApply: func(a fsm.AppliedEvent) { n.events.add(recordOf(a)) }, OnRestore: n.events.reset})
+	n.metrics = newMetrics(n)
+	n.fsm = fsm.New(fsm.Config{
+		OnApply:   func(a fsm.AppliedEvent) { n.events.add(recordOf(a)); n.metrics.applied(n, a) },
+		OnRestore: func(index uint64) { n.events.reset(index); n.metrics.restored() },
+	})
 
 	var err error
 	n.store, err = raftboltdb.New(raftboltdb.Options{
@@ -172,7 +178,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: read raft state: %w", err)
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.store, n.snaps, n.trans)
+	n.raft, err = raft.NewRaft(rc, observedFSM{FSM: n.fsm, m: n.metrics}, logs, n.store, n.snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("node: start raft: %w", err)
 	}

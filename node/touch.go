@@ -155,6 +155,7 @@ func (n *Node) flushTouches() {
 				n.touches.retry(batch)
 				continue
 			}
+			n.metrics.touchesFlushed(len(batch))
 			n.log.Debug("replicated session uses", "sessions", len(batch), "updated", res.Count, "index", res.Index)
 		}
 		n.touches.settle()

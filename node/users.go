@@ -41,7 +41,8 @@ func (r LoginRequest) loginKey() string {
 // nothing about which part was wrong is fsm.ErrUnauthenticated; a locked
 // identifier or account is a *LockedError (even with the right password);
 // a session over a deny limit is a *SessionLimitError.
-func (n *Node) Login(ctx context.Context, req LoginRequest) (Issued, error) {
+func (n *Node) Login(ctx context.Context, req LoginRequest) (_ Issued, err error) {
+	defer func() { n.metrics.login(err) }()
 	key := req.loginKey()
 	user, found, err := n.findLoginUser(ctx, req)
 	if err != nil {

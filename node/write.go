@@ -53,7 +53,7 @@ func (n *Node) write(ctx context.Context, ev events.Event) (*fsm.Result, error) 
 		if leaderAddr == "" {
 			res, err = n.applyLocal(ctx, env)
 		} else {
-			res, err = n.forward(ctx, leaderAddr, env)
+			res, err = n.forwardObserved(ctx, leaderAddr, env)
 		}
 		switch {
 		case err == nil:

@@ -1,0 +1,425 @@
+package node
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sessiond/sessiond/events"
+	"github.com/sessiond/sessiond/fsm"
+)
+
+// Prometheus metrics of a node. Every node has its own registry (never the
+// global default one), so that several nodes in one process — tests, the
+// cluster harness — keep their numbers apart. The HTTP API serves it on
+// GET /metrics together with its own request metrics.
+//
+// No label or value ever carries a token, a hash, a key, a password, a
+// user or session id, an email or an address: labels are event types,
+// outcomes and states, all from small fixed sets.
+
+// Metrics is the node's Prometheus registry: the Go runtime, the process,
+// Raft, the state machine, gossip, forwarding, snapshots, logins and
+// session-use replication.
+func (n *Node) Metrics() prometheus.Gatherer { return n.metrics.reg }
+
+// Outcomes of a write a follower forwards to the leader.
+const (
+	forwardOK          = "ok"          // the leader applied it (whatever the business outcome)
+	forwardRetry       = "retry"       // not leader, leader busy or connection lost: retried
+	forwardTimeout     = "timeout"     // the caller's deadline passed
+	forwardUnavailable = "unavailable" // refused, or committed but not applied here in time
+)
+
+// Outcomes of a password login.
+const (
+	loginSuccess        = "success"
+	loginBadCredentials = "bad_credentials"
+	loginLocked         = "locked"
+	loginLimit          = "limit"
+	loginError          = "error" // unavailable, timed out
+)
+
+type metrics struct {
+	reg *prometheus.Registry
+
+	eventsApplied   *prometheus.CounterVec
+	forwarded       *prometheus.CounterVec
+	forwardDuration prometheus.Histogram
+	snapPersist     prometheus.Histogram
+	snapRestore     prometheus.Histogram
+	logins          *prometheus.CounterVec
+	touchFlushes    prometheus.Counter
+	touchedSessions prometheus.Counter
+
+	tombstones tombstones
+}
+
+func newMetrics(n *Node) *metrics {
+	snapshotBuckets := prometheus.ExponentialBuckets(0.001, 4, 10) // 1ms … ~4min
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		eventsApplied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiond_events_applied_total",
+			Help: "Events applied to this node's state machine, by event type and outcome (ok, duplicate, or the name of the rule that refused it).",
+		}, []string{"type", "outcome"}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiond_forwarded_writes_total",
+			Help: "Writes this node (a follower) handed to the leader, by outcome: ok, retry, timeout, unavailable.",
+		}, []string{"outcome"}),
+		forwardDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sessiond_forward_duration_seconds",
+			Help:    "Time for one forwarded write: the call to the leader and the wait until this node applied it.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		snapPersist: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sessiond_snapshot_persist_seconds",
+			Help:    "Time to write a snapshot of the state machine (encoding and storing it).",
+			Buckets: snapshotBuckets,
+		}),
+		snapRestore: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sessiond_snapshot_restore_seconds",
+			Help:    "Time to restore the state machine from a snapshot (at start, or one sent by the leader).",
+			Buckets: snapshotBuckets,
+		}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiond_logins_total",
+			Help: "Password logins answered by this node, by outcome: success, bad_credentials, locked, limit, error.",
+		}, []string{"outcome"}),
+		touchFlushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sessiond_touch_flushes_total",
+			Help: "SessionsTouched events this node wrote to replicate the session uses it saw (idle timeout).",
+		}),
+		touchedSessions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sessiond_touched_sessions_total",
+			Help: "Session uses this node replicated in SessionsTouched events.",
+		}),
+	}
+	// Every label value known in advance starts at zero, so that rates and
+	// absence alerts work before the first occurrence.
+	for _, o := range []string{forwardOK, forwardRetry, forwardTimeout, forwardUnavailable} {
+		m.forwarded.WithLabelValues(o)
+	}
+	for _, o := range []string{loginSuccess, loginBadCredentials, loginLocked, loginLimit, loginError} {
+		m.logins.WithLabelValues(o)
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.eventsApplied, m.forwarded, m.forwardDuration, m.snapPersist, m.snapRestore,
+		m.logins, m.touchFlushes, m.touchedSessions,
+		&stateCollector{n: n},
+	)
+	return m
+}
+
+// applied is the state machine's OnApply hook: it runs on the apply
+// goroutine for every applied command entry and must stay cheap.
+func (m *metrics) applied(n *Node, a fsm.AppliedEvent) {
+	outcome := "ok"
+	res := a.Result
+	switch {
+	case res == nil:
+	case res.Duplicate:
+		outcome = "duplicate"
+	case res.Err != nil:
+		outcome = fsm.ErrorName(res.Err)
+	}
+	m.eventsApplied.WithLabelValues(a.Envelope.Type().String(), outcome).Inc()
+	if res == nil || res.Duplicate {
+		return
+	}
+	m.trackTombstones(n, a.Envelope, res)
+}
+
+// restored is the state machine's OnRestore hook.
+func (m *metrics) restored() { m.tombstones.reset() }
+
+// trackTombstones follows the revoked sessions the state still holds, for
+// sessiond_sessions_active (see stateCollector).
+func (m *metrics) trackTombstones(n *Node, env events.Envelope, res *fsm.Result) {
+	switch ev := env.Event.(type) {
+	case *events.SessionRevoked:
+		if ev.Scope == events.RevokeWholeSession && res.Err == nil && res.Count == 1 && res.Session != nil {
+			m.tombstones.add(res.Session.EndsAt(), 1)
+		}
+		return
+	case *events.SessionRefreshed:
+		if errors.Is(res.Err, fsm.ErrRefreshReuse) && res.Count == 1 {
+			if s, ok := n.fsm.Session(ev.SessionID); ok {
+				m.tombstones.add(s.EndsAt(), 1)
+				return
+			}
+			m.tombstones.add(guessEnd(n, env.Time), 1)
+		}
+		return
+	case *events.SessionsExpired:
+		m.tombstones.collect(min(ev.Until, env.Time))
+		return
+	case *events.SessionCreated, *events.UserForceLoggedOut, *events.SessionsBulkRevoked,
+		*events.UserDeleted, *events.UserCredentialsSet:
+		// These revoke several sessions and report only how many. Their
+		// tombstones are expected to go when an ordinary session revoked
+		// now would end at the latest.
+		if res.Err == nil && res.Count > 0 {
+			m.tombstones.add(guessEnd(n, env.Time), res.Count)
+		}
+	}
+}
+
+// guessEnd is the latest end of an ordinary (not remember-me) session that
+// is active at now, under the current policy.
+func guessEnd(n *Node, now int64) int64 {
+	p := n.fsm.Policy()
+	return now + int64(max(p.AccessTTL, p.EffectiveRefreshTTL()))
+}
+
+// forwardDone counts one forwarded write.
+func (m *metrics) forwardDone(ctx context.Context, took time.Duration, err error) {
+	outcome := forwardOK
+	switch {
+	case err == nil:
+	case errors.Is(err, errRetry):
+		outcome = forwardRetry
+	case ctx.Err() != nil:
+		outcome = forwardTimeout
+	default:
+		outcome = forwardUnavailable
+	}
+	m.forwarded.WithLabelValues(outcome).Inc()
+	m.forwardDuration.Observe(took.Seconds())
+}
+
+// forwardObserved is forward, timed and counted.
+func (n *Node) forwardObserved(ctx context.Context, leaderAddr string, env events.Envelope) (*fsm.Result, error) {
+	start := time.Now()
+	res, err := n.forward(ctx, leaderAddr, env)
+	n.metrics.forwardDone(ctx, time.Since(start), err)
+	return res, err
+}
+
+// login counts a password login by the error Login returned.
+func (m *metrics) login(err error) {
+	var locked *LockedError
+	outcome := loginError
+	switch {
+	case err == nil:
+		outcome = loginSuccess
+	case errors.As(err, &locked), errors.Is(err, fsm.ErrLocked):
+		outcome = loginLocked
+	case errors.Is(err, fsm.ErrSessionLimit):
+		outcome = loginLimit
+	case errors.Is(err, fsm.ErrUnauthenticated):
+		outcome = loginBadCredentials
+	}
+	m.logins.WithLabelValues(outcome).Inc()
+}
+
+// touchesFlushed counts one SessionsTouched event of uses replicated.
+func (m *metrics) touchesFlushed(uses int) {
+	m.touchFlushes.Inc()
+	m.touchedSessions.Add(float64(uses))
+}
+
+// observedFSM is the state machine as Raft sees it: snapshots are timed.
+// Everything else, batching included, is the state machine's own.
+type observedFSM struct {
+	*fsm.FSM
+	m *metrics
+}
+
+var _ raft.BatchingFSM = observedFSM{}
+
+func (o observedFSM) Snapshot() (raft.FSMSnapshot, error) {
+	snap, err := o.FSM.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return observedSnapshot{FSMSnapshot: snap, m: o.m}, nil
+}
+
+func (o observedFSM) Restore(rc io.ReadCloser) error {
+	start := time.Now()
+	if err := o.FSM.Restore(rc); err != nil {
+		return err
+	}
+	o.m.snapRestore.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+type observedSnapshot struct {
+	raft.FSMSnapshot
+	m *metrics
+}
+
+func (s observedSnapshot) Persist(sink raft.SnapshotSink) error {
+	start := time.Now()
+	if err := s.FSMSnapshot.Persist(sink); err != nil {
+		return err
+	}
+	s.m.snapPersist.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// stateCollector reads Raft, the state machine and the member table at
+// scrape time. Each read is O(1) or O(members): nothing scans sessions.
+type stateCollector struct{ n *Node }
+
+var (
+	descRaftState = prometheus.NewDesc("sessiond_raft_state",
+		"Raft role of this node: 1 for the current state, 0 for the others.", []string{"state"}, nil)
+	descRaftTerm = prometheus.NewDesc("sessiond_raft_term",
+		"Current Raft term.", nil, nil)
+	descRaftCommit = prometheus.NewDesc("sessiond_raft_commit_index",
+		"Highest Raft log index known to be committed.", nil, nil)
+	descRaftApplied = prometheus.NewDesc("sessiond_raft_applied_index",
+		"Highest Raft log index applied to this node's state machine.", nil, nil)
+	descRaftLag = prometheus.NewDesc("sessiond_raft_apply_lag",
+		"Committed log entries not yet applied here (commit index minus applied index).", nil, nil)
+	descRaftContact = prometheus.NewDesc("sessiond_raft_last_contact_seconds",
+		"Time since this node last heard from the leader: 0 on the leader, -1 when it never has.", nil, nil)
+	descRaftLeader = prometheus.NewDesc("sessiond_raft_leader",
+		"1 if this node is the Raft leader, else 0.", nil, nil)
+	descSessionsStored = prometheus.NewDesc("sessiond_sessions_stored",
+		"Sessions held in the state, tombstones of revoked sessions and ended sessions not yet garbage-collected included.", nil, nil)
+	descSessionsActive = prometheus.NewDesc("sessiond_sessions_active",
+		"Estimate of active sessions: stored sessions minus the revoked ones this node tracks as tombstones (see docs/operations.md).", nil, nil)
+	descUsers = prometheus.NewDesc("sessiond_users",
+		"Users holding at least one stored session.", nil, nil)
+	descAccounts = prometheus.NewDesc("sessiond_accounts",
+		"Users with built-in credentials or an own session limit.", nil, nil)
+	descLockouts = prometheus.NewDesc("sessiond_lockouts",
+		"Login identifiers with recent failed logins or a lock.", nil, nil)
+	descGossipMembers = prometheus.NewDesc("sessiond_gossip_members",
+		"Members in this node's gossip table, by state (suspect and left are not reported by gossip: 0).", []string{"state"}, nil)
+)
+
+var raftStates = []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descRaftCommit, descRaftApplied, descRaftLag,
+		descRaftContact, descRaftLeader, descSessionsStored, descSessionsActive, descUsers, descAccounts,
+		descLockouts, descGossipMembers} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	if n.raft != nil {
+		rs := n.RaftStatus()
+		for _, s := range raftStates {
+			v := 0.0
+			if strings.EqualFold(rs.State, s.String()) {
+				v = 1
+			}
+			gauge(descRaftState, v, strings.ToLower(s.String()))
+		}
+		// Raft's applied index moves once it has handed entries to the
+		// state machine and counts entries the state machine never sees
+		// (a new leader's no-op); the state machine's moves as it applies.
+		// The larger of the two, read after the commit index.
+		applied := max(rs.AppliedIndex, n.fsm.AppliedIndex())
+		gauge(descRaftTerm, float64(rs.Term))
+		gauge(descRaftCommit, float64(rs.CommitIndex))
+		gauge(descRaftApplied, float64(applied))
+		lag := 0.0
+		if rs.CommitIndex > applied {
+			lag = float64(rs.CommitIndex - applied)
+		}
+		gauge(descRaftLag, lag)
+		contact := -1.0
+		if d := n.LastContact(); d >= 0 {
+			contact = d.Seconds()
+		}
+		gauge(descRaftContact, contact)
+		leader := 0.0
+		if rs.State == raft.Leader.String() {
+			leader = 1
+		}
+		gauge(descRaftLeader, leader)
+	}
+
+	st := n.fsm.Stats()
+	gauge(descSessionsStored, float64(st.Sessions))
+	gauge(descSessionsActive, float64(max(0, st.Sessions-n.metrics.tombstones.count())))
+	gauge(descUsers, float64(st.Users))
+	gauge(descAccounts, float64(st.Accounts))
+	gauge(descLockouts, float64(st.Lockouts))
+
+	counts := map[string]int{"alive": 0, "suspect": 0, "dead": 0, "left": 0}
+	for _, m := range n.Members() {
+		counts[m.Status]++
+	}
+	for _, s := range []string{"alive", "suspect", "dead", "left"} {
+		gauge(descGossipMembers, float64(counts[s]), s)
+	}
+}
+
+// tombstones follows how many revoked sessions the state still holds, by
+// the time garbage collection removes them (their end), so that active
+// sessions can be estimated without scanning the state. It starts empty
+// when the node loads its state (start, snapshot install): tombstones from
+// before then count as active until they are collected.
+type tombstones struct {
+	mu    sync.Mutex
+	ends  endHeap
+	total int
+}
+
+func (t *tombstones) add(end int64, n int) {
+	t.mu.Lock()
+	heap.Push(&t.ends, tombstoneEnd{end: end, n: n})
+	t.total += n
+	t.mu.Unlock()
+}
+
+// collect forgets the tombstones garbage collection removed up to until.
+func (t *tombstones) collect(until int64) {
+	t.mu.Lock()
+	for len(t.ends) > 0 && t.ends[0].end <= until {
+		t.total -= heap.Pop(&t.ends).(tombstoneEnd).n
+	}
+	t.mu.Unlock()
+}
+
+func (t *tombstones) reset() {
+	t.mu.Lock()
+	t.ends, t.total = nil, 0
+	t.mu.Unlock()
+}
+
+func (t *tombstones) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.total
+}
+
+type tombstoneEnd struct {
+	end int64
+	n   int
+}
+
+type endHeap []tombstoneEnd
+
+func (h endHeap) Len() int           { return len(h) }
+func (h endHeap) Less(i, j int) bool { return h[i].end < h[j].end }
+func (h endHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *endHeap) Push(x any)        { *h = append(*h, x.(tombstoneEnd)) }
+func (h *endHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
