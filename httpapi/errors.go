@@ -143,11 +143,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	ae := toAPIError(err)
 	if ae == nil {
-		s.log.Error("unhandled error", "route", c.Path(), "method", c.Request().Method, "error", err)
+		s.log.Error("unhandled error", "request_id", requestIDOf(c), "route", c.Path(), "method", c.Request().Method, "error", err)
 		ae = &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error"}
 	}
 	if ae.detail != "" {
-		s.log.Debug("request failed", "route", c.Path(), "status", ae.Status, "detail", ae.detail)
+		s.log.Debug("request failed", "request_id", requestIDOf(c), "route", c.Path(), "status", ae.Status, "detail", ae.detail)
 	}
 	h := c.Response().Header()
 	if ae.retryAfter > 0 {
@@ -168,7 +168,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		err = c.JSON(ae.Status, body)
 	}
 	if err != nil {
-		s.log.Debug("writing error answer failed", slog.String("error", err.Error()))
+		s.log.Debug("writing error answer failed", "request_id", requestIDOf(c), slog.String("error", err.Error()))
 	}
 }
 

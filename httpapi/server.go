@@ -293,6 +293,7 @@ const (
 func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
+		id := s.assignRequestID(c)
 		err := next(c)
 		if s.log.Enabled(c.Request().Context(), slog.LevelDebug) {
 			status := c.Response().Status
@@ -303,7 +304,7 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 					status = http.StatusInternalServerError
 				}
 			}
-			s.log.Debug("request", "method", c.Request().Method, "route", c.Path(),
+			s.log.Debug("request", "request_id", id, "method", c.Request().Method, "route", c.Path(),
 				"status", status, "duration", time.Since(start))
 		}
 		return err

@@ -1,0 +1,515 @@
+package httpapi_test
+
+// GET /metrics and request ids, end to end: a real node and API on
+// 127.0.0.1, traffic over HTTP, and the scrape parsed as Prometheus text.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/node"
+	"github.com/sessiond/sessiond/node/password"
+)
+
+const metricsTestKey = "metrics-test-admin-key-0123456789"
+
+// metricsLog collects log lines for the test to search, and passes them to
+// t.Log until the test's cleanup ends.
+type metricsLog struct {
+	mu   sync.Mutex
+	t    testing.TB
+	buf  bytes.Buffer
+	done bool
+}
+
+func (w *metricsLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *metricsLog) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+func (w *metricsLog) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+}
+
+// metricsAPI is one node (gossip on, cheap password hashing) with its API.
+type metricsAPI struct {
+	base   string
+	client *http.Client
+	node   *node.Node
+	log    *metricsLog // the API's log, at debug level
+}
+
+func startMetricsAPI(t *testing.T, tweakAPI ...func(*httpapi.Config)) *metricsAPI {
+	t.Helper()
+	apiLog := &metricsLog{t: t}
+	t.Cleanup(apiLog.stop)
+	nodeLog := &metricsLog{t: t}
+	t.Cleanup(nodeLog.stop)
+
+	cfg := node.Default()
+	cfg.NodeID = "m1"
+	cfg.DataDir = t.TempDir()
+	cfg.RaftAddr = "127.0.0.1:0"
+	cfg.GossipAddr = "127.0.0.1:0"
+	cfg.HeartbeatTimeout = 50 * time.Millisecond
+	cfg.ElectionTimeout = 50 * time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(nodeLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// argon2id at production cost takes seconds under -race.
+	cfg.Passwords = password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 0)
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+
+	apiCfg := httpapi.Default()
+	apiCfg.Backend = n
+	apiCfg.APIKeys = []string{metricsTestKey}
+	apiCfg.Logger = slog.New(slog.NewTextHandler(apiLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	for _, tw := range tweakAPI {
+		tw(&apiCfg)
+	}
+	api, err := httpapi.New(apiCfg)
+	if err != nil {
+		t.Fatalf("new API: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go api.Serve(l)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		api.Shutdown(ctx)
+	})
+	client := &http.Client{Timeout: 15 * time.Second}
+	t.Cleanup(client.CloseIdleConnections)
+	a := &metricsAPI{base: "http://" + l.Addr().String(), client: client, node: n, log: apiLog}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, _, _ := a.call(t, http.MethodGet, "/readyz", nil); st == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node not ready in time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return a
+}
+
+// call sends a request (body as JSON unless nil); hdrs are name, value
+// pairs. It returns the status, headers and body.
+func (a *metricsAPI) call(t testing.TB, method, path string, body any, hdrs ...string) (int, http.Header, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, a.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdrs); i += 2 {
+		req.Header.Set(hdrs[i], hdrs[i+1])
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, data
+}
+
+func (a *metricsAPI) expect(t testing.TB, want int, method, path string, body any, hdrs ...string) []byte {
+	t.Helper()
+	st, _, data := a.call(t, method, path, body, hdrs...)
+	if st != want {
+		t.Fatalf("%s %s: %d %s, want %d", method, path, st, data, want)
+	}
+	return data
+}
+
+type metricsTokens struct {
+	SessionID    string `json:"session_id"`
+	UserID       string `json:"user_id"`
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (a *metricsAPI) createSession(t testing.TB, user string) metricsTokens {
+	t.Helper()
+	var tok metricsTokens
+	data := a.expect(t, http.StatusCreated, http.MethodPost, "/v1/sessions", map[string]any{"user_id": user}, "X-API-Key", metricsTestKey)
+	if err := json.Unmarshal(data, &tok); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// scrape is GET /metrics without credentials, parsed; it also returns the
+// text as served.
+func (a *metricsAPI) scrape(t testing.TB) (scrape, string) {
+	t.Helper()
+	st, hdr, data := a.call(t, http.MethodGet, "/metrics", nil)
+	if st != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", st, data)
+	}
+	if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("GET /metrics Content-Type %q, want the text format", ct)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("parse scrape: %v\n%s", err, data)
+	}
+	return scrape(fams), string(data)
+}
+
+type scrape map[string]*dto.MetricFamily
+
+// get is a sample's value (a histogram's count) and whether it exists;
+// labels are name, value pairs that must all match.
+func (s scrape) get(name string, labels ...string) (float64, bool) {
+	f := s[name]
+	if f == nil {
+		return 0, false
+	}
+	for _, m := range f.GetMetric() {
+		ok := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.GetLabel() {
+				if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			ok = ok && found
+		}
+		if !ok {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.GetCounter().GetValue(), true
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.GetHistogram().GetSampleCount()), true
+		case m.Untyped != nil:
+			return m.GetUntyped().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// value is get, with 0 for a missing sample.
+func (s scrape) value(name string, labels ...string) float64 {
+	v, _ := s.get(name, labels...)
+	return v
+}
+
+// expectDelta checks that a sample moved by exactly want between scrapes.
+func expectDelta(t testing.TB, before, after scrape, want float64, name string, labels ...string) {
+	t.Helper()
+	if _, ok := after.get(name, labels...); !ok {
+		t.Errorf("no sample %s%v after the traffic", name, labels)
+		return
+	}
+	if got := after.value(name, labels...) - before.value(name, labels...); got != want {
+		t.Errorf("%s%v moved by %v, want %v", name, labels, got, want)
+	}
+}
+
+// The families of docs/operations.md, with their types.
+var metricsFamilies = map[string]dto.MetricType{
+	"sessiond_http_requests_total":           dto.MetricType_COUNTER,
+	"sessiond_http_request_duration_seconds": dto.MetricType_HISTOGRAM,
+	"sessiond_raft_state":                    dto.MetricType_GAUGE,
+	"sessiond_raft_term":                     dto.MetricType_GAUGE,
+	"sessiond_raft_commit_index":             dto.MetricType_GAUGE,
+	"sessiond_raft_applied_index":            dto.MetricType_GAUGE,
+	"sessiond_raft_apply_lag":                dto.MetricType_GAUGE,
+	"sessiond_raft_last_contact_seconds":     dto.MetricType_GAUGE,
+	"sessiond_raft_leader":                   dto.MetricType_GAUGE,
+	"sessiond_sessions_stored":               dto.MetricType_GAUGE,
+	"sessiond_sessions_active":               dto.MetricType_GAUGE,
+	"sessiond_users":                         dto.MetricType_GAUGE,
+	"sessiond_accounts":                      dto.MetricType_GAUGE,
+	"sessiond_lockouts":                      dto.MetricType_GAUGE,
+	"sessiond_events_applied_total":          dto.MetricType_COUNTER,
+	"sessiond_forwarded_writes_total":        dto.MetricType_COUNTER,
+	"sessiond_forward_duration_seconds":      dto.MetricType_HISTOGRAM,
+	"sessiond_gossip_members":                dto.MetricType_GAUGE,
+	"sessiond_snapshot_persist_seconds":      dto.MetricType_HISTOGRAM,
+	"sessiond_snapshot_restore_seconds":      dto.MetricType_HISTOGRAM,
+	"sessiond_logins_total":                  dto.MetricType_COUNTER,
+	"sessiond_touch_flushes_total":           dto.MetricType_COUNTER,
+	"sessiond_touched_sessions_total":        dto.MetricType_COUNTER,
+	"go_goroutines":                          dto.MetricType_GAUGE,
+	"process_cpu_seconds_total":              dto.MetricType_COUNTER,
+}
+
+func TestMetrics_FamiliesPresentAndCountsMove(t *testing.T) {
+	a := startMetricsAPI(t)
+	admin := []string{"X-API-Key", metricsTestKey}
+	before, _ := a.scrape(t)
+
+	// Three sessions for two users, three validations and a failed one, a
+	// refresh, a logout, a user with a password, a login and a failed
+	// login, a lookup by id, an unknown route, an odd method.
+	alice1 := a.createSession(t, "alice")
+	alice2 := a.createSession(t, "alice")
+	bob := a.createSession(t, "bob")
+	for _, tok := range []metricsTokens{alice1, alice2, bob} {
+		a.expect(t, http.StatusOK, http.MethodGet, "/v1/session", nil, "Authorization", "Bearer "+tok.AccessToken)
+	}
+	a.expect(t, http.StatusUnauthorized, http.MethodGet, "/v1/session", nil, "Authorization", "Bearer sa_not-a-real-token")
+	a.expect(t, http.StatusOK, http.MethodPost, "/v1/refresh", map[string]string{"refresh_token": bob.RefreshToken})
+	a.expect(t, http.StatusNoContent, http.MethodDelete, "/v1/session", nil, "Authorization", "Bearer "+alice2.AccessToken)
+	a.expect(t, http.StatusOK, http.MethodPut, "/v1/users/carol", map[string]string{"email": "carol@example.com", "password": "correct horse battery"}, admin...)
+	a.expect(t, http.StatusCreated, http.MethodPost, "/v1/login", map[string]string{"email": "carol@example.com", "password": "correct horse battery"})
+	a.expect(t, http.StatusUnauthorized, http.MethodPost, "/v1/login", map[string]string{"email": "carol@example.com", "password": "wrong"})
+	a.expect(t, http.StatusOK, http.MethodGet, "/v1/sessions/"+alice1.SessionID, nil, admin...)
+	a.expect(t, http.StatusNotFound, http.MethodGet, "/no/such/route/"+alice1.SessionID, nil)
+	a.expect(t, http.StatusMethodNotAllowed, "BREW", "/v1/session", nil)
+	if err := a.node.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+
+	after, text := a.scrape(t)
+	for name, typ := range metricsFamilies {
+		f := after[name]
+		if f == nil {
+			t.Errorf("family %s missing from the scrape", name)
+			continue
+		}
+		if f.GetType() != typ {
+			t.Errorf("family %s is a %s, want %s", name, f.GetType(), typ)
+		}
+	}
+
+	// HTTP: by route pattern, method and code.
+	expectDelta(t, before, after, 3, "sessiond_http_requests_total", "route", "/v1/sessions", "method", "POST", "code", "201")
+	expectDelta(t, before, after, 3, "sessiond_http_requests_total", "route", "/v1/session", "method", "GET", "code", "200")
+	expectDelta(t, before, after, 1, "sessiond_http_requests_total", "route", "/v1/session", "method", "GET", "code", "401")
+	expectDelta(t, before, after, 1, "sessiond_http_requests_total", "route", "/v1/session", "method", "DELETE", "code", "204")
+	expectDelta(t, before, after, 1, "sessiond_http_requests_total", "route", "/v1/refresh", "method", "POST", "code", "200")
+	expectDelta(t, before, after, 1, "sessiond_http_requests_total", "route", "/v1/users/:id", "method", "PUT", "code", "200")
+	expectDelta(t, before, after, 1, "sessiond_http_requests_total", "route", "/v1/login", "method", "POST", "code", "201")
+	expectDelta(t, before, after, 1, "sessiond_http_requests_total", "route", "/v1/login", "method", "POST", "code", "401")
+	expectDelta(t, before, after, 1, "sessiond_http_requests_total", "route", "/v1/sessions/:id", "method", "GET", "code", "200")
+	expectDelta(t, before, after, 1, "sessiond_http_requests_total", "route", "unmatched", "method", "GET", "code", "404")
+	expectDelta(t, before, after, 1, "sessiond_http_requests_total", "route", "/v1/session", "method", "other", "code", "405")
+	expectDelta(t, before, after, 1, "sessiond_http_requests_total", "route", "/metrics", "method", "GET", "code", "200")
+	expectDelta(t, before, after, 3, "sessiond_http_request_duration_seconds", "route", "/v1/sessions", "method", "POST")
+	expectDelta(t, before, after, 4, "sessiond_http_request_duration_seconds", "route", "/v1/session", "method", "GET")
+	if strings.Contains(text, "/no/such/route") || strings.Contains(text, "BREW") {
+		t.Error("a raw path or method name reached a label")
+	}
+
+	// Events, by type and outcome.
+	expectDelta(t, before, after, 4, "sessiond_events_applied_total", "type", "SessionCreated", "outcome", "ok")
+	expectDelta(t, before, after, 1, "sessiond_events_applied_total", "type", "SessionRefreshed", "outcome", "ok")
+	expectDelta(t, before, after, 1, "sessiond_events_applied_total", "type", "SessionRevoked", "outcome", "ok")
+	expectDelta(t, before, after, 1, "sessiond_events_applied_total", "type", "UserCredentialsSet", "outcome", "ok")
+	expectDelta(t, before, after, 1, "sessiond_events_applied_total", "type", "LoginFailed", "outcome", "ok")
+
+	// Logins.
+	expectDelta(t, before, after, 1, "sessiond_logins_total", "outcome", "success")
+	expectDelta(t, before, after, 1, "sessiond_logins_total", "outcome", "bad_credentials")
+	expectDelta(t, before, after, 0, "sessiond_logins_total", "outcome", "locked")
+	expectDelta(t, before, after, 0, "sessiond_logins_total", "outcome", "limit")
+
+	// State: four sessions stored, the logged-out one a tombstone; three
+	// users hold sessions, one has credentials; the failed login counts
+	// under the email and under the user's id.
+	expectDelta(t, before, after, 4, "sessiond_sessions_stored")
+	expectDelta(t, before, after, 3, "sessiond_sessions_active")
+	expectDelta(t, before, after, 3, "sessiond_users")
+	expectDelta(t, before, after, 1, "sessiond_accounts")
+	expectDelta(t, before, after, 2, "sessiond_lockouts")
+
+	// Raft on a lone leader; writes moved the indexes.
+	if after.value("sessiond_raft_state", "state", "leader") != 1 || after.value("sessiond_raft_leader") != 1 {
+		t.Error("the lone node does not report itself leader")
+	}
+	if v := after.value("sessiond_raft_last_contact_seconds"); v != 0 {
+		t.Errorf("last contact on the leader %v, want 0", v)
+	}
+	if moved := after.value("sessiond_raft_applied_index") - before.value("sessiond_raft_applied_index"); moved < 8 {
+		t.Errorf("applied index moved by %v over 8 writes", moved)
+	}
+	if after.value("sessiond_raft_commit_index") < after.value("sessiond_raft_applied_index") {
+		t.Error("commit index below applied index")
+	}
+
+	// Gossip knows this node; nothing was forwarded; one snapshot written.
+	if v := after.value("sessiond_gossip_members", "state", "alive"); v != 1 {
+		t.Errorf("gossip members alive = %v, want 1", v)
+	}
+	expectDelta(t, before, after, 0, "sessiond_forwarded_writes_total", "outcome", "ok")
+	expectDelta(t, before, after, 1, "sessiond_snapshot_persist_seconds")
+}
+
+// No token, key, password, user or session id, email or address ever
+// appears in the metrics.
+func TestMetrics_NoSecretsInScrape(t *testing.T) {
+	a := startMetricsAPI(t)
+	admin := []string{"X-API-Key", metricsTestKey}
+	const user, email, pw = "user-7f3a9c", "secret.person@example.com", "pa55word-never-shown"
+	a.expect(t, http.StatusOK, http.MethodPut, "/v1/users/"+user, map[string]string{"email": email, "password": pw}, admin...)
+	var login metricsTokens
+	data := a.expect(t, http.StatusCreated, http.MethodPost, "/v1/login", map[string]string{"email": email, "password": pw})
+	if err := json.Unmarshal(data, &login); err != nil {
+		t.Fatal(err)
+	}
+	created := a.createSession(t, user)
+	a.expect(t, http.StatusOK, http.MethodGet, "/v1/session", nil, "Authorization", "Bearer "+created.AccessToken)
+	a.expect(t, http.StatusOK, http.MethodGet, "/v1/sessions/"+created.SessionID, nil, admin...)
+	a.expect(t, http.StatusOK, http.MethodGet, "/v1/users/"+user+"/sessions", nil, admin...)
+	a.expect(t, http.StatusUnauthorized, http.MethodPost, "/v1/login", map[string]string{"user_id": user, "password": "wrong-" + pw})
+	a.expect(t, http.StatusOK, http.MethodPost, "/v1/refresh", map[string]string{"refresh_token": login.RefreshToken})
+	a.expect(t, http.StatusNotFound, http.MethodGet, "/"+created.AccessToken, nil)
+	a.expect(t, http.StatusOK, http.MethodGet, "/metrics?token="+created.AccessToken, nil)
+
+	_, text := a.scrape(t)
+	for what, secret := range map[string]string{
+		"access token": created.AccessToken, "refresh token": created.RefreshToken,
+		"login access token": login.AccessToken, "login refresh token": login.RefreshToken,
+		"session id": created.SessionID, "login session id": login.SessionID,
+		"user id": user, "email": email, "password": pw, "admin key": metricsTestKey,
+		"client address": "127.0.0.1",
+	} {
+		if strings.Contains(text, secret) {
+			t.Errorf("the %s appears in the scrape", what)
+		}
+	}
+	for _, prefix := range []string{node.AccessTokenPrefix, node.RefreshTokenPrefix} {
+		if regexp.MustCompile(`\b` + prefix + `[A-Za-z0-9_-]{20,}`).MatchString(text) {
+			t.Errorf("something shaped like a token (%s…) appears in the scrape", prefix)
+		}
+	}
+}
+
+var generatedRequestID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+func TestRequestID_EchoedOrGenerated(t *testing.T) {
+	a := startMetricsAPI(t)
+	tok := a.createSession(t, "alice")
+	idOf := func(hdrs ...string) string {
+		t.Helper()
+		_, h, _ := a.call(t, http.MethodGet, "/healthz", nil, hdrs...)
+		return h.Get("X-Request-Id")
+	}
+	for _, id := range []string{"abc", "req-42.retry_1", strings.Repeat("x", 64)} {
+		if got := idOf("X-Request-Id", id); got != id {
+			t.Errorf("X-Request-Id %q answered as %q, want it echoed", id, got)
+		}
+	}
+	seen := map[string]bool{}
+	for _, id := range []string{
+		"",                      // none
+		strings.Repeat("x", 65), // too long
+		"has space", "semi;colon", "slash/y", "ünïcode",
+		tok.AccessToken, tok.RefreshToken, // secrets never reach a log line
+		metricsTestKey,
+	} {
+		hdrs := []string{}
+		if id != "" {
+			hdrs = []string{"X-Request-Id", id}
+		}
+		got := idOf(hdrs...)
+		if !generatedRequestID.MatchString(got) {
+			t.Errorf("X-Request-Id %q answered as %q, want a generated id", id, got)
+		}
+		if seen[got] {
+			t.Errorf("generated id %q twice", got)
+		}
+		seen[got] = true
+	}
+	// Error answers carry it too.
+	st, h, _ := a.call(t, http.MethodGet, "/v1/session", nil, "X-Request-Id", "on-error-1")
+	if st != http.StatusUnauthorized || h.Get("X-Request-Id") != "on-error-1" {
+		t.Errorf("401 answer: status %d, X-Request-Id %q", st, h.Get("X-Request-Id"))
+	}
+	st, h, _ = a.call(t, http.MethodGet, "/nowhere", nil, "X-Request-Id", "on-404")
+	if st != http.StatusNotFound || h.Get("X-Request-Id") != "on-404" {
+		t.Errorf("404 answer: status %d, X-Request-Id %q", st, h.Get("X-Request-Id"))
+	}
+	logs := a.log.String()
+	if strings.Contains(logs, tok.AccessToken) || strings.Contains(logs, tok.RefreshToken) || strings.Contains(logs, metricsTestKey) {
+		t.Error("a secret sent as X-Request-Id reached the log")
+	}
+}
+
+func TestRequestID_InRequestAndErrorLogs(t *testing.T) {
+	// Every write times out at once: the 503 it answers has a logged
+	// detail.
+	a := startMetricsAPI(t, func(c *httpapi.Config) { c.WriteTimeout = time.Nanosecond })
+	st, h, body := a.call(t, http.MethodPost, "/v1/sessions", map[string]any{"user_id": "alice"},
+		"X-API-Key", metricsTestKey, "X-Request-Id", "write-that-times-out")
+	if st != http.StatusServiceUnavailable {
+		t.Fatalf("write with a 1ns timeout: %d %s, want 503", st, body)
+	}
+	if h.Get("X-Request-Id") != "write-that-times-out" {
+		t.Errorf("X-Request-Id %q", h.Get("X-Request-Id"))
+	}
+	a.call(t, http.MethodGet, "/healthz", nil, "X-Request-Id", "plain-request")
+
+	var requestLine, errorLine bool
+	for _, line := range strings.Split(a.log.String(), "\n") {
+		switch {
+		case strings.Contains(line, "msg=request ") && strings.Contains(line, "request_id=plain-request"):
+			requestLine = true
+		case strings.Contains(line, `msg="request failed"`) && strings.Contains(line, "request_id=write-that-times-out"):
+			errorLine = true
+		}
+	}
+	if !requestLine {
+		t.Errorf("no request log line with the request id in:\n%s", a.log)
+	}
+	if !errorLine {
+		t.Errorf("no error log line with the request id in:\n%s", a.log)
+	}
+}
