@@ -132,7 +132,8 @@ func recordOf(a fsm.AppliedEvent) EventRecord {
 		r.Reason = ev.Reason.String()
 	case *events.UserCredentialsSet:
 		r.UserID = string(ev.UserID)
-		if ev.PasswordHash != "" {
+		if ev.MustExist {
+			// A password change or reset (not a user's first password).
 			r.Reason = ev.Reason.String()
 		}
 	case *events.UserDeleted:
