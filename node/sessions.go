@@ -140,11 +140,16 @@ func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error)
 		return Issued{}, fsm.ErrUnauthenticated
 	}
 	presented := events.HashToken(refreshToken)
-	s, kind, _, err := n.lookupForWrite(ctx, presented)
+	s, kind, status, err := n.lookupForWrite(ctx, presented)
 	if err != nil {
 		return Issued{}, err
 	}
 	if kind != fsm.TokenRefresh {
+		return Issued{}, fsm.ErrUnauthenticated
+	}
+	if s.Revoked() || status == fsm.StatusExpired {
+		// Nothing a write could change: no Raft entry for a dead session's
+		// token (the endpoint is public).
 		return Issued{}, fsm.ErrUnauthenticated
 	}
 	// The state machine decides at apply time whether the token is still
