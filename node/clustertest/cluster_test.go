@@ -148,6 +148,12 @@ func TestCluster_WipedNodeRejoinsThroughSnapshot(t *testing.T) {
 			first = tok
 		}
 	}
+	// The leader must have snapshotted and dropped the log's beginning
+	// (snapshots are checked every 500ms here), or the wiped node would
+	// simply replay the log.
+	c.WaitFor(20*time.Second, "the leader to take a snapshot", func() bool {
+		return c.Nodes[leader].Node.LastSnapshotIndex() >= 256
+	})
 	c.Kill(victim)
 	c.Wipe(victim)
 	c.Restart(victim)
