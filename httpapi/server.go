@@ -154,8 +154,13 @@ func New(cfg Config) (*Server, error) {
 	// The outer bound of any request; writes and waits have tighter ones.
 	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
 		Timeout: maxReadWait + cfg.WriteTimeout,
+		// Reads bound their own waits (?wait=, at most 30 s; leader
+		// confirmation); sparing them a timer each keeps validation cheap.
 		// The event stream lives as long as its client.
-		Skipper: func(c echo.Context) bool { return c.Path() == eventsRoute },
+		Skipper: func(c echo.Context) bool {
+			m := c.Request().Method
+			return m == http.MethodGet || m == http.MethodHead
+		},
 	}))
 	s.routes(e)
 	s.echo = e
