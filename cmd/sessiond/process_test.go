@@ -33,6 +33,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/node/clustertest"
 )
 
 const (
@@ -67,16 +69,9 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// freeAddr returns a 127.0.0.1 address with a port that was free a moment
+// ago, outside the range outgoing connections take theirs from.
+func freeAddr(t *testing.T) string { return clustertest.FreeAddr(t) }
 
 // syncBuffer collects a process's output.
 type syncBuffer struct {

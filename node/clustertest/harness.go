@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -376,14 +378,45 @@ func (m *Member) Do(method, path string, body io.Reader, header ...string) (*htt
 
 var httpClient = &http.Client{Timeout: 15 * time.Second}
 
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+func freeAddr(t testing.TB) string { return FreeAddr(t) }
+
+// FreeAddr returns a 127.0.0.1 address whose port was free for both TCP
+// and UDP a moment ago (gossip uses both). Ports come from below the
+// kernel's ephemeral range (32768 and up on Linux), where outgoing
+// connections take theirs — a port the kernel picked for a listener could
+// be handed to an outgoing connection before the test binds it again —
+// and none is given out twice by one test process.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		port := 10000 + rand.IntN(22000)
+		if portsGiven[port] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		portsGiven[port] = true
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port found between 10000 and 32000")
+	return ""
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // testLog sends a node's logs to the test log until the cluster's test
 // starts its cleanup. Background goroutines (memberlist's probes) may still
