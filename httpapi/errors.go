@@ -94,9 +94,13 @@ func toAPIError(err error) *apiError {
 		}
 	}
 	var tooLarge *http.MaxBytesError
+	var duplicate *node.DuplicateError
 	var locked *node.LockedError
 	var overLimit *node.SessionLimitError
 	switch {
+	case errors.As(err, &duplicate):
+		return &apiError{Status: http.StatusConflict, Code: codeConflict,
+			Message: fmt.Sprintf("this Idempotency-Key was already used: the request applied at index %d, and the tokens it issued are not shown again", duplicate.Index)}
 	case errors.As(err, &locked):
 		return &apiError{Status: http.StatusLocked, Code: codeAccountLocked,
 			Message: "too many failed logins: try again later", retryAfter: retryAfterSeconds(locked.RetryAfter)}

@@ -150,6 +150,7 @@ func New(cfg Config) (*Server, error) {
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(middleware.Recover())
 	e.Use(s.consistencyHeaders)
+	e.Use(s.idempotency)
 	e.Use(s.requestLog)
 	// The outer bound of any request; writes and waits have tighter ones.
 	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{

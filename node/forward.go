@@ -38,6 +38,8 @@ type applyResponse struct {
 	Index uint64 `msgpack:"index"`
 	Error string `msgpack:"error"` // fsm.ErrorName of the business outcome
 	Count int    `msgpack:"count"`
+	// Duplicate: the request id had been applied before (at Index).
+	Duplicate bool `msgpack:"duplicate"`
 }
 
 // forward sends env to the leader at leaderAddr.
@@ -69,13 +71,13 @@ func (n *Node) forward(ctx context.Context, leaderAddr string, env events.Envelo
 	if err := n.fsm.WaitForIndex(ctx, resp.Index); err != nil {
 		return nil, fmt.Errorf("%w: write committed at %d but not yet applied here", ErrUnavailable, resp.Index)
 	}
-	res := &fsm.Result{Index: resp.Index, Err: fsm.ErrorFromName(resp.Error), Count: resp.Count}
+	res := &fsm.Result{Index: resp.Index, Err: fsm.ErrorFromName(resp.Error), Count: resp.Count, Duplicate: resp.Duplicate}
 	if id := events.SessionOf(env.Event); id != "" {
 		if s, ok := n.fsm.Session(id); ok {
 			res.Session = &s
 		}
 	}
-	if res.Err == nil && res.Session == nil && needsSession(env.Event) {
+	if res.Err == nil && res.Session == nil && needsSession(env.Event) && !res.Duplicate {
 		return nil, fmt.Errorf("%w: session %s gone before it could be read", ErrUnavailable, events.SessionOf(env.Event))
 	}
 	return res, nil
@@ -118,5 +120,5 @@ func (n *Node) serveApply(ctx context.Context, peer string, dec *msgpack.Decoder
 		return nil, &transport.RemoteError{Code: rpcCodeUnavailable, Message: err.Error()}
 	}
 	n.log.Debug("applied a forwarded write", "peer", peer, "event", env.Type().String(), "index", res.Index)
-	return applyResponse{Index: res.Index, Error: fsm.ErrorName(res.Err), Count: res.Count}, nil
+	return applyResponse{Index: res.Index, Error: fsm.ErrorName(res.Err), Count: res.Count, Duplicate: res.Duplicate}, nil
 }

@@ -43,6 +43,11 @@ func (n *Node) stamp() int64 {
 // state machine applies at most once.
 func (n *Node) write(ctx context.Context, ev events.Event) (*fsm.Result, error) {
 	env := events.Envelope{RequestID: newRequestID(), Event: ev}
+	if key, ok := ctx.Value(idempotencyKey{}).(string); ok && key != "" {
+		// The client's key names the write, per event type (one request may
+		// make writes of several types, such as a failed login's count).
+		env.RequestID = "key:" + ev.EventType().String() + ":" + key
+	}
 	backoff := 10 * time.Millisecond
 	for {
 		leaderAddr, err := n.waitForLeader(ctx)
@@ -57,6 +62,11 @@ func (n *Node) write(ctx context.Context, ev events.Event) (*fsm.Result, error) 
 		}
 		switch {
 		case err == nil:
+			if res.Duplicate && res.Err == nil && !issuedHere(ev, res.Session) {
+				// A client's retry of a write that already applied, whose
+				// tokens went to the first attempt: they are not known here.
+				return res, &DuplicateError{Index: res.Index}
+			}
 			return res, res.Err
 		case errors.Is(err, errRetry):
 			n.log.Debug("retrying write", "event", ev.EventType().String(), "error", err)
@@ -178,4 +188,39 @@ func (n *Node) sweepExpired() {
 		}
 		n.log.Debug("expired sessions removed", "count", res.Count, "index", res.Index)
 	}
+}
+
+// idempotencyKey carries a client's Idempotency-Key in a context.
+type idempotencyKey struct{}
+
+// WithIdempotencyKey makes the writes made under ctx carry the client's
+// key as their request id, so that a client retrying a request after an
+// unknown outcome has it applied at most once (within the last 16,384
+// writes the state machine remembers).
+func WithIdempotencyKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, idempotencyKey{}, key)
+}
+
+// DuplicateError answers a retried create, login or refresh whose first
+// attempt already applied: the tokens it minted went to that attempt and
+// cannot be shown again.
+type DuplicateError struct {
+	Index uint64
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("this request was already applied at index %d; its tokens are not shown again", e.Index)
+}
+
+// issuedHere reports whether the session in a duplicate's result holds the
+// tokens this attempt minted (the node's own retry of the same envelope),
+// or ev mints no tokens at all.
+func issuedHere(ev events.Event, s *fsm.Session) bool {
+	switch ev := ev.(type) {
+	case *events.SessionCreated:
+		return s != nil && s.ID == ev.SessionID && s.AccessHash == ev.AccessHash
+	case *events.SessionRefreshed:
+		return s != nil && s.AccessHash == ev.NewAccessHash
+	}
+	return true
 }

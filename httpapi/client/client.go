@@ -42,13 +42,14 @@ type Client struct {
 type WriteRetry int
 
 const (
-	// RetryIdempotentWrites retries writes whose repetition leaves the same
-	// state (PUT, DELETE, revocations, force logout, unlock, policy), not
-	// session creation, login, token exchange or refresh. The default.
+	// RetryIdempotentWrites retries every write on 503 and broken
+	// connections. Every write carries an Idempotency-Key, so a repeated
+	// write applies at most once: a revocation answers as the first did; a
+	// create, login, exchange or refresh whose first attempt applied
+	// answers a conflict error (the tokens went to the lost answer). The
+	// default.
 	RetryIdempotentWrites WriteRetry = iota
-	// RetryAllWrites retries every write on 503 and broken connections. A
-	// retried create or login may then make a second session, and a
-	// retried refresh may count as refresh-token reuse.
+	// RetryAllWrites is RetryIdempotentWrites (kept for callers that name it).
 	RetryAllWrites
 	// RetryNoWrites never repeats a write that may have reached a server.
 	RetryNoWrites
@@ -237,6 +238,11 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 	} else {
 		r.header.Set("X-Request-Id", strings.ToLower(crand.Text()))
 	}
+	if r.kind != read && r.header.Get("Idempotency-Key") == "" {
+		// One key for every attempt of this call: the server applies the
+		// write at most once however often it is retried.
+		r.header.Set("Idempotency-Key", crand.Text())
+	}
 	retries := 0
 	tried := 0 // addresses tried since the last wait
 	for {
@@ -304,7 +310,10 @@ func (c *Client) mayRepeat(k kind) bool {
 	case idempotent:
 		return c.writeRetry != RetryNoWrites
 	}
-	return c.writeRetry == RetryAllWrites
+	// Writes that make something new carry an Idempotency-Key too: a retry
+	// whose first attempt applied answers conflict instead of applying
+	// again. They are repeated unless RetryNoWrites says otherwise.
+	return c.writeRetry != RetryNoWrites
 }
 
 // backoff is the wait before retry n (1, 2, ...): base·2^(n-1) capped at

@@ -184,12 +184,16 @@ func TestRetry_WhichWritesAreRepeated(t *testing.T) {
 		call  func(*client.Client) error
 		tries int
 	}{
-		{"create not repeated by default", client.RetryIdempotentWrites, func(c *client.Client) error {
+		{"create repeated by default (it carries an Idempotency-Key)", client.RetryIdempotentWrites, func(c *client.Client) error {
 			_, err := c.CreateSession(context.Background(), client.CreateSessionRequest{UserID: "u"})
 			return err
-		}, 1},
-		{"refresh not repeated by default", client.RetryIdempotentWrites, func(c *client.Client) error {
+		}, 3},
+		{"refresh repeated by default", client.RetryIdempotentWrites, func(c *client.Client) error {
 			_, err := c.Refresh(context.Background(), "sr_x")
+			return err
+		}, 3},
+		{"create not repeated with RetryNoWrites", client.RetryNoWrites, func(c *client.Client) error {
+			_, err := c.CreateSession(context.Background(), client.CreateSessionRequest{UserID: "u"})
 			return err
 		}, 1},
 		{"create repeated with RetryAllWrites", client.RetryAllWrites, func(c *client.Client) error {
@@ -216,13 +220,29 @@ func TestRetry_WhichWritesAreRepeated(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFake(t, func(w http.ResponseWriter, r *http.Request) { unavailable(w, "") })
+			var keysMu sync.Mutex
+			keys := map[string]bool{}
+			f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodGet {
+					keysMu.Lock()
+					keys[r.Header.Get("Idempotency-Key")] = true
+					keysMu.Unlock()
+				}
+				unavailable(w, "")
+			})
 			c := newClient(t, []string{f.URL}, client.WithRetry(2, time.Millisecond), client.WithWriteRetry(tc.mode))
 			if err := tc.call(c); !client.IsUnavailable(err) {
 				t.Fatalf("err = %v", err)
 			}
 			if f.count() != tc.tries {
 				t.Errorf("%d requests, want %d", f.count(), tc.tries)
+			}
+			// Every attempt of one write carries the same key.
+			keysMu.Lock()
+			defer keysMu.Unlock()
+			isWrite := strings.HasPrefix(tc.name, "create") || strings.HasPrefix(tc.name, "refresh") || strings.HasPrefix(tc.name, "revoke")
+			if len(keys) > 1 || (isWrite && keys[""]) {
+				t.Errorf("the attempts of one write sent Idempotency-Keys %v, want one and the same", keys)
 			}
 		})
 	}

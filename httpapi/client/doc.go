@@ -20,24 +20,20 @@
 //     tried on the next address, whatever it is.
 //   - Reads (GET, introspection) are retried on 503, 429, 502, 504 and on a
 //     connection that broke after the request was sent.
-//   - Writes whose repetition leaves the same state (PUT, DELETE,
-//     revocations, force logout, unlock, policy) are retried in the same
-//     cases by default.
-//   - Writes that make something new — creating a session, a login, a token
-//     exchange, a refresh — are not retried once sent, unless
-//     WithWriteRetry(RetryAllWrites) says so.
+//   - Writes are retried in the same cases by default. Each call sends an
+//     Idempotency-Key, the same on every attempt, which the server uses as
+//     the write's request id: the write applies at most once.
 //
 // The server answers 503 to a write when the write did not apply or when
 // its outcome is unknown (the leader was lost, or the commit took longer
-// than the server's write timeout: the entry may still commit). Repeating
-// such a write is harmless for a revocation, but a repeated session create
-// or login may create a second session, and a repeated refresh whose first
-// attempt did apply presents a rotated refresh token: that is refresh-token
-// reuse, which revokes the whole session (unless the policy's
-// refresh_reuse_grace covers it). RetryAllWrites trades those duplicates for
-// fewer failed logins during a leader election; RetryNoWrites retries no
-// write that may have reached a server. Note also that a repeated delete
-// whose first attempt applied answers not_found.
+// than the server's write timeout: the entry may still commit). A repeated
+// revocation then answers as the first attempt did. A repeated session
+// create, login, token exchange or refresh whose first attempt did apply
+// answers 409 conflict ("already applied"): the tokens it issued went to
+// the lost answer and are kept nowhere, so the call fails rather than make
+// a second session or count as refresh-token reuse. The server remembers
+// the last 16,384 writes' keys. RetryNoWrites retries no write that may
+// have reached a server.
 //
 // Between rounds over the addresses the client waits with exponential
 // backoff and jitter, and at least as long as the server's Retry-After. It
