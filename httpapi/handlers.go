@@ -124,7 +124,8 @@ func (s *Server) currentSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toSessionJSON(sess, fsm.StatusActive))
+	out := toSessionJSON(sess, fsm.StatusActive)
+	return writeSessionJSON(c, http.StatusOK, &out)
 }
 
 // DELETE /v1/session: log out the presented session.
