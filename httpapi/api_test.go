@@ -7,12 +7,9 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -22,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/node"
 )
 
@@ -72,71 +68,11 @@ type testAPI struct {
 // test ends.
 func startAPI(t *testing.T, opts ...func(*node.Config)) *testAPI {
 	t.Helper()
-	w := &testWriter{t: t}
-	t.Cleanup(w.stop) // registered first: runs after everything else
-	logger := slog.New(slog.NewTextHandler(w, nil))
-
-	cfg := node.Default()
-	cfg.NodeID = "n1"
-	cfg.DataDir = t.TempDir()
-	cfg.RaftAddr = "127.0.0.1:0"
-	cfg.HeartbeatTimeout = 50 * time.Millisecond
-	cfg.ElectionTimeout = 50 * time.Millisecond
-	cfg.Logger = logger
-	for _, o := range opts {
-		o(&cfg)
-	}
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Errorf("close node: %v", err)
+	return startServer(t, serverSetup{Node: func(cfg *node.Config) {
+		for _, o := range opts {
+			o(cfg)
 		}
-	})
-
-	apiCfg := httpapi.Default()
-	apiCfg.Backend = n
-	apiCfg.APIKeys = []string{testAPIKey, rotatedKey}
-	apiCfg.Logger = logger
-	api, err := httpapi.New(apiCfg)
-	if err != nil {
-		t.Fatalf("new API: %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- api.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := api.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-
-	client := &http.Client{
-		Timeout:   15 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: 64},
-	}
-	t.Cleanup(client.CloseIdleConnections)
-	a := &testAPI{base: "http://" + l.Addr().String(), client: client, node: n}
-	waitFor(t, readyTimeout, "GET /readyz to answer 200", func() bool {
-		resp, err := client.Get(a.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return a
+	}})
 }
 
 // waitFor polls cond until it holds or limit passes.

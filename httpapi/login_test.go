@@ -43,8 +43,10 @@ type serverSetup struct {
 	Logger *slog.Logger
 }
 
-// startServer is startAPI with a cheap password hasher and the setup's
-// clock, logger and API options.
+// startServer starts a node in t.TempDir() (with a cheap password hasher,
+// and the setup's clock, logger and options) and the API over it on
+// 127.0.0.1:0, waits until GET /readyz answers 200, and stops both when the
+// test ends.
 func startServer(t *testing.T, setup serverSetup) *testAPI {
 	t.Helper()
 	logger := setup.Logger
@@ -80,7 +82,7 @@ func startServer(t *testing.T, setup serverSetup) *testAPI {
 
 	apiCfg := httpapi.Default()
 	apiCfg.Backend = n
-	apiCfg.APIKeys = []string{testAPIKey}
+	apiCfg.APIKeys = []string{testAPIKey, rotatedKey}
 	apiCfg.Logger = logger
 	if setup.API != nil {
 		setup.API(&apiCfg)
