@@ -126,24 +126,10 @@ func (s *fsmSnapshot) encode(w io.Writer) error {
 		e.session(sess)
 	}
 	for _, u := range s.users {
-		e.arrayLen(userRecordFields)
-		e.str(string(u.ID))
-		e.str(u.Email)
-		e.str(u.PasswordHash)
-		e.uint(u.CredentialVersion)
-		e.int(int64(u.MaxSessions))
-		e.boolean(u.HasLimit)
-		e.int(u.CreatedAt)
-		e.int(u.UpdatedAt)
+		e.user(u)
 	}
 	for _, l := range s.lockouts {
-		e.arrayLen(lockoutRecordFields)
-		e.str(l.key)
-		e.int(l.lockedUntil)
-		e.arrayLen(len(l.failures))
-		for _, t := range l.failures {
-			e.int(t)
-		}
+		e.lockout(l)
 	}
 	for _, d := range s.dedup {
 		e.arrayLen(dedupRecordFields)
@@ -254,6 +240,28 @@ func (e *snapshotEncoder) session(s *Session) {
 		e.boolean(p.accessRevoked)
 		e.hash(p.parent)
 		e.int(p.rotatedAt)
+	}
+}
+
+func (e *snapshotEncoder) user(u *User) {
+	e.arrayLen(userRecordFields)
+	e.str(string(u.ID))
+	e.str(u.Email)
+	e.str(u.PasswordHash)
+	e.uint(u.CredentialVersion)
+	e.int(int64(u.MaxSessions))
+	e.boolean(u.HasLimit)
+	e.int(u.CreatedAt)
+	e.int(u.UpdatedAt)
+}
+
+func (e *snapshotEncoder) lockout(l keyedLockout) {
+	e.arrayLen(lockoutRecordFields)
+	e.str(l.key)
+	e.int(l.lockedUntil)
+	e.arrayLen(len(l.failures))
+	for _, t := range l.failures {
+		e.int(t)
 	}
 }
 

@@ -211,24 +211,10 @@ func (r rawSnapshot) bytes(tb testing.TB) []byte {
 		e.session(s)
 	}
 	for _, u := range r.users {
-		e.arrayLen(userRecordFields)
-		e.str(string(u.ID))
-		e.str(u.Email)
-		e.str(u.PasswordHash)
-		e.uint(u.CredentialVersion)
-		e.int(int64(u.MaxSessions))
-		e.boolean(u.HasLimit)
-		e.int(u.CreatedAt)
-		e.int(u.UpdatedAt)
+		e.user(u)
 	}
 	for _, l := range r.lockouts {
-		e.arrayLen(lockoutRecordFields)
-		e.str(l.key)
-		e.int(l.lockedUntil)
-		e.arrayLen(len(l.failures))
-		for _, t := range l.failures {
-			e.int(t)
-		}
+		e.lockout(l)
 	}
 	for _, d := range r.dedup {
 		e.arrayLen(dedupRecordFields)
