@@ -21,6 +21,7 @@ const headerIdempotencyKey = "Idempotency-Key"
 // maxIdempotencyKey bounds the key; request ids live in every snapshot.
 const maxIdempotencyKey = 64
 
+// validIdempotencyKey accepts 1–64 characters of [A-Za-z0-9_.:-].
 func validIdempotencyKey(k string) bool {
 	if k == "" || len(k) > maxIdempotencyKey {
 		return false
@@ -45,8 +46,10 @@ func (s *Server) idempotency(next echo.HandlerFunc) echo.HandlerFunc {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 			return next(c)
 		}
-		if !validIdempotencyKey(key) {
-			return badRequest("%s must be 1–%d characters of letters, digits and -_.:", headerIdempotencyKey, maxIdempotencyKey)
+		// The key is stored in the Raft log and in snapshots, where no
+		// secret may go: a token or an admin key is refused.
+		if !validIdempotencyKey(key) || s.isSecret(key) {
+			return badRequest("%s must be 1–%d characters of letters, digits and -_.: (and not a token or key)", headerIdempotencyKey, maxIdempotencyKey)
 		}
 		req := c.Request()
 		c.SetRequest(req.WithContext(node.WithIdempotencyKey(req.Context(), key)))
