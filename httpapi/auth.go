@@ -315,8 +315,9 @@ func (s *Server) validateCaller(c echo.Context) (fsm.Session, error) {
 // were sent before the browser stored the new cookies. Tokens stay in
 // memory only.
 type cookieRefresher struct {
-	mu    sync.Mutex
-	calls map[events.TokenHash]*refreshCall
+	mu        sync.Mutex
+	calls     map[events.TokenHash]*refreshCall
+	lastSweep time.Time
 }
 
 type refreshCall struct {
@@ -347,12 +348,15 @@ func (r *cookieRefresher) do(ctx context.Context, refresh string, run func(conte
 			return node.Issued{}, fmt.Errorf("%w: refresh not done in time", node.ErrUnavailable)
 		}
 	}
-	if len(r.calls) >= maxSharedRefreshes {
+	if len(r.calls) >= maxSharedRefreshes || now.Sub(r.lastSweep) >= refreshShareWindow {
+		// Finished refreshes are forgotten once their window has passed:
+		// their tokens are not kept in memory longer than that.
 		for k, call := range r.calls {
 			if !call.at.IsZero() && now.Sub(call.at) >= refreshShareWindow {
 				delete(r.calls, k)
 			}
 		}
+		r.lastSweep = now
 	}
 	call := &refreshCall{done: make(chan struct{})}
 	r.calls[key] = call
