@@ -28,6 +28,7 @@ const (
 	codeInternal         = "internal"
 	codeSessionLimit     = "session_limit_exceeded"
 	codeAccountLocked    = "account_locked"
+	codeRateLimited      = "rate_limited"
 )
 
 // unauthenticatedMessage is the one answer to every authentication failure,

@@ -84,6 +84,7 @@ func startServer(t *testing.T, setup serverSetup) *testAPI {
 	apiCfg.Backend = n
 	apiCfg.APIKeys = []string{testAPIKey, rotatedKey}
 	apiCfg.Logger = logger
+	apiCfg.LoginRate = httpapi.LoginRate{} // tests log in fast from one address; ratelimit_test.go turns it on
 	if setup.API != nil {
 		setup.API(&apiCfg)
 	}

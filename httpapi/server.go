@@ -81,6 +81,9 @@ type Config struct {
 	// Exchange verifies JWTs from trusted issuers for POST
 	// /v1/token/exchange; nil means no issuer is trusted.
 	Exchange *exchange.Verifier
+	// LoginRate limits logins and token exchanges per client address
+	// (429); a zero PerSecond turns the limit off.
+	LoginRate LoginRate
 	// AccountLoginURL is where the self-service page (/account/sessions)
 	// sends a visitor without a session: the application's login page.
 	AccountLoginURL string
@@ -88,7 +91,7 @@ type Config struct {
 
 // Default returns a configuration without backend or keys.
 func Default() Config {
-	return Config{WriteTimeout: 10 * time.Second, MaxStale: 10 * time.Second, Logger: slog.Default()}
+	return Config{WriteTimeout: 10 * time.Second, MaxStale: 10 * time.Second, Logger: slog.Default(), LoginRate: DefaultLoginRate}
 }
 
 // Validate reports what is missing.
@@ -102,6 +105,8 @@ func (c Config) Validate() error {
 		return errors.New("httpapi: write timeout must be positive")
 	case c.MaxStale <= 0:
 		return errors.New("httpapi: max-stale must be positive")
+	case c.LoginRate.PerSecond < 0 || (c.LoginRate.PerSecond > 0 && c.LoginRate.Burst < 1):
+		return errors.New("httpapi: the login rate must be positive with a burst of at least 1, or 0 for none")
 	case c.Logger == nil:
 		return errors.New("httpapi: no logger")
 	}
@@ -198,8 +203,9 @@ func (s *Server) routes(e *echo.Echo) {
 	e.POST("/v1/revoke", s.revokeToken)
 	e.GET("/v1/policy", s.getPolicy, admin)
 	e.PUT("/v1/policy", s.putPolicy, admin)
-	e.POST("/v1/login", s.login)
-	e.POST("/v1/token/exchange", s.exchange)
+	loginLimit := s.loginLimit() // one limiter for both routes
+	e.POST("/v1/login", s.login, loginLimit)
+	e.POST("/v1/token/exchange", s.exchange, loginLimit)
 	e.GET("/v1/users/:id", s.getUser, admin)
 	e.PUT("/v1/users/:id", s.putUser, admin)
 	e.DELETE("/v1/users/:id", s.deleteUser, admin)

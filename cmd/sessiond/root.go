@@ -37,6 +37,8 @@ type options struct {
 	cookieKeyFile string
 	issuersFile   string
 	accountLogin  string
+	loginRate     float64
+	loginBurst    int
 	tlsCert       string
 	tlsKey        string
 	tlsCA         string
@@ -90,6 +92,8 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&o.cookieKeyFile, "cookie-key-file", "", "file of HMAC keys that sign session cookies, one per line; the first signs, all verify (default: <data-dir>/cookie.key, generated on first start; required when joining others)")
 	f.StringVar(&o.issuersFile, "trusted-issuers-file", "", "JSON file of identity-provider issuers whose JWTs POST /v1/token/exchange accepts (default: none)")
 	f.StringVar(&o.accountLogin, "account-login-url", "", "where the self-service page /account/sessions links a visitor without a session (your application's login page)")
+	f.Float64Var(&o.loginRate, "login-rate", httpapi.DefaultLoginRate.PerSecond, "logins and token exchanges a client address may make per second on this node, past --login-burst (0: no limit)")
+	f.IntVar(&o.loginBurst, "login-burst", httpapi.DefaultLoginRate.Burst, "logins a client address may make at once before --login-rate applies")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate of this node for mutual TLS between nodes (with --tls-key and --tls-ca)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "PEM certificate of the cluster CA that signs every node's certificate")
@@ -234,6 +238,7 @@ func run(ctx context.Context, o options) error {
 	apiCfg.CookieDevMode = cookies.DevMode(listener.Addr().String(), o.httpTLSCert != "")
 	apiCfg.Exchange = verifier
 	apiCfg.AccountLoginURL = o.accountLogin
+	apiCfg.LoginRate = httpapi.LoginRate{PerSecond: o.loginRate, Burst: o.loginBurst}
 	api, err := httpapi.New(apiCfg)
 	if err != nil {
 		listener.Close()
