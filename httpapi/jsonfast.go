@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -104,9 +105,8 @@ func appendSessionJSON(b []byte, v *sessionJSON) []byte {
 }
 
 func appendJSONTime(b []byte, t apiTime) []byte {
-	text, _ := t.MarshalText()
 	b = append(b, '"')
-	b = append(b, text...)
+	b = time.Unix(0, int64(t)).UTC().AppendFormat(b, timeLayout)
 	return append(b, '"')
 }
 
