@@ -10,8 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,7 +26,6 @@ import (
 
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/node"
-	"github.com/sessiond/sessiond/node/password"
 )
 
 const consoleKey = "console-e2e-admin-key-0123456789"
@@ -39,103 +36,16 @@ type consoleNode struct {
 	client *http.Client
 }
 
-// consoleLogWriter sends log lines to t.Log until the test's cleanup ends
-// it, so a straggling goroutine cannot log into a finished test.
-type consoleLogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *consoleLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *consoleLogWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
-
-// consoleWaitFor polls cond until it holds or limit passes.
-func consoleWaitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// startConsoleNode starts a single-node cluster and its API on
-// 127.0.0.1:0 and waits until it is ready; both stop when the test ends.
+// startConsoleNode starts a single-node cluster in region eu-west and its
+// API (startServer, with the console's admin key); both stop when the test
+// ends.
 func startConsoleNode(t *testing.T) *consoleNode {
 	t.Helper()
-	w := &consoleLogWriter{t: t}
-	t.Cleanup(w.stop)
-	logger := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	cfg := node.Default()
-	cfg.NodeID = "n1"
-	cfg.Region = "eu-west"
-	cfg.DataDir = t.TempDir()
-	cfg.RaftAddr = "127.0.0.1:0"
-	cfg.HTTPAddr = l.Addr().String()
-	cfg.HeartbeatTimeout = 50 * time.Millisecond
-	cfg.ElectionTimeout = 50 * time.Millisecond
-	cfg.Logger = logger
-	// Cheap hashes: the test makes failed logins to lock a user.
-	cfg.Passwords = password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 0)
-	n, err := node.New(cfg)
-	if err != nil {
-		l.Close()
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Errorf("close node: %v", err)
-		}
+	a := startServer(t, serverSetup{
+		Node: func(cfg *node.Config) { cfg.Region = "eu-west" },
+		API:  func(cfg *httpapi.Config) { cfg.APIKeys = []string{consoleKey} },
 	})
-
-	apiCfg := httpapi.Default()
-	apiCfg.Backend = n
-	apiCfg.APIKeys = []string{consoleKey}
-	apiCfg.Logger = logger
-	api, err := httpapi.New(apiCfg)
-	if err != nil {
-		l.Close()
-		t.Fatalf("new API: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- api.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := api.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	c := &consoleNode{base: "http://" + l.Addr().String(), client: &http.Client{Timeout: 15 * time.Second}}
-	t.Cleanup(c.client.CloseIdleConnections)
-	consoleWaitFor(t, 10*time.Second, "GET /readyz to answer 200", func() bool {
-		status, _ := c.call(t, http.MethodGet, "/readyz", nil, "")
-		return status == http.StatusOK
-	})
-	return c
+	return &consoleNode{base: a.base, client: a.client}
 }
 
 // call sends a request (body marshalled to JSON when not nil) with the

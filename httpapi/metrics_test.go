@@ -5,11 +5,9 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -23,7 +21,6 @@ import (
 
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/node"
-	"github.com/sessiond/sessiond/node/password"
 )
 
 const metricsTestKey = "metrics-test-admin-key-0123456789"
@@ -73,58 +70,21 @@ func startMetricsAPI(t *testing.T, tweakAPI ...func(*httpapi.Config)) *metricsAP
 	t.Cleanup(apiLog.stop)
 	nodeLog := &metricsLog{t: t}
 	t.Cleanup(nodeLog.stop)
-
-	cfg := node.Default()
-	cfg.NodeID = "m1"
-	cfg.DataDir = t.TempDir()
-	cfg.RaftAddr = "127.0.0.1:0"
-	cfg.GossipAddr = "127.0.0.1:0"
-	cfg.HeartbeatTimeout = 50 * time.Millisecond
-	cfg.ElectionTimeout = 50 * time.Millisecond
-	cfg.Logger = slog.New(slog.NewTextHandler(nodeLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	// argon2id at production cost takes seconds under -race.
-	cfg.Passwords = password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 0)
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() { n.Close() })
-
-	apiCfg := httpapi.Default()
-	apiCfg.Backend = n
-	apiCfg.APIKeys = []string{metricsTestKey}
-	apiCfg.Logger = slog.New(slog.NewTextHandler(apiLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	for _, tw := range tweakAPI {
-		tw(&apiCfg)
-	}
-	api, err := httpapi.New(apiCfg)
-	if err != nil {
-		t.Fatalf("new API: %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go api.Serve(l)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		api.Shutdown(ctx)
+	a := startServer(t, serverSetup{
+		Node: func(cfg *node.Config) {
+			cfg.NodeID = "m1"
+			cfg.GossipAddr = "127.0.0.1:0"
+			cfg.Logger = slog.New(slog.NewTextHandler(nodeLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		},
+		API: func(cfg *httpapi.Config) {
+			cfg.APIKeys = []string{metricsTestKey}
+			cfg.Logger = slog.New(slog.NewTextHandler(apiLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			for _, tw := range tweakAPI {
+				tw(cfg)
+			}
+		},
 	})
-	client := &http.Client{Timeout: 15 * time.Second}
-	t.Cleanup(client.CloseIdleConnections)
-	a := &metricsAPI{base: "http://" + l.Addr().String(), client: client, node: n, log: apiLog}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if st, _, _ := a.call(t, http.MethodGet, "/readyz", nil); st == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("node not ready in time")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return a
+	return &metricsAPI{base: a.base, client: a.client, node: a.node, log: apiLog}
 }
 
 // call sends a request (body as JSON unless nil); hdrs are name, value
