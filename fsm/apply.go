@@ -19,7 +19,7 @@ func (st *state) apply(index uint64, env events.Envelope) *Result {
 	if seen, ok := st.dedup.lookup(env.RequestID); ok {
 		res := &Result{Index: seen.Index, Err: seen.Code.err(), Count: int(seen.Count), Duplicate: true}
 		if id := events.SessionOf(env.Event); id != "" {
-			if s := st.sessions[id]; s != nil {
+			if s := st.sessions.get(id); s != nil {
 				c := *s
 				res.Session = &c
 			}
@@ -76,7 +76,7 @@ func (st *state) create(now int64, ev *events.SessionCreated) *Result {
 	if ev.SessionID == "" || ev.UserID == "" || ev.AccessHash.IsZero() || ev.RefreshHash.IsZero() || ev.AccessHash == ev.RefreshHash {
 		return failed(ErrInvalid)
 	}
-	if _, exists := st.sessions[ev.SessionID]; exists {
+	if st.sessions.get(ev.SessionID) != nil {
 		return failed(ErrConflict)
 	}
 	if st.byAccessHash(ev.AccessHash) != nil || st.byRefreshHash(ev.RefreshHash) != nil {
@@ -104,12 +104,13 @@ func (st *state) create(now int64, ev *events.SessionCreated) *Result {
 		absolute, refreshTTL = p.RememberMeTTL, p.RememberMeTTL
 	}
 	expiresAt := now + int64(absolute)
+	text, ok := packText(ev.SessionID, ev.App, ev.Device.UserAgent, ev.Device.IP)
+	if !ok {
+		return failed(ErrInvalid)
+	}
 	s := &Session{
-		ID:               ev.SessionID,
+		text:             text,
 		UserID:           ev.UserID,
-		App:              ev.App,
-		UserAgent:        ev.Device.UserAgent,
-		IP:               ev.Device.IP,
 		AccessHash:       ev.AccessHash,
 		RefreshHash:      ev.RefreshHash,
 		CreatedAt:        now,
@@ -175,7 +176,7 @@ func (st *state) makeRoom(now int64, ev *events.SessionCreated) (int, *Result) {
 	var staying []*Session
 	var toEnd []*Session
 	for _, id := range ids {
-		s := st.sessions[id]
+		s := st.sessions.get(id)
 		switch {
 		case s == nil:
 		case ending(id):
@@ -199,9 +200,9 @@ func (st *state) makeRoom(now int64, ev *events.SessionCreated) (int, *Result) {
 			if appOver <= 0 {
 				break
 			}
-			if s.App == ev.App {
+			if s.App() == ev.App {
 				evict = append(evict, s)
-				evicted[s.ID] = true
+				evicted[s.ID()] = true
 				appOver--
 				userOver--
 			}
@@ -210,7 +211,7 @@ func (st *state) makeRoom(now int64, ev *events.SessionCreated) (int, *Result) {
 			if userOver <= 0 {
 				break
 			}
-			if !evicted[s.ID] {
+			if !evicted[s.ID()] {
 				evict = append(evict, s)
 				userOver--
 			}
@@ -220,7 +221,7 @@ func (st *state) makeRoom(now int64, ev *events.SessionCreated) (int, *Result) {
 			if c := cmp.Compare(a.CreatedAt, b.CreatedAt); c != 0 {
 				return c
 			}
-			return strings.Compare(string(a.ID), string(b.ID))
+			return strings.Compare(string(a.ID()), string(b.ID()))
 		})
 	}
 	for _, s := range toEnd {
@@ -242,7 +243,7 @@ func overLimits(active []*Session, app string, userLimit, appLimit int) (userOve
 	if appLimit > 0 {
 		inApp := 0
 		for _, s := range active {
-			if s.App == app {
+			if s.App() == app {
 				inApp++
 			}
 		}
@@ -252,7 +253,7 @@ func overLimits(active []*Session, app string, userLimit, appLimit int) (userOve
 }
 
 func (st *state) refresh(now int64, ev *events.SessionRefreshed) *Result {
-	s := st.sessions[ev.SessionID]
+	s := st.sessions.get(ev.SessionID)
 	if s == nil {
 		return failed(ErrUnauthenticated)
 	}
@@ -366,7 +367,7 @@ func (s *Session) rotated(used, parent events.TokenHash, rotatedAt, now int64) *
 }
 
 func (st *state) revoke(now int64, ev *events.SessionRevoked) *Result {
-	s := st.sessions[ev.SessionID]
+	s := st.sessions.get(ev.SessionID)
 	if s == nil {
 		return failed(ErrNotFound)
 	}
@@ -442,7 +443,7 @@ func (st *state) forceLogout(now int64, ev *events.UserForceLoggedOut) *Result {
 	}
 	revoked := 0
 	for _, id := range u.ids {
-		s := st.sessions[id]
+		s := st.sessions.get(id)
 		if s == nil || id == ev.Except || !s.revocable(now) {
 			continue
 		}
@@ -465,18 +466,18 @@ func (st *state) bulkRevoke(now int64, ev *events.SessionsBulkRevoked) *Result {
 	revoked := 0
 	// Map order does not matter here: each session's change depends on that
 	// session alone, and only the count is reported.
-	for _, s := range st.sessions {
+	st.sessions.all(func(s *Session) {
 		if s.CreatedAt >= before || !s.revocable(now) {
-			continue
+			return
 		}
 		if len(ev.Apps) > 0 {
-			if _, found := slices.BinarySearch(ev.Apps, s.App); !found {
-				continue
+			if _, found := slices.BinarySearch(ev.Apps, s.App()); !found {
+				return
 			}
 		}
 		st.replace(s, s.revoked(now, ev.Reason))
 		revoked++
-	}
+	})
 	return &Result{Count: revoked}
 }
 
@@ -485,7 +486,7 @@ func (st *state) expire(now int64, ev *events.SessionsExpired) *Result {
 	st.pruneLockouts(until)
 	removed := 0
 	st.expiry.popDue(until, func(id events.SessionID) {
-		s := st.sessions[id]
+		s := st.sessions.get(id)
 		if s == nil || s.EndsAt() > until {
 			return // already gone, or moved to a later bucket
 		}
@@ -498,7 +499,7 @@ func (st *state) expire(now int64, ev *events.SessionsExpired) *Result {
 func (st *state) touch(now int64, ev *events.SessionsTouched) *Result {
 	touched := 0
 	for _, t := range ev.Touches {
-		s := st.sessions[t.SessionID]
+		s := st.sessions.get(t.SessionID)
 		at := min(t.At, now)
 		if s == nil || s.Revoked() || at <= s.LastSeenAt {
 			continue

@@ -145,7 +145,7 @@ func BenchmarkValidateAccess(b *testing.B) {
 				tok := tokens[i%n]
 				i += stride
 				s, st := f.ValidateAccess(events.HashToken(tok), now)
-				if st != StatusActive || s.ID == "" {
+				if st != StatusActive || s.ID() == "" {
 					b.Fatalf("token %d: %s", i%n, st)
 				}
 			}
@@ -351,8 +351,8 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 		})
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		if s, ok := f.Session(firstSession(f)); !ok || len(s.UserAgent) != 100 || len(s.IP) != 10 {
-			b.Fatalf("population is not as intended: agent %d bytes, ip %q", len(s.UserAgent), s.IP)
+		if s, ok := f.Session(firstSession(f)); !ok || len(s.UserAgent()) != 100 || len(s.IP()) != 10 {
+			b.Fatalf("population is not as intended: agent %d bytes, ip %q", len(s.UserAgent()), s.IP())
 		}
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/session")
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "heap-MB")
@@ -364,8 +364,8 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 func firstSession(f *FSM) events.SessionID {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	for id := range f.st.sessions {
-		return id
+	for _, s := range f.st.sessions.primary {
+		return s.ID()
 	}
 	return ""
 }

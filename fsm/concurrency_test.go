@@ -108,8 +108,8 @@ func TestSnapshot_PersistWhileApplyingIsPointInTime(t *testing.T) {
 				default:
 				}
 				id := events.SessionID(fmt.Sprintf("s%05d", (i*7919+r)%n))
-				if s, st := h.f.ValidateAccess(ah(id, 0), t0+5*minute); st != StatusUnknown && s.ID != id {
-					readErrs <- fmt.Sprintf("ValidateAccess(%s) found %s", id, s.ID)
+				if s, st := h.f.ValidateAccess(ah(id, 0), t0+5*minute); st != StatusUnknown && s.ID() != id {
+					readErrs <- fmt.Sprintf("ValidateAccess(%s) found %s", id, s.ID())
 					return
 				}
 				h.f.LookupToken(rh(id, 0), t0+5*minute)

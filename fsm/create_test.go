@@ -49,8 +49,8 @@ func TestCreate_ExpiryFollowsDefaultPolicy(t *testing.T) {
 			if got := s.ExpiresAt - t0; got != tc.wantAbs {
 				t.Errorf("absolute lifetime %v, want %v", time.Duration(got), time.Duration(tc.wantAbs))
 			}
-			if s.ID != "s1" || s.UserID != "alice" || s.App != "default" || s.AuthMethod != events.AuthPassword ||
-				s.RememberMe != tc.rememberMe || s.UserAgent != "Mozilla/5.0 (test)" || s.IP != "192.0.2.1" || s.Label() != "laptop" ||
+			if s.ID() != "s1" || s.UserID != "alice" || s.App() != "default" || s.AuthMethod != events.AuthPassword ||
+				s.RememberMe != tc.rememberMe || s.UserAgent() != "Mozilla/5.0 (test)" || s.IP() != "192.0.2.1" || s.Label() != "laptop" ||
 				!reflect.DeepEqual(s.Scopes(), []string{"read", "write"}) ||
 				!reflect.DeepEqual(s.Attributes(), []events.Attribute{{Key: "role", Value: "admin"}}) {
 				t.Errorf("session does not carry the event's fields: %+v", s)
@@ -62,14 +62,14 @@ func TestCreate_ExpiryFollowsDefaultPolicy(t *testing.T) {
 				t.Errorf("Session() = %+v, want the result's %+v", stored, s)
 			}
 			got, st := h.f.ValidateAccess(ah("s1", 0), t0)
-			if st != StatusActive || got.ID != "s1" {
-				t.Errorf("ValidateAccess right after create = %s (%q), want active s1", st, got.ID)
+			if st != StatusActive || got.ID() != "s1" {
+				t.Errorf("ValidateAccess right after create = %s (%q), want active s1", st, got.ID())
 			}
 			h.wantLookup(refreshToken("s1", 0), t0, TokenRefresh, StatusActive)
 			if st := h.session("s1").Status(t0); st != StatusActive {
 				t.Errorf("session status %s, want active", st)
 			}
-			if us := h.f.UserSessions("alice", t0); len(us) != 1 || us[0].ID != "s1" {
+			if us := h.f.UserSessions("alice", t0); len(us) != 1 || us[0].ID() != "s1" {
 				t.Errorf("UserSessions = %v, want [s1]", us)
 			}
 			if stats := h.f.Stats(); stats != (Stats{Sessions: 1, Users: 1}) {
@@ -208,7 +208,7 @@ func snapshotSessions(tb testing.TB, f *FSM) []Session {
 // sortSnapshot orders a captured snapshot's sessions by id, as encode does,
 // so that tests can compare captured views without encoding them.
 func sortSnapshot(s *fsmSnapshot) {
-	slices.SortFunc(s.sessions, func(a, b *Session) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	slices.SortFunc(s.sessions, func(a, b *Session) int { return strings.Compare(string(a.ID()), string(b.ID())) })
 	slices.SortFunc(s.users, func(a, b *User) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	slices.SortFunc(s.lockouts, func(a, b keyedLockout) int { return strings.Compare(a.key, b.key) })
 }

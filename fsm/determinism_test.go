@@ -325,9 +325,20 @@ func checkInvariants(tb testing.TB, f *FSM) {
 	defer f.mu.RUnlock()
 	st := f.st
 	nAccess, nRefresh, nUser := 0, 0, 0
-	for id, s := range st.sessions {
-		if s.ID != id {
-			tb.Fatalf("session stored under %q has id %q", id, s.ID)
+	for k, s := range st.sessions.primary {
+		if idKey(s.ID()) != k {
+			tb.Fatalf("session %q stored under key %x", s.ID(), k)
+		}
+	}
+	for id, s := range st.sessions.overflow {
+		if s.ID() != id {
+			tb.Fatalf("session %q stored in overflow under %q", s.ID(), id)
+		}
+	}
+	st.sessions.all(func(s *Session) {
+		id := s.ID()
+		if st.sessions.get(id) != s {
+			tb.Fatalf("session %q not found by its id", id)
 		}
 		if st.byAccessHash(s.AccessHash) != s {
 			tb.Fatalf("session %s not found by its access hash", id)
@@ -360,7 +371,7 @@ func checkInvariants(tb testing.TB, f *FSM) {
 		}
 		nAccess += s.LivePairs()
 		nRefresh += s.LivePairs() + len(s.ex().prevRefresh)
-	}
+	})
 	for _, u := range st.byUser {
 		nUser += len(u.ids)
 		if len(u.ids) == 0 {
@@ -373,8 +384,8 @@ func checkInvariants(tb testing.TB, f *FSM) {
 	if got := len(st.byRefresh.primary) + len(st.byRefresh.overflow); got != nRefresh {
 		tb.Fatalf("refresh index holds %d hashes, sessions hold %d", got, nRefresh)
 	}
-	if nUser != len(st.sessions) {
-		tb.Fatalf("user index lists %d sessions, %d stored", nUser, len(st.sessions))
+	if nUser != st.sessions.len() {
+		tb.Fatalf("user index lists %d sessions, %d stored", nUser, st.sessions.len())
 	}
 	if len(st.expiry.keys) != len(st.expiry.buckets) {
 		tb.Fatalf("expiry heap has %d keys for %d buckets", len(st.expiry.keys), len(st.expiry.buckets))

@@ -122,7 +122,7 @@ func TestExpire_CollectsOneUserOfMany(t *testing.T) {
 	if stats := h.f.Stats(); stats != (Stats{Sessions: 1, Users: 1}) {
 		t.Errorf("Stats = %+v, want 1 session of 1 user", stats)
 	}
-	if us := h.f.UserSessions("alice", at); len(us) != 1 || us[0].ID != "a2" {
+	if us := h.f.UserSessions("alice", at); len(us) != 1 || us[0].ID() != "a2" {
 		t.Errorf("UserSessions(alice) = %v", us)
 	}
 }

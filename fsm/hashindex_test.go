@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/sessiond/sessiond/events"
@@ -14,8 +16,8 @@ func TestHashIndex_PrefixCollisions(t *testing.T) {
 		a[i], b[i], c[i] = 1, 1, 1
 	}
 	b[31], c[31] = 2, 3 // same 8-byte prefix as a, different hashes
-	sa := &Session{ID: "s-a", AccessHash: a}
-	sb := &Session{ID: "s-b", AccessHash: b}
+	sa := &Session{text: mustPack(t, "s-a"), AccessHash: a}
+	sb := &Session{text: mustPack(t, "s-b"), AccessHash: b}
 	matches := func(h events.TokenHash) func(*Session) bool {
 		return func(s *Session) bool { return s.AccessHash == h }
 	}
@@ -36,7 +38,7 @@ func TestHashIndex_PrefixCollisions(t *testing.T) {
 		t.Fatal("removal for the wrong session dropped an entry")
 	}
 	// Repointing follows a replacement.
-	sa2 := &Session{ID: "s-a", AccessHash: a}
+	sa2 := &Session{text: sa.text, AccessHash: a}
 	x.repoint(a, sa, sa2)
 	if x.get(a, matches(a)) != sa2 {
 		t.Fatal("repoint did not move the entry to the new value")
@@ -66,18 +68,115 @@ func TestState_CollidingAccessHashes(t *testing.T) {
 	h2[31] = 1
 	st.apply(1, events.Envelope{Time: 1, Event: &events.SessionCreated{SessionID: "one", UserID: "u", App: "a", AccessHash: h1, RefreshHash: r1}})
 	st.apply(2, events.Envelope{Time: 2, Event: &events.SessionCreated{SessionID: "two", UserID: "u", App: "a", AccessHash: h2, RefreshHash: r2}})
-	if s := st.byAccessHash(h1); s == nil || s.ID != "one" {
+	if s := st.byAccessHash(h1); s == nil || s.ID() != "one" {
 		t.Fatal("first session not found by its access hash")
 	}
-	if s := st.byAccessHash(h2); s == nil || s.ID != "two" {
+	if s := st.byAccessHash(h2); s == nil || s.ID() != "two" {
 		t.Fatal("second session not found by its colliding access hash")
 	}
-	one := st.sessions["one"]
+	one := st.sessions.get("one")
 	st.remove(one)
 	if st.byAccessHash(h1) != nil {
 		t.Fatal("removed session still found")
 	}
-	if s := st.byAccessHash(h2); s == nil || s.ID != "two" {
+	if s := st.byAccessHash(h2); s == nil || s.ID() != "two" {
 		t.Fatal("removing the first session lost the second")
+	}
+}
+
+func mustPack(t *testing.T, id events.SessionID) string {
+	t.Helper()
+	text, ok := packText(id, "default", "", "")
+	if !ok {
+		t.Fatalf("packing %q", id)
+	}
+	return text
+}
+
+// Session ids whose keys collide are all found, replaced and removed by
+// their own id, whichever of them came first.
+func TestSessionIndex_KeyCollisions(t *testing.T) {
+	const k = 42 // one key for every id below
+	x := newSessionIndex(0)
+	sa := &Session{text: mustPack(t, "s-a")}
+	sb := &Session{text: mustPack(t, "s-b")}
+	sc := &Session{text: mustPack(t, "s-c")}
+	x.putKeyed(sa, k)
+	x.putKeyed(sb, k)
+	x.putKeyed(sc, k)
+	for id, want := range map[events.SessionID]*Session{"s-a": sa, "s-b": sb, "s-c": sc} {
+		if got := x.getKeyed(id, k); got != want {
+			t.Fatalf("get(%q) = %v; want %v", id, got, want)
+		}
+	}
+	if x.getKeyed("s-d", k) != nil {
+		t.Fatal("an unstored id sharing the key was found")
+	}
+	// Replacing a value keeps it where it was.
+	sb2 := &Session{text: sb.text, AccessHash: events.TokenHash{1}}
+	x.putKeyed(sb2, k)
+	if x.getKeyed("s-b", k) != sb2 || x.len() != 3 {
+		t.Fatalf("replacement not found in place (%d stored)", x.len())
+	}
+	// Removing the primary holder leaves the others; a new id may then
+	// take the free primary slot and all are still found.
+	x.removeKeyed("s-a", k)
+	if x.getKeyed("s-a", k) != nil || x.getKeyed("s-b", k) != sb2 || x.getKeyed("s-c", k) != sc {
+		t.Fatal("removing the primary holder disturbed the others")
+	}
+	sd := &Session{text: mustPack(t, "s-d")}
+	x.putKeyed(sd, k)
+	x.putKeyed(&Session{text: sb.text}, k) // still replaces in overflow
+	if x.getKeyed("s-d", k) != sd || x.len() != 3 {
+		t.Fatalf("after refilling the primary slot: %d stored", x.len())
+	}
+	seen := 0
+	x.all(func(*Session) { seen++ })
+	if seen != 3 {
+		t.Fatalf("all visited %d sessions; want 3", seen)
+	}
+	for _, id := range []events.SessionID{"s-b", "s-c", "s-d"} {
+		x.removeKeyed(id, k)
+	}
+	if len(x.primary) != 0 || len(x.overflow) != 0 {
+		t.Fatalf("index not empty after removing everything: %d primary, %d overflow", len(x.primary), len(x.overflow))
+	}
+}
+
+// The packed id, app, agent and IP read back as given, at the length
+// limits too; a field past its limit is refused.
+func TestPackText(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("x", n) }
+	for _, tc := range []struct{ id, app, agent, ip string }{
+		{"s1", "default", "Mozilla/5.0", "192.0.2.1"},
+		{"s1", "", "", ""},
+		{long(maxPackedID), long(maxPackedApp), long(maxPackedAgent), long(600)},
+	} {
+		text, ok := packText(events.SessionID(tc.id), tc.app, tc.agent, tc.ip)
+		if !ok {
+			t.Fatalf("packing fields of %d, %d, %d, %d bytes refused", len(tc.id), len(tc.app), len(tc.agent), len(tc.ip))
+		}
+		s := &Session{text: text}
+		if string(s.ID()) != tc.id || s.App() != tc.app || s.UserAgent() != tc.agent || s.IP() != tc.ip {
+			t.Fatalf("read back %q %q %q %q", s.ID(), s.App(), s.UserAgent(), s.IP())
+		}
+	}
+	for name, f := range map[string][4]string{
+		"id":    {long(maxPackedID + 1), "a", "", ""},
+		"app":   {"s1", long(maxPackedApp + 1), "", ""},
+		"agent": {"s1", "a", long(maxPackedAgent + 1), ""},
+	} {
+		if _, ok := packText(events.SessionID(f[0]), f[1], f[2], f[3]); ok {
+			t.Errorf("an over-long %s was packed", name)
+		}
+	}
+	// Through the state machine: the create is refused, nothing is stored.
+	st := newState(0)
+	res := st.apply(1, events.Envelope{Time: 1, Event: &events.SessionCreated{
+		SessionID: "s1", UserID: "u", App: long(maxPackedApp + 1),
+		AccessHash: events.TokenHash{1}, RefreshHash: events.TokenHash{2},
+	}})
+	if !errors.Is(res.Err, ErrInvalid) || st.sessions.len() != 0 {
+		t.Fatalf("over-long app: err %v, %d stored", res.Err, st.sessions.len())
 	}
 }

@@ -146,7 +146,7 @@ func (h *harness) wantAccess(token string, now int64, want Status) {
 	h.tb.Helper()
 	s, got := h.f.ValidateAccess(events.HashToken(token), now)
 	if got != want {
-		h.tb.Errorf("ValidateAccess(%s) at %s = %s (session %q), want %s", token, rel(now), got, s.ID, want)
+		h.tb.Errorf("ValidateAccess(%s) at %s = %s (session %q), want %s", token, rel(now), got, s.ID(), want)
 	}
 }
 

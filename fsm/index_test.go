@@ -32,8 +32,8 @@ func TestHashIndex_PrefixCollisionsStayDistinct(t *testing.T) {
 	at := t0 + minute
 	for id, a := range map[events.SessionID]byte{"s1": 1, "s2": 3, "s3": 5} {
 		s, st := h.f.ValidateAccess(collidingHash(a), at)
-		if st != StatusActive || s.ID != id {
-			t.Errorf("ValidateAccess(colliding %d) = %s %q, want active %s", a, st, s.ID, id)
+		if st != StatusActive || s.ID() != id {
+			t.Errorf("ValidateAccess(colliding %d) = %s %q, want active %s", a, st, s.ID(), id)
 		}
 	}
 	if _, st := h.f.ValidateAccess(collidingHash(99), at); st != StatusUnknown {
@@ -58,8 +58,8 @@ func TestHashIndex_PrefixCollisionsStayDistinct(t *testing.T) {
 		t.Errorf("rotated colliding access hash is %s, want unknown", st)
 	}
 	for a, id := range map[byte]events.SessionID{7: "s1", 3: "s2", 5: "s3"} {
-		if s, st := h.f.ValidateAccess(collidingHash(a), at); st != StatusActive || s.ID != id {
-			t.Errorf("after rotation, colliding %d = %s %q, want active %s", a, st, s.ID, id)
+		if s, st := h.f.ValidateAccess(collidingHash(a), at); st != StatusActive || s.ID() != id {
+			t.Errorf("after rotation, colliding %d = %s %q, want active %s", a, st, s.ID(), id)
 		}
 	}
 	if _, kind, st := h.f.LookupToken(collidingHash(2), at); kind != TokenRefresh || st != StatusRevoked {
@@ -107,7 +107,7 @@ func TestUserSessions_NewestFirstThenByID(t *testing.T) {
 	h.mustApply(t0+4, revokeEv("c", events.RevokeWholeSession))
 	var ids []events.SessionID
 	for _, s := range h.f.UserSessions("alice", t0+5) {
-		ids = append(ids, s.ID)
+		ids = append(ids, s.ID())
 	}
 	if want := []events.SessionID{"d", "a", "b"}; !reflect.DeepEqual(ids, want) {
 		t.Errorf("UserSessions = %v, want %v", ids, want)

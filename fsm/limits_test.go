@@ -16,7 +16,7 @@ func (w *twins) wantActiveSessions(user events.UserID, now int64, want ...events
 	w.tb.Helper()
 	var got []events.SessionID
 	for _, s := range w.f().UserSessions(user, now) {
-		got = append(got, s.ID)
+		got = append(got, s.ID())
 	}
 	if !reflect.DeepEqual(got, want) {
 		w.tb.Errorf("active sessions of %s at %s = %v, want %v", user, rel(now), got, want)
@@ -198,7 +198,7 @@ func TestLimits_EvictOldestRevokesTheOldestSessions(t *testing.T) {
 
 	at := t0 + 2*minute
 	res := w.mustApply(at, createIn("s3", "alice", "mobile"))
-	if res.Count != 1 || res.Session == nil || res.Session.ID != "s3" {
+	if res.Count != 1 || res.Session == nil || res.Session.ID() != "s3" {
 		t.Fatalf("create over the limit: %+v, want s3 with one eviction", res)
 	}
 	w.wantRevoked("s1", at, events.ReasonSessionLimit)

@@ -31,7 +31,7 @@ func TestForceLogout_RevokesUsersActiveSessions(t *testing.T) {
 	if s := h.session("a2"); s.RevokeReason() != events.ReasonLogout {
 		t.Errorf("force logout overwrote a2's earlier revocation reason with %q", s.RevokeReason())
 	}
-	if us := h.f.UserSessions("alice", at); len(us) != 1 || us[0].ID != "a3" {
+	if us := h.f.UserSessions("alice", at); len(us) != 1 || us[0].ID() != "a3" {
 		t.Errorf("UserSessions = %v, want [a3]", us)
 	}
 

@@ -73,7 +73,7 @@ func (f *FSM) LookupToken(h events.TokenHash, now int64) (Session, TokenKind, St
 func (f *FSM) Session(id events.SessionID) (Session, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	s := f.st.sessions[id]
+	s := f.st.sessions.get(id)
 	if s == nil {
 		return Session{}, false
 	}
@@ -95,7 +95,7 @@ func (f *FSM) UserSessionsAt(user events.UserID, now int64, lastUse func(events.
 	if u != nil {
 		out = make([]Session, 0, len(u.ids))
 		for _, id := range u.ids {
-			s := f.st.sessions[id]
+			s := f.st.sessions.get(id)
 			if s == nil {
 				continue
 			}
@@ -116,7 +116,7 @@ func (f *FSM) UserSessionsAt(user events.UserID, now int64, lastUse func(events.
 			}
 			return 1
 		}
-		return strings.Compare(string(a.ID), string(b.ID))
+		return strings.Compare(string(a.ID()), string(b.ID()))
 	})
 	return out
 }
@@ -160,7 +160,7 @@ type Stats struct {
 func (f *FSM) Stats() Stats {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return Stats{Sessions: len(f.st.sessions), Users: len(f.st.byUser), Accounts: len(f.st.users), Lockouts: len(f.st.lockouts)}
+	return Stats{Sessions: f.st.sessions.len(), Users: len(f.st.byUser), Accounts: len(f.st.users), Lockouts: len(f.st.lockouts)}
 }
 
 // User returns a user's record (credentials, limit), if it has one.

@@ -32,7 +32,7 @@ func TestRevoke_WholeSessionEndsBothTokens(t *testing.T) {
 	}
 	// The user's other session is untouched.
 	h.wantAccess(accessToken("s2", 0), at, StatusActive)
-	if us := h.f.UserSessions("alice", at); len(us) != 1 || us[0].ID != "s2" {
+	if us := h.f.UserSessions("alice", at); len(us) != 1 || us[0].ID() != "s2" {
 		t.Errorf("UserSessions = %v, want [s2]", us)
 	}
 	// Revoking again is a successful no-op that counts nothing and keeps the

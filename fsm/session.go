@@ -49,11 +49,10 @@ type Session struct {
 	idleSeconds uint32
 	extra       *sessionExtra
 
-	ID        events.SessionID
-	UserID    events.UserID
-	App       string
-	UserAgent string
-	IP        string
+	// text packs the session id, app, user agent and IP into one string
+	// (see packText): one allocation and one string header instead of four.
+	text   string
+	UserID events.UserID
 
 	RefreshHash events.TokenHash
 
@@ -64,6 +63,69 @@ type Session struct {
 	TokensIssuedAt   int64
 	RefreshExpiresAt int64
 }
+
+// Limits of the fields packed into Session.text. The API allows far less
+// (SPEC §4: ids and apps ≤ 128, device fields ≤ 512 bytes); an event past
+// them is refused as invalid, the same way on every node.
+const (
+	maxPackedID    = 1<<8 - 1
+	maxPackedApp   = 1<<8 - 1
+	maxPackedAgent = 1<<16 - 1
+)
+
+// textHeader is the length prefix of Session.text: the id's length, the
+// app's, and the user agent's as two little-endian bytes. The IP is the rest.
+const textHeader = 4
+
+// packText builds Session.text. ok is false when a field is too long.
+func packText(id events.SessionID, app, userAgent, ip string) (text string, ok bool) {
+	if len(id) > maxPackedID || len(app) > maxPackedApp || len(userAgent) > maxPackedAgent {
+		return "", false
+	}
+	b := make([]byte, 0, textHeader+len(id)+len(app)+len(userAgent)+len(ip))
+	b = append(b, byte(len(id)), byte(len(app)), byte(len(userAgent)), byte(len(userAgent)>>8))
+	b = append(b, id...)
+	b = append(b, app...)
+	b = append(b, userAgent...)
+	b = append(b, ip...)
+	return string(b), true
+}
+
+// ID is the session's id.
+func (s *Session) ID() events.SessionID {
+	if s.text == "" {
+		return ""
+	}
+	return events.SessionID(s.text[textHeader : textHeader+int(s.text[0])])
+}
+
+// App is the client application the session belongs to.
+func (s *Session) App() string {
+	if s.text == "" {
+		return ""
+	}
+	start := textHeader + int(s.text[0])
+	return s.text[start : start+int(s.text[1])]
+}
+
+// UserAgent is the device's user agent given at creation.
+func (s *Session) UserAgent() string {
+	if s.text == "" {
+		return ""
+	}
+	start := textHeader + int(s.text[0]) + int(s.text[1])
+	return s.text[start : start+s.agentLen()]
+}
+
+// IP is the device's address given at creation.
+func (s *Session) IP() string {
+	if s.text == "" {
+		return ""
+	}
+	return s.text[textHeader+int(s.text[0])+int(s.text[1])+s.agentLen():]
+}
+
+func (s *Session) agentLen() int { return int(s.text[2]) | int(s.text[3])<<8 }
 
 type sessionFlags uint8
 

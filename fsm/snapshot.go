@@ -70,7 +70,7 @@ func (st *state) capture(index uint64) *fsmSnapshot {
 		index:    index,
 		lastTime: st.lastTime,
 		policy:   st.policy,
-		sessions: make([]*Session, 0, len(st.sessions)),
+		sessions: make([]*Session, 0, st.sessions.len()),
 		dedup:    st.dedup.inOrder(),
 		users:    make([]*User, 0, len(st.users)),
 		lockouts: make([]keyedLockout, 0, len(st.lockouts)),
@@ -83,9 +83,7 @@ func (st *state) capture(index uint64) *fsmSnapshot {
 		snap.lockouts = append(snap.lockouts, keyedLockout{key: k, lockout: l})
 	}
 	snap.policy.AppMaxSessions = slices.Clone(st.policy.AppMaxSessions)
-	for _, s := range st.sessions {
-		snap.sessions = append(snap.sessions, s)
-	}
+	st.sessions.all(func(s *Session) { snap.sessions = append(snap.sessions, s) })
 	return snap
 }
 
@@ -103,7 +101,7 @@ func (s *fsmSnapshot) Release() {}
 
 // encode writes the snapshot's bytes to w.
 func (s *fsmSnapshot) encode(w io.Writer) error {
-	slices.SortFunc(s.sessions, func(a, b *Session) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	slices.SortFunc(s.sessions, func(a, b *Session) int { return strings.Compare(string(a.ID()), string(b.ID())) })
 	slices.SortFunc(s.users, func(a, b *User) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	slices.SortFunc(s.lockouts, func(a, b keyedLockout) int { return strings.Compare(a.key, b.key) })
 	bw := bufio.NewWriterSize(w, 256<<10)
@@ -194,11 +192,11 @@ func (e *snapshotEncoder) hash(h events.TokenHash) {
 func (e *snapshotEncoder) session(s *Session) {
 	x := s.ex()
 	e.arrayLen(sessionRecordFields)
-	e.str(string(s.ID))
+	e.str(string(s.ID()))
 	e.str(string(s.UserID))
-	e.str(s.App)
-	e.str(s.UserAgent)
-	e.str(s.IP)
+	e.str(s.App())
+	e.str(s.UserAgent())
+	e.str(s.IP())
 	e.str(x.label)
 	e.hash(s.AccessHash)
 	e.hash(s.RefreshHash)
@@ -270,6 +268,9 @@ func (e *snapshotEncoder) lockout(l keyedLockout) {
 type snapshotDecoder struct {
 	dec *msgpack.Decoder
 	err error
+	// text is reused to assemble each session's packed text, so that
+	// restoring a session allocates that text once and nothing for its parts.
+	text []byte
 }
 
 func (d *snapshotDecoder) fail(format string, args ...any) {
@@ -297,6 +298,30 @@ func (d *snapshotDecoder) str() string {
 		d.fail("string: %v", err)
 	}
 	return s
+}
+
+// appendStr reads a string of at most limit bytes and appends it to buf.
+func (d *snapshotDecoder) appendStr(buf []byte, limit int) []byte {
+	if d.err != nil {
+		return buf
+	}
+	n, err := d.dec.DecodeBytesLen()
+	switch {
+	case err != nil:
+		d.fail("string: %v", err)
+		return buf
+	case n <= 0: // nil or empty
+		return buf
+	case n > limit:
+		d.fail("string of %d bytes, at most %d allowed here", n, limit)
+		return buf
+	}
+	buf = slices.Grow(buf, n)
+	if err := d.dec.ReadFull(buf[len(buf) : len(buf)+n]); err != nil {
+		d.fail("string: %v", err)
+		return buf
+	}
+	return buf[:len(buf)+n]
 }
 
 func (d *snapshotDecoder) int64() int64 {
@@ -336,12 +361,13 @@ func (d *snapshotDecoder) hash() (h events.TokenHash) {
 	if d.err != nil {
 		return h
 	}
-	b, err := d.dec.DecodeBytes()
-	if err != nil || len(b) != len(h) {
-		d.fail("token hash: %d bytes (%v)", len(b), err)
-		return h
+	n, err := d.dec.DecodeBytesLen()
+	if err == nil && n == len(h) {
+		err = d.dec.ReadFull(h[:])
 	}
-	copy(h[:], b)
+	if err != nil || n != len(h) {
+		d.fail("token hash: %d bytes (%v)", n, err)
+	}
 	return h
 }
 
@@ -386,11 +412,11 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		if d.err != nil {
 			break
 		}
-		if i > 0 && s.ID <= prevID {
+		if i > 0 && s.ID() <= prevID {
 			d.fail("session ids out of order at %q", s.ID)
 			break
 		}
-		prevID = s.ID
+		prevID = s.ID()
 		sessions = append(sessions, s)
 	}
 	if d.err != nil {
@@ -459,11 +485,20 @@ func decodeSession(d *snapshotDecoder) *Session {
 	d.arrayLen(sessionRecordFields, "session record")
 	s := &Session{}
 	e := &sessionExtra{}
-	s.ID = events.SessionID(d.str())
+	// The text is assembled as packText lays it out, straight from the
+	// snapshot's bytes.
+	t := append(d.text[:0], 0, 0, 0, 0)
+	t = d.appendStr(t, maxPackedID)
+	idLen := len(t) - textHeader
 	s.UserID = events.UserID(d.str())
-	s.App = d.str()
-	s.UserAgent = d.str()
-	s.IP = d.str()
+	t = d.appendStr(t, maxPackedApp)
+	appLen := len(t) - textHeader - idLen
+	t = d.appendStr(t, maxPackedAgent)
+	agentLen := len(t) - textHeader - idLen - appLen
+	t = d.appendStr(t, maxSnapshotIP)
+	t[0], t[1], t[2], t[3] = byte(idLen), byte(appLen), byte(agentLen), byte(agentLen>>8)
+	s.text = string(t)
+	d.text = t
 	e.label = d.str()
 	s.AccessHash = d.hash()
 	s.RefreshHash = d.hash()
@@ -566,6 +601,9 @@ func (e *snapshotEncoder) policy(p Policy) {
 	e.boolean(p.ForceLogoutOnPasswordChange)
 	e.int(int64(p.RefreshReuseGrace))
 }
+
+// maxSnapshotIP bounds a session's IP in a snapshot (the API allows 512 bytes).
+const maxSnapshotIP = 1 << 16
 
 // maxAppLimits bounds the app limits a snapshot may hold.
 const maxAppLimits = 1 << 16

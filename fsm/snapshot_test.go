@@ -133,7 +133,7 @@ func TestSnapshot_GoldenFormat(t *testing.T) {
 	}
 	s, _ := r.Session("s-extra")
 	if s.Label() != "build box" || !reflect.DeepEqual(s.Scopes(), []string{"profile", "read"}) || len(s.Attributes()) != 2 ||
-		!s.RememberMe || s.AuthMethod != events.AuthExchange || s.App != "web" || s.IP != "2001:db8::1" {
+		!s.RememberMe || s.AuthMethod != events.AuthExchange || s.App() != "web" || s.IP() != "2001:db8::1" {
 		t.Errorf("restored golden s-extra: %+v", s)
 	}
 	for _, id := range []events.SessionID{"s-plain", "s-extra", "s-revoked", "s-access-revoked", "s-refresh-revoked"} {

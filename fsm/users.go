@@ -253,7 +253,7 @@ func (st *state) revokeUserSessions(now int64, user events.UserID, reason events
 	}
 	revoked := 0
 	for _, id := range u.ids {
-		s := st.sessions[id]
+		s := st.sessions.get(id)
 		if s == nil || id == except || !s.revocable(now) {
 			continue
 		}

@@ -470,7 +470,7 @@ func TestLogin_PasswordChangedSinceVerificationIsUnauthenticated(t *testing.T) {
 
 	// The current version logs in.
 	res = w.mustApply(t0+2*minute, login("s1", "alice", LoginByEmail+"alice@example.com", v2))
-	if res.Session == nil || res.Session.ID != "s1" || res.Session.AuthMethod != events.AuthPassword {
+	if res.Session == nil || res.Session.ID() != "s1" || res.Session.AuthMethod != events.AuthPassword {
 		t.Errorf("login result %+v", res)
 	}
 	w.checkSnapshots()

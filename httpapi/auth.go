@@ -388,10 +388,10 @@ func (s *Server) forwardAuth(c echo.Context) error {
 		return err
 	}
 	h := c.Response().Header()
-	h.Set("X-Session-Id", string(sess.ID))
+	h.Set("X-Session-Id", string(sess.ID()))
 	h.Set("X-User-Id", string(sess.UserID))
 	h.Set("X-Session-Scopes", strings.Join(sess.Scopes(), " "))
 	h.Set("X-Session-Expires", time.Unix(0, min(sess.AccessExpiresAt, sess.ExpiresAt)).UTC().Format(time.RFC3339))
-	h.Set("X-Session-App", sess.App)
+	h.Set("X-Session-App", sess.App())
 	return c.NoContent(http.StatusOK)
 }

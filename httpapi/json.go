@@ -47,9 +47,9 @@ type sessionJSON struct {
 // toSessionJSON shows a session with the status the node judged it at.
 func toSessionJSON(s fsm.Session, status fsm.Status) sessionJSON {
 	out := sessionJSON{
-		SessionID:        string(s.ID),
+		SessionID:        string(s.ID()),
 		UserID:           string(s.UserID),
-		App:              s.App,
+		App:              s.App(),
 		AuthMethod:       s.AuthMethod.String(),
 		Status:           status.String(),
 		CreatedAt:        apiTime(s.CreatedAt),
@@ -60,7 +60,7 @@ func toSessionJSON(s fsm.Session, status fsm.Status) sessionJSON {
 		RememberMe:       s.RememberMe,
 		Scopes:           s.Scopes(),
 		Attributes:       make(map[string]string, len(s.Attributes())),
-		Device:           deviceJSON{UserAgent: s.UserAgent, IP: s.IP, Label: s.Label()},
+		Device:           deviceJSON{UserAgent: s.UserAgent(), IP: s.IP(), Label: s.Label()},
 	}
 	if out.Scopes == nil {
 		out.Scopes = []string{}
@@ -92,7 +92,7 @@ type tokenJSON struct {
 func toTokenJSON(is node.Issued, now int64) tokenJSON {
 	s := is.Session
 	return tokenJSON{
-		SessionID:        string(s.ID),
+		SessionID:        string(s.ID()),
 		UserID:           string(s.UserID),
 		AccessToken:      is.AccessToken,
 		RefreshToken:     is.RefreshToken,
@@ -132,8 +132,8 @@ func toIntrospectionJSON(info node.TokenInfo) introspectionJSON {
 	}
 	s := info.Session
 	out.Sub = string(s.UserID)
-	out.SID = string(s.ID)
-	out.ClientID = s.App
+	out.SID = string(s.ID())
+	out.ClientID = s.App()
 	out.Scope = strings.Join(s.Scopes(), " ")
 	out.Iat = s.TokensIssuedAt / int64(time.Second)
 	if info.Kind == fsm.TokenAccess {

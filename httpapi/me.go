@@ -71,8 +71,8 @@ func (s *Server) mySessions(c echo.Context) error {
 	for _, sess := range list {
 		out.Sessions = append(out.Sessions, mySessionJSON{
 			sessionJSON: toSessionJSON(sess, fsm.StatusActive), // only active ones are listed
-			DeviceName:  deviceName(sess.UserAgent),
-			Current:     sess.ID == caller.ID,
+			DeviceName:  deviceName(sess.UserAgent()),
+			Current:     sess.ID() == caller.ID(),
 		})
 	}
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
@@ -98,7 +98,7 @@ func (s *Server) endMySession(c echo.Context) error {
 		return errSessionNotFound
 	}
 	reason := events.ReasonUser
-	if id == caller.ID {
+	if id == caller.ID() {
 		reason = events.ReasonLogout
 	}
 	ctx, cancel := s.writeContext(c)
@@ -110,7 +110,7 @@ func (s *Server) endMySession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if id == caller.ID {
+	if id == caller.ID() {
 		s.dropCallerCookies(c)
 	}
 	setIndex(c, index)
@@ -133,7 +133,7 @@ func (s *Server) endOtherSessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	except := caller.ID
+	except := caller.ID()
 	if includeCurrent {
 		except = ""
 	}
@@ -163,7 +163,7 @@ func (s *Server) callerForWrite(c echo.Context) (fsm.Session, error) {
 	if err := s.confirmWithLeader(c, defaultReadWait); err != nil {
 		return caller, err
 	}
-	current, ok := s.backend.Session(caller.ID)
+	current, ok := s.backend.Session(caller.ID())
 	if !ok || s.backend.SessionStatus(current) != fsm.StatusActive {
 		return caller, errUnauthenticated
 	}

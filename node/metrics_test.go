@@ -148,11 +148,11 @@ func TestMetrics_ActiveSessionsLeaveOutTombstonesUntilCollected(t *testing.T) {
 
 	// One revocation by id, one force logout of two sessions, one refresh
 	// token reuse: four tombstones.
-	if _, err := n.RevokeSession(ctx, alice[0].Session.ID, events.RevokeWholeSession, events.ReasonAdmin); err != nil {
+	if _, err := n.RevokeSession(ctx, alice[0].Session.ID(), events.RevokeWholeSession, events.ReasonAdmin); err != nil {
 		t.Fatal(err)
 	}
 	// Revoking it again changes nothing.
-	if _, err := n.RevokeSession(ctx, alice[0].Session.ID, events.RevokeWholeSession, events.ReasonAdmin); err != nil {
+	if _, err := n.RevokeSession(ctx, alice[0].Session.ID(), events.RevokeWholeSession, events.ReasonAdmin); err != nil {
 		t.Fatal(err)
 	}
 	if revoked, _, err := n.ForceLogout(ctx, "bob", events.ReasonAdmin, ""); err != nil || revoked != 2 {
@@ -220,7 +220,7 @@ func TestMetrics_TouchFlushesCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A use at least a second after creation is one to replicate.
-	n.touches.record(iss.Session.ID, n.now()+int64(2*time.Second), int64(time.Minute))
+	n.touches.record(iss.Session.ID(), n.now()+int64(2*time.Second), int64(time.Minute))
 	g := n.Metrics()
 	waitFor(t, 5*time.Second, "a touch flush", func() bool { return mustMetric(t, g, "sessiond_touch_flushes_total") >= 1 })
 	if v := mustMetric(t, g, "sessiond_touched_sessions_total"); v < 1 {

@@ -157,11 +157,11 @@ func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error)
 	access, accessHash := mintToken(AccessTokenPrefix)
 	refresh, refreshHash := mintToken(RefreshTokenPrefix)
 	res, err := n.write(ctx, &events.SessionRefreshed{
-		SessionID:      s.ID,
+		SessionID:      s.ID(),
 		PresentedHash:  presented,
 		NewAccessHash:  accessHash,
 		NewRefreshHash: refreshHash,
-		LastUsedAt:     n.touches.lastUse(s.ID),
+		LastUsedAt:     n.touches.lastUse(s.ID()),
 	})
 	if err != nil {
 		return Issued{}, err
@@ -214,10 +214,10 @@ func (n *Node) Validate(accessToken string) (fsm.Session, error) {
 		// A use seen here and not replicated yet may keep it alive; this
 		// validation is a use too.
 		if status != fsm.StatusActive {
-			status = s.AccessStatusOf(h, now, n.touches.lastUse(s.ID))
+			status = s.AccessStatusOf(h, now, n.touches.lastUse(s.ID()))
 		}
 		if status == fsm.StatusActive {
-			n.touches.record(s.ID, now, idle)
+			n.touches.record(s.ID(), now, idle)
 		}
 	}
 	if status != fsm.StatusActive {
@@ -232,7 +232,7 @@ func (n *Node) withLocalUse(s fsm.Session, kind fsm.TokenKind, h events.TokenHas
 	if status != fsm.StatusExpired || s.IdleTimeout() == 0 {
 		return status
 	}
-	used := n.touches.lastUse(s.ID)
+	used := n.touches.lastUse(s.ID())
 	switch kind {
 	case fsm.TokenAccess:
 		return s.AccessStatusOf(h, now, used)
@@ -272,7 +272,7 @@ func (n *Node) Logout(ctx context.Context, accessToken string) (uint64, error) {
 		return 0, fsm.ErrUnauthenticated
 	}
 	res, err := n.write(ctx, &events.SessionRevoked{
-		SessionID: s.ID, Scope: events.RevokeWholeSession, Reason: events.ReasonLogout,
+		SessionID: s.ID(), Scope: events.RevokeWholeSession, Reason: events.ReasonLogout,
 		TokenHash: events.HashToken(accessToken),
 	})
 	if err != nil {
@@ -296,7 +296,7 @@ func (n *Node) RevokeToken(ctx context.Context, token string) (uint64, error) {
 	if info.Status != fsm.StatusActive {
 		return n.AppliedIndex(), nil
 	}
-	ev := &events.SessionRevoked{SessionID: info.Session.ID, Reason: events.ReasonUser, TokenHash: events.HashToken(token)}
+	ev := &events.SessionRevoked{SessionID: info.Session.ID(), Reason: events.ReasonUser, TokenHash: events.HashToken(token)}
 	if info.Kind == fsm.TokenRefresh {
 		ev.Scope = events.RevokeWholeSession
 	} else {
@@ -364,7 +364,7 @@ func (n *Node) UserSessions(user events.UserID) []fsm.Session {
 func (n *Node) SessionStatus(s fsm.Session) fsm.Status {
 	var used int64
 	if s.IdleTimeout() > 0 {
-		used = n.touches.lastUse(s.ID)
+		used = n.touches.lastUse(s.ID())
 	}
 	return s.StatusAt(n.now(), used)
 }

@@ -218,7 +218,7 @@ func (e *DuplicateError) Error() string {
 func issuedHere(ev events.Event, s *fsm.Session) bool {
 	switch ev := ev.(type) {
 	case *events.SessionCreated:
-		return s != nil && s.ID == ev.SessionID && s.AccessHash == ev.AccessHash
+		return s != nil && s.ID() == ev.SessionID && s.AccessHash == ev.AccessHash
 	case *events.SessionRefreshed:
 		return s != nil && s.AccessHash == ev.NewAccessHash
 	}
