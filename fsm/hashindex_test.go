@@ -150,7 +150,7 @@ func TestPackText(t *testing.T) {
 	for _, tc := range []struct{ id, app, agent, ip string }{
 		{"s1", "default", "Mozilla/5.0", "192.0.2.1"},
 		{"s1", "", "", ""},
-		{long(maxPackedID), long(maxPackedApp), long(maxPackedAgent), long(600)},
+		{long(maxPackedID), long(maxPackedApp), long(maxPackedAgent), long(maxPackedIP)},
 	} {
 		text, ok := packText(events.SessionID(tc.id), tc.app, tc.agent, tc.ip)
 		if !ok {
@@ -165,6 +165,7 @@ func TestPackText(t *testing.T) {
 		"id":    {long(maxPackedID + 1), "a", "", ""},
 		"app":   {"s1", long(maxPackedApp + 1), "", ""},
 		"agent": {"s1", "a", long(maxPackedAgent + 1), ""},
+		"ip":    {"s1", "a", "", long(maxPackedIP + 1)},
 	} {
 		if _, ok := packText(events.SessionID(f[0]), f[1], f[2], f[3]); ok {
 			t.Errorf("an over-long %s was packed", name)

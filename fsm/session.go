@@ -71,15 +71,17 @@ const (
 	maxPackedID    = 1<<8 - 1
 	maxPackedApp   = 1<<8 - 1
 	maxPackedAgent = 1<<16 - 1
+	maxPackedIP    = 1<<16 - 1
 )
 
 // textHeader is the length prefix of Session.text: the id's length, the
-// app's, and the user agent's as two little-endian bytes. The IP is the rest.
+// app's, and the user agent's as two little-endian bytes. The IP is the rest
+// (bounded all the same, so that every stored session fits a snapshot).
 const textHeader = 4
 
 // packText builds Session.text. ok is false when a field is too long.
 func packText(id events.SessionID, app, userAgent, ip string) (text string, ok bool) {
-	if len(id) > maxPackedID || len(app) > maxPackedApp || len(userAgent) > maxPackedAgent {
+	if len(id) > maxPackedID || len(app) > maxPackedApp || len(userAgent) > maxPackedAgent || len(ip) > maxPackedIP {
 		return "", false
 	}
 	b := make([]byte, 0, textHeader+len(id)+len(app)+len(userAgent)+len(ip))

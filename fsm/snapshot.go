@@ -495,7 +495,7 @@ func decodeSession(d *snapshotDecoder) *Session {
 	appLen := len(t) - textHeader - idLen
 	t = d.appendStr(t, maxPackedAgent)
 	agentLen := len(t) - textHeader - idLen - appLen
-	t = d.appendStr(t, maxSnapshotIP)
+	t = d.appendStr(t, maxPackedIP)
 	t[0], t[1], t[2], t[3] = byte(idLen), byte(appLen), byte(agentLen), byte(agentLen>>8)
 	s.text = string(t)
 	d.text = t
@@ -601,9 +601,6 @@ func (e *snapshotEncoder) policy(p Policy) {
 	e.boolean(p.ForceLogoutOnPasswordChange)
 	e.int(int64(p.RefreshReuseGrace))
 }
-
-// maxSnapshotIP bounds a session's IP in a snapshot (the API allows 512 bytes).
-const maxSnapshotIP = 1 << 16
 
 // maxAppLimits bounds the app limits a snapshot may hold.
 const maxAppLimits = 1 << 16

@@ -302,6 +302,12 @@ func TestRestore_RejectsBadStreamsAndKeepsState(t *testing.T) {
 		// msgpack writes small array lengths as a fixarray byte.
 		cases["record of 20 fields"] = bytes.Replace(good, []byte{0x90 | sessionRecordFields, 0xa7, 's', '-'}, []byte{0x90 | (sessionRecordFields - 1), 0xa7, 's', '-'}, 1)
 	}
+	// A session field longer than a stored session can hold: the first
+	// session's app, "default", made 300 bytes long.
+	if !bytes.Contains(good, []byte("\xa7default")) {
+		t.Fatal("the good snapshot does not hold the app this case rewrites")
+	}
+	cases["app too long"] = bytes.Replace(good, []byte("\xa7default"), append([]byte{0xda, 0x01, 0x2c}, bytes.Repeat([]byte("x"), 300)...), 1)
 	for n := range len(good) {
 		cases[fmt.Sprintf("truncated to %d bytes", n)] = good[:n]
 	}
