@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -341,36 +342,60 @@ func (cl *lzClient) step() {
 	}
 }
 
-// nemesis injects one fault at a time until stop closes.
-func nemesis(c *Cluster, rng *rand.Rand, stop <-chan struct{}, log func(string, ...any)) {
+// Kinds of fault the nemesis injects.
+const (
+	faultIsolate = iota
+	faultKillLeader
+	faultPartition
+	faultKinds
+)
+
+// nemesis injects one fault at a time until stop closes, and counts what
+// it injected by kind. The kinds come in shuffled rounds of one each, so
+// the first three faults are one of each; everyKind is set once they have
+// all been injected.
+func nemesis(c *Cluster, rng *rand.Rand, stop <-chan struct{}, everyKind *atomic.Bool, log func(string, ...any)) (injected [faultKinds]int) {
+	var round []int
 	for {
 		select {
 		case <-stop:
-			return
-		case <-time.After(time.Duration(500+rng.IntN(1000)) * time.Millisecond):
+			return injected
+		case <-time.After(time.Duration(300+rng.IntN(700)) * time.Millisecond):
 		}
-		switch rng.IntN(3) {
-		case 0:
+		if len(round) == 0 {
+			round = rng.Perm(faultKinds)
+		}
+		kind := round[0]
+		round = round[1:]
+		switch kind {
+		case faultIsolate:
 			i := rng.IntN(len(c.Nodes))
 			log("nemesis: isolate node%d", i)
 			c.Isolate(i)
-		case 1:
+			injected[faultIsolate]++
+		case faultKillLeader:
 			if l := c.Leader(); l >= 0 {
 				log("nemesis: kill the leader, node%d", l)
 				c.Kill(l)
+				injected[faultKillLeader]++
 				select {
 				case <-stop:
 				case <-time.After(time.Duration(500+rng.IntN(1000)) * time.Millisecond):
 				}
 				log("nemesis: restart node%d", l)
 				c.Restart(l)
+			} else {
+				round = append(round, faultKillLeader) // try again later in the round
 			}
-		case 2:
-			i, j := rng.IntN(len(c.Nodes)), rng.IntN(len(c.Nodes))
-			if i != j {
-				log("nemesis: partition node%d from node%d", i, j)
-				c.Partition(i, j)
-			}
+		case faultPartition:
+			i := rng.IntN(len(c.Nodes))
+			j := (i + 1 + rng.IntN(len(c.Nodes)-1)) % len(c.Nodes)
+			log("nemesis: partition node%d from node%d", i, j)
+			c.Partition(i, j)
+			injected[faultPartition]++
+		}
+		if !slices.Contains(injected[:], 0) {
+			everyKind.Store(true)
 		}
 		select {
 		case <-stop:
@@ -382,9 +407,12 @@ func nemesis(c *Cluster, rng *rand.Rand, stop <-chan struct{}, log func(string, 
 }
 
 func TestLinearizability_SessionsUnderFaults(t *testing.T) {
-	duration, maxOps, seeds := 12*time.Second, 1500, []uint64{uint64(time.Now().UnixNano())}
+	// The short run paces its clients so that its operations span the
+	// faults; the long one runs them flat out.
+	duration, maxOps, seeds := 15*time.Second, 1500, []uint64{uint64(time.Now().UnixNano())}
+	pace := 3 * duration / time.Duration(maxOps) // between one client's operations
 	if os.Getenv("SESSIOND_LONG") != "" {
-		duration, maxOps = 60*time.Second, 100000
+		duration, maxOps, pace = 60*time.Second, 100000, 0
 		seeds = nil
 		for i := range 20 {
 			seeds = append(seeds, uint64(time.Now().UnixNano())+uint64(i))
@@ -400,7 +428,7 @@ func TestLinearizability_SessionsUnderFaults(t *testing.T) {
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			t.Logf("seed %d (replay with SESSIOND_SEED=%d)", seed, seed)
-			history := runLinearizability(t, seed, duration, maxOps)
+			history := runLinearizability(t, seed, duration, maxOps, pace)
 			res, info := porcupine.CheckOperationsVerbose(lzModel(false), history, 60*time.Second)
 			if res != porcupine.Ok {
 				path := fmt.Sprintf("%s/linearizability-%d.html", os.TempDir(), seed)
@@ -433,7 +461,10 @@ func hasRotatedValidation(history []porcupine.Operation) bool {
 	return len(rotated) > 0
 }
 
-func runLinearizability(t *testing.T, seed uint64, duration time.Duration, maxOps int) []porcupine.Operation {
+// runLinearizability runs four clients for duration (and on until the
+// nemesis has injected every kind of fault, within twice duration), at most
+// maxOps operations in all, each client pausing pace between operations.
+func runLinearizability(t *testing.T, seed uint64, duration time.Duration, maxOps int, pace time.Duration) []porcupine.Operation {
 	c := Start(t, Options{Size: 3, MaxStale: 2 * time.Second})
 	rng := rand.New(rand.NewPCG(seed, seed^0x5e55))
 	var history []porcupine.Operation
@@ -447,11 +478,17 @@ func runLinearizability(t *testing.T, seed uint64, duration time.Duration, maxOp
 		t.Logf(format, args...)
 	}
 	nemesisRNG := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
+	var everyKind atomic.Bool
+	var injected [faultKinds]int
 	go func() {
 		defer close(nemesisDone)
-		nemesis(c, nemesisRNG, stop, logf)
+		injected = nemesis(c, nemesisRNG, stop, &everyKind, logf)
 	}()
-	deadline := time.Now().Add(duration)
+	start := time.Now()
+	running := func() bool {
+		elapsed := time.Since(start)
+		return elapsed < 2*duration && (elapsed < duration || !everyKind.Load())
+	}
 	// The checker explores each user's operations apart; its cost grows
 	// steeply with their number (a long run on four users exhausted 24 GiB),
 	// so longer runs spread the same clients over more users.
@@ -465,7 +502,7 @@ func runLinearizability(t *testing.T, seed uint64, duration time.Duration, maxOp
 	for id := range 4 {
 		cl := &lzClient{id: id, rng: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())), c: c, users: users, history: &history, mu: &mu}
 		wg.Go(func() {
-			for time.Now().Before(deadline) {
+			for running() {
 				opsMu.Lock()
 				if ops >= maxOps {
 					opsMu.Unlock()
@@ -474,12 +511,19 @@ func runLinearizability(t *testing.T, seed uint64, duration time.Duration, maxOp
 				ops++
 				opsMu.Unlock()
 				cl.step()
+				if pace > 0 {
+					time.Sleep(pace)
+				}
 			}
 		})
 	}
 	wg.Wait()
 	close(stop)
 	<-nemesisDone
+	t.Logf("faults injected: %d isolations, %d leader kills, %d partitions", injected[faultIsolate], injected[faultKillLeader], injected[faultPartition])
+	if slices.Contains(injected[:], 0) {
+		t.Fatalf("the run ended before the nemesis had injected every kind of fault (%v)", injected)
+	}
 	c.Heal()
 	for i := range c.Nodes {
 		if !c.IsRunning(i) {
