@@ -191,3 +191,60 @@ func TestCeiling_ReplaysTheFollowerAnswerByteForByte(t *testing.T) {
 		t.Errorf("Content-Length %d, want %d (as sessiond sends)", resp.ContentLength, len(body))
 	}
 }
+
+// With --rounds the validation and ceiling phases alternate, and the share
+// reported is the median of the rounds' shares.
+func TestSessionbench_RoundsAlternateAndGiveTheMedianShare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster with production Raft timings")
+	}
+	out, err := runTool(t, "--local", "3", "--phases", "validate-follower,ceiling", "--rounds", "3",
+		"--requests", "200", "--duration", "5s", "--concurrency", "4", "--warmup", "0s", "--timeout", "50s", "--json")
+	if err != nil {
+		t.Fatalf("sessionbench: %v\n%s", err, out)
+	}
+	var rep report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range rep.Phases {
+		got = append(got, p.Name+"#"+string(rune('0'+p.Round)))
+		if p.Errors != 0 || p.Requests != 200 {
+			t.Errorf("%s #%d: %d requests, %d errors", p.Name, p.Round, p.Requests, p.Errors)
+		}
+	}
+	want := []string{"validate-follower#1", "ceiling#1", "validate-follower#2", "ceiling#2", "validate-follower#3", "ceiling#3"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("phases ran as %v, want %v", got, want)
+	}
+	if len(rep.FollowerVsCeilingRoundsPct) != 3 || rep.FollowerVsCeilingPct == nil {
+		t.Fatalf("shares %v, median %v", rep.FollowerVsCeilingRoundsPct, rep.FollowerVsCeilingPct)
+	}
+	for i, share := range rep.FollowerVsCeilingRoundsPct {
+		v, c := rep.Phases[2*i], rep.Phases[2*i+1]
+		if want := 100 * v.Throughput / c.Throughput; math.Abs(share-want) > 1e-9 {
+			t.Errorf("round %d: share %.3f, want %.3f", i+1, share, want)
+		}
+	}
+	sorted := slices.Sorted(slices.Values(rep.FollowerVsCeilingRoundsPct))
+	if *rep.FollowerVsCeilingPct != sorted[1] {
+		t.Errorf("median %.3f of %v", *rep.FollowerVsCeilingPct, rep.FollowerVsCeilingRoundsPct)
+	}
+}
+
+func TestReport_MedianShareOfAnEvenNumberOfRounds(t *testing.T) {
+	rep := &report{}
+	for round, pair := range [][2]float64{{60, 100}, {90, 100}, {70, 100}, {50, 50}} {
+		rep.Phases = append(rep.Phases,
+			&phaseResult{Name: phaseValidate, Round: round + 1, Throughput: pair[0]},
+			&phaseResult{Name: phaseCeiling, Round: round + 1, Throughput: pair[1]})
+	}
+	rep.followerVsCeiling()
+	if !slices.Equal(rep.FollowerVsCeilingRoundsPct, []float64{60, 90, 70, 100}) {
+		t.Fatalf("shares %v", rep.FollowerVsCeilingRoundsPct)
+	}
+	if rep.FollowerVsCeilingPct == nil || *rep.FollowerVsCeilingPct != 80 {
+		t.Fatalf("median %v, want 80 (between 70 and 90)", rep.FollowerVsCeilingPct)
+	}
+}

@@ -57,6 +57,7 @@ type options struct {
 	profilePhase   string
 	raftStats      bool
 	client         string
+	rounds         int
 }
 
 // newRootCommand builds the command. onStuck, when set, is called if the run
@@ -105,6 +106,7 @@ func newRootCommand(onStuck func()) *cobra.Command {
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the in-process cluster included) to this file")
 	f.StringVar(&o.profilePhase, "profile-phase", "", "profile only the measured part of this phase (default: every phase)")
 	f.StringVar(&o.client, "client", "auto", "HTTP client of the phases: raw (wrk-style, plain http only), net/http, or auto (raw unless a target is https)")
+	f.IntVar(&o.rounds, "rounds", 1, "run validate-follower and ceiling this many times, alternating, and give the median of the rounds' shares")
 	f.BoolVar(&o.raftStats, "raft-stats", false, "report Raft's own figures per phase (batch sizes, commit and disk times; --local only)")
 	return cmd
 }
@@ -131,6 +133,8 @@ func (o options) validate() error {
 		return errors.New("--api-key and --api-key-file exclude each other")
 	case len(o.addrs) == 0 && (o.apiKey != "" || o.apiKeyFile != ""):
 		return errors.New("--api-key and --api-key-file go with --addrs (a local cluster makes its own key)")
+	case o.rounds < 1 || o.rounds > 100:
+		return fmt.Errorf("--rounds %d: want 1 to 100", o.rounds)
 	case o.concurrency < 1 || o.concurrency > 10000:
 		return errors.New("--concurrency must be between 1 and 10000")
 	case o.requests < 1:
@@ -263,10 +267,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 			printPhase(stdout, p)
 		}
 	})
-	if v, c := rep.phase(phaseValidate), rep.phase(phaseCeiling); v != nil && c != nil && c.Throughput > 0 {
-		pct := 100 * v.Throughput / c.Throughput
-		rep.FollowerVsCeilingPct = &pct
-	}
+	rep.followerVsCeiling()
 	rep.Leader, rep.Follower, rep.Ceiling = b.leaderURL, b.followerURL, b.ceilingURL
 	rep.SessionsCreated = len(b.tokens)
 	if runErr != nil {

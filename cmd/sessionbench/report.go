@@ -12,33 +12,54 @@ import (
 
 // report is everything a run measured; --json prints it as is.
 type report struct {
-	Mode                 string         `json:"mode"` // "local" or "addrs"
-	Nodes                []string       `json:"nodes"`
-	Leader               string         `json:"leader,omitempty"`
-	Follower             string         `json:"follower,omitempty"`
-	Ceiling              string         `json:"ceiling,omitempty"`
-	ClusterStartS        float64        `json:"cluster_start_s,omitempty"`
-	Client               string         `json:"client"` // "raw" or "net/http"
-	Concurrency          int            `json:"concurrency"`
-	MaxRequests          int64          `json:"max_requests"`
-	MaxDurationS         float64        `json:"max_duration_s"`
-	WarmupS              float64        `json:"warmup_s"`
-	NumCPU               int            `json:"num_cpu"`
-	GOMAXPROCS           int            `json:"gomaxprocs"`
-	GoVersion            string         `json:"go_version"`
-	SessionsCreated      int            `json:"sessions_created"`
-	Phases               []*phaseResult `json:"phases"`
-	FollowerVsCeilingPct *float64       `json:"follower_vs_ceiling_pct,omitempty"`
-	Error                string         `json:"error,omitempty"`
+	Mode            string         `json:"mode"` // "local" or "addrs"
+	Nodes           []string       `json:"nodes"`
+	Leader          string         `json:"leader,omitempty"`
+	Follower        string         `json:"follower,omitempty"`
+	Ceiling         string         `json:"ceiling,omitempty"`
+	ClusterStartS   float64        `json:"cluster_start_s,omitempty"`
+	Client          string         `json:"client"` // "raw" or "net/http"
+	Concurrency     int            `json:"concurrency"`
+	MaxRequests     int64          `json:"max_requests"`
+	MaxDurationS    float64        `json:"max_duration_s"`
+	WarmupS         float64        `json:"warmup_s"`
+	NumCPU          int            `json:"num_cpu"`
+	GOMAXPROCS      int            `json:"gomaxprocs"`
+	GoVersion       string         `json:"go_version"`
+	SessionsCreated int            `json:"sessions_created"`
+	Phases          []*phaseResult `json:"phases"`
+	// FollowerVsCeilingPct is validate-follower's throughput as a share of
+	// the ceiling's; with --rounds, the median of the rounds' shares, which
+	// FollowerVsCeilingRoundsPct lists.
+	FollowerVsCeilingPct       *float64  `json:"follower_vs_ceiling_pct,omitempty"`
+	FollowerVsCeilingRoundsPct []float64 `json:"follower_vs_ceiling_rounds_pct,omitempty"`
+	Error                      string    `json:"error,omitempty"`
 }
 
-func (r *report) phase(name string) *phaseResult {
-	for _, p := range r.Phases {
-		if p.Name == name {
-			return p
+// followerVsCeiling sets the follower's share of the ceiling: per round,
+// and their median.
+func (r *report) followerVsCeiling() {
+	var shares []float64
+	for _, v := range r.Phases {
+		if v.Name != phaseValidate {
+			continue
+		}
+		for _, c := range r.Phases {
+			if c.Name == phaseCeiling && c.Round == v.Round && c.Throughput > 0 {
+				shares = append(shares, 100*v.Throughput/c.Throughput)
+			}
 		}
 	}
-	return nil
+	if len(shares) == 0 {
+		return
+	}
+	r.FollowerVsCeilingRoundsPct = shares
+	sorted := slices.Sorted(slices.Values(shares))
+	median := sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		median = (sorted[len(sorted)/2-1] + median) / 2
+	}
+	r.FollowerVsCeilingPct = &median
 }
 
 // phaseResult is one phase's figures. Requests counts every completed
@@ -46,6 +67,7 @@ func (r *report) phase(name string) *phaseResult {
 // that did not get the expected status.
 type phaseResult struct {
 	Name       string           `json:"name"`
+	Round      int              `json:"round,omitempty"` // with --rounds above 1
 	Target     string           `json:"target"`
 	Requests   int64            `json:"requests"`
 	Errors     int64            `json:"errors"`
@@ -136,8 +158,12 @@ func printHeader(w io.Writer, r *report) {
 }
 
 func printPhase(w io.Writer, p *phaseResult) {
+	name := p.Name
+	if p.Round > 0 {
+		name = fmt.Sprintf("%s #%d", name, p.Round)
+	}
 	fmt.Fprintf(w, "%-18s %9d %7d %7.2fs %10.0f %9s %9s %9s %9s %9s  %s\n",
-		p.Name, p.Requests, p.Errors, p.ElapsedS, p.Throughput,
+		name, p.Requests, p.Errors, p.ElapsedS, p.Throughput,
 		fmtMS(p.Latency.P50), fmtMS(p.Latency.P90), fmtMS(p.Latency.P99), fmtMS(p.Latency.Max),
 		fmtMS(p.CPUPerRequestUS/1000), p.StoppedBy)
 	if p.Errors > 0 {
@@ -155,7 +181,15 @@ func printFooter(w io.Writer, r *report) {
 		}
 		fmt.Fprintln(w)
 	}
-	if r.FollowerVsCeilingPct != nil {
+	switch rounds := r.FollowerVsCeilingRoundsPct; {
+	case len(rounds) > 1:
+		parts := make([]string, len(rounds))
+		for i, pct := range rounds {
+			parts[i] = fmt.Sprintf("%.1f%%", pct)
+		}
+		fmt.Fprintf(w, "validate-follower / ceiling: %.1f%% of the bare HTTP stack's throughput (median of %d alternating rounds: %s)\n",
+			*r.FollowerVsCeilingPct, len(rounds), strings.Join(parts, ", "))
+	case r.FollowerVsCeilingPct != nil:
 		fmt.Fprintf(w, "validate-follower / ceiling: %.1f%% of the bare HTTP stack's throughput\n", *r.FollowerVsCeilingPct)
 	}
 	if r.Error != "" {
