@@ -96,31 +96,25 @@ func (b *bench) runPhases(ctx context.Context, rep *report, done func(*phaseResu
 	if err := b.prepareValidation(ctx); err != nil {
 		return err
 	}
-	var stopCeiling func()
 	if b.o.runs(phaseCeiling) {
 		stop, err := b.startCeiling()
 		if err != nil {
 			return err
 		}
-		stopCeiling = stop
-		defer stopCeiling()
+		defer stop()
 	}
 	// With --rounds the two phases alternate, so that a drift in the
 	// machine's speed (other tenants, CPU frequency) falls on both alike.
 	for round := 1; round <= b.o.rounds; round++ {
-		if b.o.runs(phaseValidate) {
-			p := b.phase(ctx, phaseValidate, b.followerURL, http.StatusOK, b.validateOn(b.followerURL))
-			if b.o.rounds > 1 {
-				p.Round = round
+		for _, name := range []string{phaseValidate, phaseCeiling} {
+			if !b.o.runs(name) {
+				continue
 			}
-			rep.Phases = append(rep.Phases, p)
-			done(p)
-			if err := ctx.Err(); err != nil {
-				return err
+			target := b.followerURL
+			if name == phaseCeiling {
+				target = b.ceilingURL
 			}
-		}
-		if b.o.runs(phaseCeiling) {
-			p := b.phase(ctx, phaseCeiling, b.ceilingURL, http.StatusOK, b.validateOn(b.ceilingURL))
+			p := b.phase(ctx, name, target, http.StatusOK, b.validateOn(target))
 			if b.o.rounds > 1 {
 				p.Round = round
 			}
