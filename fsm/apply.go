@@ -76,6 +76,12 @@ func (st *state) create(now int64, ev *events.SessionCreated) *Result {
 	if ev.SessionID == "" || ev.UserID == "" || ev.AccessHash.IsZero() || ev.RefreshHash.IsZero() || ev.AccessHash == ev.RefreshHash {
 		return failed(ErrInvalid)
 	}
+	// Packed first: a field too long to store refuses the event before
+	// anything (a lockout, an eviction, end_sessions) has changed.
+	text, ok := packText(ev.SessionID, ev.App, ev.Device.UserAgent, ev.Device.IP)
+	if !ok {
+		return failed(ErrInvalid)
+	}
 	if st.sessions.get(ev.SessionID) != nil {
 		return failed(ErrConflict)
 	}
@@ -104,10 +110,6 @@ func (st *state) create(now int64, ev *events.SessionCreated) *Result {
 		absolute, refreshTTL = p.RememberMeTTL, p.RememberMeTTL
 	}
 	expiresAt := now + int64(absolute)
-	text, ok := packText(ev.SessionID, ev.App, ev.Device.UserAgent, ev.Device.IP)
-	if !ok {
-		return failed(ErrInvalid)
-	}
 	s := &Session{
 		text:             text,
 		UserID:           ev.UserID,

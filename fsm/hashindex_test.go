@@ -1,7 +1,9 @@
 package fsm
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -130,6 +132,21 @@ func TestSessionIndex_KeyCollisions(t *testing.T) {
 	if x.getKeyed("s-d", k) != sd || x.len() != 3 {
 		t.Fatalf("after refilling the primary slot: %d stored", x.len())
 	}
+	// An id moved to overflow and re-put after the primary slot emptied
+	// stays where it is: one copy, the newest.
+	x.removeKeyed("s-d", k)
+	sb3 := &Session{text: sb.text, AccessHash: events.TokenHash{3}}
+	x.putKeyed(sb3, k)
+	if x.getKeyed("s-b", k) != sb3 || x.len() != 2 {
+		t.Fatalf("re-put with the primary slot free: got %v, %d stored", x.getKeyed("s-b", k), x.len())
+	}
+	// Removing an id that was never stored, under a shared key, removes
+	// nothing.
+	x.putKeyed(sd, k)
+	x.removeKeyed("s-z", k)
+	if x.getKeyed("s-d", k) != sd || x.len() != 3 {
+		t.Fatalf("removing an absent id disturbed the others (%d stored)", x.len())
+	}
 	seen := 0
 	x.all(func(*Session) { seen++ })
 	if seen != 3 {
@@ -171,13 +188,54 @@ func TestPackText(t *testing.T) {
 			t.Errorf("an over-long %s was packed", name)
 		}
 	}
-	// Through the state machine: the create is refused, nothing is stored.
-	st := newState(0)
-	res := st.apply(1, events.Envelope{Time: 1, Event: &events.SessionCreated{
-		SessionID: "s1", UserID: "u", App: long(maxPackedApp + 1),
-		AccessHash: events.TokenHash{1}, RefreshHash: events.TokenHash{2},
-	}})
-	if !errors.Is(res.Err, ErrInvalid) || st.sessions.len() != 0 {
-		t.Fatalf("over-long app: err %v, %d stored", res.Err, st.sessions.len())
+	// Through the state machine the create is refused before it changes
+	// anything, even what it would have changed first (end_sessions).
+	h := newHarness(t)
+	h.create(t0, "s1", "alice")
+	ev := created("s2", "alice")
+	ev.Device.IP = long(maxPackedIP + 1)
+	ev.EndSessions = []events.SessionID{"s1"}
+	if res := h.apply(t0+1, ev); !errors.Is(res.Err, ErrInvalid) || res.Count != 0 {
+		t.Fatalf("over-long IP: err %v, count %d", res.Err, res.Count)
+	}
+	if h.session("s1").Revoked() || h.f.Stats().Sessions != 1 {
+		t.Fatalf("a refused create changed the state: s1 revoked %v, %d sessions", h.session("s1").Revoked(), h.f.Stats().Sessions)
+	}
+}
+
+// Sessions whose fields are at the packing limits come back from a
+// snapshot byte for byte (a user agent past 255 bytes needs both of its
+// length bytes).
+func TestPackText_SnapshotRoundTripAtTheLimits(t *testing.T) {
+	long := func(c string, n int) string { return strings.Repeat(c, n) }
+	h := newHarness(t)
+	fields := []struct{ id, app, agent, ip string }{
+		{long("i", maxPackedID), long("a", maxPackedApp), long("u", maxPackedAgent), long("p", maxPackedIP)},
+		{"s-300", "default", long("u", 300), "192.0.2.1"},
+		{"s-256", "x", long("u", 256), ""},
+		{"s-empty", "", "", ""},
+	}
+	for i, f := range fields {
+		ev := created(events.SessionID(f.id), "alice")
+		ev.App, ev.Device = f.app, events.Device{UserAgent: f.agent, IP: f.ip}
+		ev.AccessHash, ev.RefreshHash = ah(events.SessionID(f.id), 0), rh(events.SessionID(f.id), 0)
+		h.mustApply(t0+int64(i), ev)
+	}
+	restored := New(Config{})
+	if err := restored.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, h.f)))); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	for _, f := range fields {
+		s, ok := restored.Session(events.SessionID(f.id))
+		if !ok {
+			t.Fatalf("session of %d-byte id not restored", len(f.id))
+		}
+		if s.App() != f.app || s.UserAgent() != f.agent || s.IP() != f.ip {
+			t.Fatalf("session %.12q: restored app %d, agent %d, ip %d bytes; want %d, %d, %d",
+				f.id, len(s.App()), len(s.UserAgent()), len(s.IP()), len(f.app), len(f.agent), len(f.ip))
+		}
+	}
+	if !bytes.Equal(snapshotBytes(t, restored), snapshotBytes(t, h.f)) {
+		t.Fatal("the restored state snapshots differently")
 	}
 }

@@ -413,7 +413,7 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 			break
 		}
 		if i > 0 && s.ID() <= prevID {
-			d.fail("session ids out of order at %q", s.ID)
+			d.fail("session ids out of order at %q", s.ID())
 			break
 		}
 		prevID = s.ID()
