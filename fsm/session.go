@@ -1,6 +1,10 @@
 package fsm
 
-import "github.com/sessiond/sessiond/events"
+import (
+	"strings"
+
+	"github.com/sessiond/sessiond/events"
+)
 
 // Status of a session or of one of its tokens at a given time.
 type Status uint8
@@ -84,13 +88,15 @@ func packText(id events.SessionID, app, userAgent, ip string) (text string, ok b
 	if len(id) > maxPackedID || len(app) > maxPackedApp || len(userAgent) > maxPackedAgent || len(ip) > maxPackedIP {
 		return "", false
 	}
-	b := make([]byte, 0, textHeader+len(id)+len(app)+len(userAgent)+len(ip))
-	b = append(b, byte(len(id)), byte(len(app)), byte(len(userAgent)), byte(len(userAgent)>>8))
-	b = append(b, id...)
-	b = append(b, app...)
-	b = append(b, userAgent...)
-	b = append(b, ip...)
-	return string(b), true
+	// A Builder hands over its buffer without copying: one allocation.
+	var b strings.Builder
+	b.Grow(textHeader + len(id) + len(app) + len(userAgent) + len(ip))
+	b.Write([]byte{byte(len(id)), byte(len(app)), byte(len(userAgent)), byte(len(userAgent) >> 8)})
+	b.WriteString(string(id))
+	b.WriteString(app)
+	b.WriteString(userAgent)
+	b.WriteString(ip)
+	return b.String(), true
 }
 
 // ID is the session's id.
