@@ -140,12 +140,6 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.rpc = transport.NewRPCClient(n.mux)
-	n.mux.HandleRPC(transport.NewRPCServer(n.stopCtx, map[string]transport.Handler{
-		rpcApply:        n.serveApply,
-		rpcHello:        n.serveHello,
-		rpcReadIndex:    n.serveReadIndex,
-		rpcRemoveMember: n.serveRemoveMember,
-	}).ServeConn)
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.mux.RaftLayer(),
 		MaxPool: 3,
@@ -182,6 +176,14 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: start raft: %w", err)
 	}
+	// Served only from here on: the handlers need Raft. A peer calling
+	// earlier finds its connection closed and retries.
+	n.mux.HandleRPC(transport.NewRPCServer(n.stopCtx, map[string]transport.Handler{
+		rpcApply:        n.serveApply,
+		rpcHello:        n.serveHello,
+		rpcReadIndex:    n.serveReadIndex,
+		rpcRemoveMember: n.serveRemoveMember,
+	}).ServeConn)
 	if !hasState && cfg.BootstrapSelf {
 		log.Info("bootstrapping a new single-node cluster", "node_id", cfg.NodeID, "raft_addr", localAddr)
 		boot := raft.Configuration{Servers: []raft.Server{{
