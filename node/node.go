@@ -49,6 +49,8 @@ type Node struct {
 	snaps    *raft.FileSnapshotStore
 	nodeID   raft.ServerID
 
+	// proposals queue the leader's writes for proposeLoop.
+	proposals chan *proposal
 	stampMu   sync.Mutex
 	lastStamp int64
 
@@ -81,6 +83,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, nodeID: raft.ServerID(cfg.NodeID), stop: make(chan struct{})}
 	n.stopCtx, n.stopNow = context.WithCancel(context.Background())
+	n.proposals = make(chan *proposal, maxProposalBatch)
 	if n.cfg.Passwords == nil {
 		n.cfg.Passwords = password.NewHasher(password.DefaultParams, 0)
 	}
@@ -203,7 +206,8 @@ func New(cfg Config) (*Node, error) {
 	log.Info("node started", "node_id", cfg.NodeID, "raft_addr", localAddr,
 		"data_dir", cfg.DataDir, "last_index", lastIndex, "existing_state", hasState)
 
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.proposeLoop()
 	go n.sweepExpired()
 	go n.flushTouches()
 	go n.observeLeadership(leadership)

@@ -21,6 +21,12 @@ var ErrUnavailable = errors.New("unavailable")
 // be repeated with the same request id.
 var errRetry = errors.New("retry")
 
+// errStopping: the node stopped before the write was proposed or resolved.
+var errStopping = errors.New("node is stopping")
+
+// errEncode: the event could not be encoded; retrying cannot help.
+var errEncode = errors.New("cannot encode the event")
+
 // enqueueTimeout bounds how long Raft may take to accept a proposal; the
 // commit itself is bounded by the caller's context.
 const enqueueTimeout = 2 * time.Second
@@ -87,18 +93,12 @@ func (n *Node) write(ctx context.Context, ev events.Event) (*fsm.Result, error) 
 // applyLocal proposes env on this node, which believes it leads. Errors that
 // allow a retry wrap errRetry.
 func (n *Node) applyLocal(ctx context.Context, env events.Envelope) (*fsm.Result, error) {
-	env.Time = n.stamp()
-	data, err := events.Encode(env)
-	if err != nil {
-		return nil, fmt.Errorf("node: encode %s: %w", env.Type(), err)
-	}
-	future := n.raft.Apply(data, enqueueTimeout)
-	err = waitFuture(ctx, future)
+	response, err := n.propose(ctx, env)
 	switch {
 	case err == nil:
-		res, ok := future.Response().(*fsm.Result)
+		res, ok := response.(*fsm.Result)
 		if !ok {
-			return nil, fmt.Errorf("node: unexpected apply response %T", future.Response())
+			return nil, fmt.Errorf("node: unexpected apply response %T", response)
 		}
 		return res, nil
 	case errors.Is(err, raft.ErrNotLeader),
@@ -108,26 +108,14 @@ func (n *Node) applyLocal(ctx context.Context, env events.Envelope) (*fsm.Result
 		// Not applied, or (lost leadership) maybe applied: the same request
 		// id makes the retry safe either way.
 		return nil, fmt.Errorf("%w: %v", errRetry, err)
-	case errors.Is(err, raft.ErrRaftShutdown):
+	case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, errStopping):
 		return nil, fmt.Errorf("%w: node is shutting down", ErrUnavailable)
+	case errors.Is(err, errEncode):
+		return nil, err
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return nil, fmt.Errorf("%w: write not confirmed in time (it may still apply)", ErrUnavailable)
 	}
 	return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-}
-
-// waitFuture waits for a Raft future without outliving ctx. Raft resolves
-// every future eventually (at the latest on shutdown), so the helper
-// goroutine ends.
-func waitFuture(ctx context.Context, f raft.ApplyFuture) error {
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // waitForLeader waits, up to LeaderWait and ctx, until a leader is known.

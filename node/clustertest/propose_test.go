@@ -1,0 +1,71 @@
+package clustertest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/events"
+	"github.com/sessiond/sessiond/node"
+)
+
+// The leader keeps one batch of writes in flight and queues the rest. A
+// write whose caller gives up while it waits in that queue must never be
+// proposed: the caller was told it may still apply, and a proposal nobody
+// waits for only adds to the log.
+func TestGroupCommit_WriteAbandonedInTheQueueIsNeverProposed(t *testing.T) {
+	c := Start(t, Options{Size: 3, Tweak: func(i int, cfg *node.Config) {
+		// A long lease, so that the leader keeps leading through the short
+		// cut below instead of stepping down.
+		cfg.HeartbeatTimeout = 3 * time.Second
+		cfg.ElectionTimeout = 3 * time.Second
+	}})
+	leader := c.Nodes[c.Leader()]
+	req := func(user string) node.CreateRequest {
+		return node.CreateRequest{UserID: events.UserID(user), App: "default", AuthMethod: events.AuthExchange}
+	}
+
+	// Cut the leader off: the first write is proposed at once and stays in
+	// flight, uncommitted, until the cut heals.
+	c.Isolate(leader.Index)
+	first := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, err := leader.Node.CreateSession(ctx, req("first"))
+		first <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+
+	// The second write queues behind it, and its caller gives up.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	_, err := leader.Node.CreateSession(ctx, req("abandoned"))
+	cancel()
+	if !errors.Is(err, node.ErrUnavailable) {
+		t.Fatalf("abandoned write: %v, want ErrUnavailable", err)
+	}
+	c.Heal()
+	if err := <-first; err != nil {
+		t.Fatalf("first write after the cut healed: %v", err)
+	}
+	// A later write through the same leader is applied after anything the
+	// abandoned one could have become.
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	last, err := leader.Node.CreateSession(ctx, req("last"))
+	if err != nil {
+		t.Fatalf("write after the cut: %v", err)
+	}
+	c.eachRunning(func(m *Member) {
+		if err := m.Node.WaitForIndex(ctx, last.Index); err != nil {
+			t.Fatalf("%s: wait for index %d: %v", m.ID, last.Index, err)
+		}
+		if got := len(m.Node.UserSessions("first")); got != 1 {
+			t.Errorf("%s: %d sessions of the first write's user, want 1", m.ID, got)
+		}
+		if got := m.Node.UserSessions("abandoned"); len(got) != 0 {
+			t.Errorf("%s: the abandoned write was applied: %+v", m.ID, got)
+		}
+	})
+}
