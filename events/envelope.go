@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -132,8 +133,12 @@ func Decode(data []byte) (Envelope, error) {
 	if err := msgpackcheck.Check(data[headerLen:]); err != nil {
 		return Envelope{}, fmt.Errorf("%w: %s: %v", ErrMalformed, t, err)
 	}
-	r := bytes.NewReader(data[headerLen:])
-	dec := msgpack.NewDecoder(r)
+	ds := decoders.Get().(*decodeState)
+	defer ds.release()
+	r := &ds.r
+	r.Reset(data[headerLen:])
+	dec := ds.dec
+	dec.Reset(r)
 	dec.DisallowUnknownFields(true)
 	n, err := dec.DecodeArrayLen()
 	if err != nil || n != 3 {
@@ -153,4 +158,26 @@ func Decode(data []byte) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("%w: %s has %d trailing bytes", ErrMalformed, t, r.Len())
 	}
 	return env, nil
+}
+
+// decodeState is a decoder and its reader, kept between decodes: every
+// node decodes every entry it applies, and fresh ones cost allocations.
+type decodeState struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var decoders = sync.Pool{New: func() any {
+	ds := &decodeState{}
+	ds.dec = msgpack.NewDecoder(&ds.r)
+	return ds
+}}
+
+// release drops the reference to the decoded bytes and returns ds to the
+// pool. The decoded values never point into those bytes: msgpack copies
+// strings and byte slices out.
+func (ds *decodeState) release() {
+	ds.r.Reset(nil)
+	ds.dec.Reset(&ds.r)
+	decoders.Put(ds)
 }

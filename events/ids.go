@@ -4,6 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // SessionID names one session. It is minted by the node that accepts the
@@ -39,3 +42,21 @@ func (h TokenHash) IsZero() bool { return h == TokenHash{} }
 // String shows a short, non-reversible fingerprint for debugging. It is a
 // prefix of a hash, never a token.
 func (h TokenHash) String() string { return hex.EncodeToString(h[:4]) }
+
+// DecodeMsgpack reads the hash as msgpack's generic decoder reads a byte
+// array — nil leaves it unset, up to 32 bytes fill its start, more is an
+// error — without the allocation its reflection costs for every hash of
+// every applied event. Encoding stays the generic one.
+func (h *TokenHash) DecodeMsgpack(dec *msgpack.Decoder) error {
+	n, err := dec.DecodeBytesLen()
+	if err != nil {
+		return err
+	}
+	if n == -1 {
+		return nil
+	}
+	if n > len(h) {
+		return fmt.Errorf("events.TokenHash len is %d, but msgpack has %d elements", len(h), n)
+	}
+	return dec.ReadFull(h[:n])
+}
