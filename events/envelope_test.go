@@ -151,6 +151,8 @@ func FuzzDecode(f *testing.F) {
 // TokenHash has its own msgpack decoder (to save an allocation per hash); it
 // must take and refuse exactly what the generic decoder of a 32-byte array
 // takes and refuses, or nodes of two versions would read a log differently.
+// Decoded into fresh values, as the log's entries are (see DecodeMsgpack for
+// the one difference, which entries cannot reach).
 func TestTokenHash_DecodesLikeAByteArray(t *testing.T) {
 	type generic struct {
 		H [32]byte `msgpack:"h"`

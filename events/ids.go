@@ -44,9 +44,13 @@ func (h TokenHash) IsZero() bool { return h == TokenHash{} }
 func (h TokenHash) String() string { return hex.EncodeToString(h[:4]) }
 
 // DecodeMsgpack reads the hash as msgpack's generic decoder reads a byte
-// array — nil leaves it unset, up to 32 bytes fill its start, more is an
-// error — without the allocation its reflection costs for every hash of
-// every applied event. Encoding stays the generic one.
+// array — up to 32 bytes fill its start, more is an error — without the
+// allocation its reflection costs for every hash of every applied event.
+// Encoding stays the generic one. One difference: msgpack zeroes a value
+// with a custom decoder on nil, where the generic decoder leaves it as it
+// was. Only a map that repeats a key could tell them apart, and log entries
+// never do: the leader encodes every entry from a struct (Encode), also a
+// forwarded one, which it decodes and encodes again.
 func (h *TokenHash) DecodeMsgpack(dec *msgpack.Decoder) error {
 	n, err := dec.DecodeBytesLen()
 	if err != nil {

@@ -169,7 +169,7 @@ func New(cfg Config) (*Node, error) {
 	rc.TrailingLogs = cfg.TrailingLogs
 	// Batched applies reach the FSM through BatchingFSM.ApplyBatch.
 	rc.BatchApplyCh = true
-	rc.MaxAppendEntries = 512
+	rc.MaxAppendEntries = maxProposalBatch
 	leadership := make(chan bool, 16)
 	rc.NotifyCh = leadership
 

@@ -22,8 +22,9 @@ import (
 // few large appends instead of many small ones (measured in
 // docs/architecture.md#measured). A lone write still goes out at once.
 
-// maxProposalBatch is the most writes proposed together: what Raft takes
-// into one append (Config.MaxAppendEntries).
+// maxProposalBatch is the most writes proposed together, and Raft's
+// MaxAppendEntries: one batch is one append. Raft's queue holds as many,
+// and the previous batch has left it, so proposing finds room.
 const maxProposalBatch = 512
 
 // proposal is one write waiting for proposeLoop.
@@ -58,10 +59,18 @@ func (n *Node) propose(ctx context.Context, env events.Envelope) (any, error) {
 	case pr := <-p.done:
 		return pr.response, pr.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
 	case <-n.stop:
-		return nil, errStopping
 	}
+	// An outcome that arrived together with the end is still the outcome.
+	select {
+	case pr := <-p.done:
+		return pr.response, pr.err
+	default:
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, errStopping
 }
 
 // proposeLoop stamps, encodes and proposes the queued writes, one batch at
@@ -110,10 +119,11 @@ func (n *Node) proposeLoop() {
 			proposals = append(proposals, p)
 		}
 		// The batch's slot frees once its last future resolves (applied, or
-		// failed with the leadership). Futures resolve in log order, and
-		// Raft resolves every one, at the latest when it shuts down. Only
-		// this goroutine waits on them: a Raft future must not be waited
-		// on by two goroutines at once.
+		// failed with the leadership). Only this goroutine waits on them: a
+		// Raft future must not be waited on by two goroutines at once. Raft
+		// leaves unanswered the futures still queued when it shuts down, so
+		// on a node stopped under load this goroutine stays blocked; its
+		// callers have returned, released by n.stop.
 		go func() {
 			for i, f := range futures {
 				var pr proposed

@@ -109,7 +109,7 @@ func (n *Node) applyLocal(ctx context.Context, env events.Envelope) (*fsm.Result
 		// id makes the retry safe either way.
 		return nil, fmt.Errorf("%w: %v", errRetry, err)
 	case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, errStopping):
-		return nil, fmt.Errorf("%w: node is shutting down", ErrUnavailable)
+		return nil, fmt.Errorf("%w: node is shutting down (the write may still apply)", ErrUnavailable)
 	case errors.Is(err, errEncode):
 		return nil, err
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

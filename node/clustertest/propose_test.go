@@ -29,6 +29,7 @@ func TestGroupCommit_WriteAbandonedInTheQueueIsNeverProposed(t *testing.T) {
 	// Cut the leader off: the first write is proposed at once and stays in
 	// flight, uncommitted, until the cut heals.
 	c.Isolate(leader.Index)
+	before := leader.Node.RaftStatus().LastIndex
 	first := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -36,7 +37,9 @@ func TestGroupCommit_WriteAbandonedInTheQueueIsNeverProposed(t *testing.T) {
 		_, err := leader.Node.CreateSession(ctx, req("first"))
 		first <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
+	c.WaitFor(5*time.Second, "the first write in the leader's log", func() bool {
+		return leader.Node.RaftStatus().LastIndex > before
+	})
 
 	// The second write queues behind it, and its caller gives up.
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
