@@ -72,3 +72,45 @@ func TestGroupCommit_WriteAbandonedInTheQueueIsNeverProposed(t *testing.T) {
 		}
 	})
 }
+
+// Writes waiting on a leader that stops — one in flight, one queued behind
+// it — are answered "unavailable" when it stops, not when their callers'
+// deadlines pass. Two things release them, either one enough: Raft failing
+// the proposals when the cut-off leader's lease runs out, and the node's
+// stop, which ends every wait for a proposal.
+func TestGroupCommit_StoppingLeaderReleasesWaitingWrites(t *testing.T) {
+	c := Start(t, Options{Size: 3, Tweak: func(i int, cfg *node.Config) {
+		cfg.HeartbeatTimeout = 3 * time.Second
+		cfg.ElectionTimeout = 3 * time.Second
+	}})
+	leader := c.Nodes[c.Leader()]
+	c.Isolate(leader.Index)
+	before := leader.Node.RaftStatus().LastIndex
+	const deadline = 60 * time.Second
+	results := make(chan error, 2)
+	write := func(user string) {
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		defer cancel()
+		_, err := leader.Node.CreateSession(ctx, node.CreateRequest{UserID: events.UserID(user), App: "default", AuthMethod: events.AuthExchange})
+		results <- err
+	}
+	go write("in-flight")
+	c.WaitFor(5*time.Second, "the first write in the leader's log", func() bool {
+		return leader.Node.RaftStatus().LastIndex > before
+	})
+	go write("queued")
+	time.Sleep(100 * time.Millisecond)
+
+	stopped := time.Now()
+	c.Kill(leader.Index)
+	for range 2 {
+		select {
+		case err := <-results:
+			if !errors.Is(err, node.ErrUnavailable) {
+				t.Errorf("write on the stopped leader: %v, want ErrUnavailable", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("a write still waits %s after its node was stopped", time.Since(stopped))
+		}
+	}
+}
