@@ -174,10 +174,10 @@ var decoders = sync.Pool{New: func() any {
 }}
 
 // release drops the reference to the decoded bytes and returns ds to the
-// pool. The decoded values never point into those bytes: msgpack copies
-// strings and byte slices out.
+// pool (Decode resets the decoder when it takes ds again). The decoded
+// values never point into those bytes: msgpack copies strings and byte
+// slices out.
 func (ds *decodeState) release() {
 	ds.r.Reset(nil)
-	ds.dec.Reset(&ds.r)
 	decoders.Put(ds)
 }
