@@ -135,11 +135,13 @@ func (b *bench) phase(ctx context.Context, name, target string, want int, do req
 		drive(ctx, b.o.concurrency, b.o.requests, b.o.warmup, want, do)
 	}
 	if err := b.prof.begin(name); err != nil {
-		b.log.Warn("cpu profile not started", "error", err)
+		b.log.Warn("profile not started", "error", err)
 	}
 	b.stats.reset()
 	out := drive(ctx, b.o.concurrency, b.o.requests, b.o.duration, want, do)
-	b.prof.end(name)
+	if err := b.prof.end(name); err != nil {
+		b.log.Warn("profile not written", "error", err)
+	}
 	p := summarize(name, target, out)
 	p.RaftStats = b.stats.take()
 	return p

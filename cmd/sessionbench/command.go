@@ -54,6 +54,7 @@ type options struct {
 	jsonOut        bool
 	logLevel       string
 	cpuProfile     string
+	memProfile     string
 	profilePhase   string
 	raftStats      bool
 	client         string
@@ -104,6 +105,7 @@ func newRootCommand(onStuck func()) *cobra.Command {
 	f.BoolVar(&o.jsonOut, "json", false, "print one JSON object with every figure instead of the table")
 	f.StringVar(&o.logLevel, "log-level", "warn", "level of the in-process nodes' logs on stderr: debug, info, warn or error")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the in-process cluster included) to this file")
+	f.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of this process to this file, and one taken when profiling began to this file plus .base (read with: go tool pprof -diff_base F.base F)")
 	f.StringVar(&o.profilePhase, "profile-phase", "", "profile only the measured part of this phase (default: every phase)")
 	f.StringVar(&o.client, "client", "auto", "HTTP client of the phases: raw (wrk-style, plain http only), net/http, or auto (raw unless a target is https)")
 	f.IntVar(&o.rounds, "rounds", 1, "run validate-follower and ceiling this many times, alternating, and give the median of the rounds' shares")
@@ -256,11 +258,15 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	if !o.jsonOut {
 		printHeader(stdout, rep)
 	}
-	b.prof = &profiler{path: o.cpuProfile, phase: o.profilePhase}
+	b.prof = &profiler{path: o.cpuProfile, memPath: o.memProfile, phase: o.profilePhase}
 	if err := b.prof.begin(""); err != nil {
 		return err
 	}
-	defer b.prof.close()
+	defer func() {
+		if err := b.prof.close(); err != nil {
+			b.log.Warn("profile not written", "error", err)
+		}
+	}()
 
 	runErr := b.runPhases(ctx, rep, func(p *phaseResult) {
 		if !o.jsonOut {

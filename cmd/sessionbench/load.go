@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"sync"
@@ -118,48 +119,84 @@ func errorKind(err error) string {
 
 var errDecode = errors.New("undecodable answer")
 
-// profiler writes the CPU profile: of the whole run (phase "") or of the
-// measured part of one phase.
+// profiler writes the CPU profile and the allocation profile: of the
+// whole run (phase "") or of the measured part of one phase.
 type profiler struct {
-	path, phase string
-	f           *os.File
-	on          bool
+	path, memPath, phase string
+	f                    *os.File
+	on                   bool
 }
 
 // begin starts profiling when phase is the one profiled ("" is the run).
 func (p *profiler) begin(phase string) error {
-	if p.path == "" || phase != p.phase || p.on {
+	if (p.path == "" && p.memPath == "") || phase != p.phase || p.on {
 		return nil
 	}
-	if p.f == nil {
-		f, err := os.Create(p.path)
-		if err != nil {
+	if p.path != "" {
+		if p.f == nil {
+			f, err := os.Create(p.path)
+			if err != nil {
+				return err
+			}
+			p.f = f
+		}
+		if err := pprof.StartCPUProfile(p.f); err != nil {
 			return err
 		}
-		p.f = f
 	}
-	if err := pprof.StartCPUProfile(p.f); err != nil {
-		return err
+	if p.memPath != "" {
+		// The allocation profile counts from the process's start: this
+		// snapshot, given to pprof's -diff_base, takes away cluster start
+		// and warm-up.
+		if err := writeAllocs(p.memPath + ".base"); err != nil {
+			return err
+		}
 	}
 	p.on = true
 	return nil
 }
 
 // end stops profiling at the end of the profiled phase.
-func (p *profiler) end(phase string) {
+func (p *profiler) end(phase string) error {
 	if p.on && phase == p.phase {
-		pprof.StopCPUProfile()
-		p.on = false
+		return p.stop()
 	}
+	return nil
 }
 
-func (p *profiler) close() {
-	if p.on {
+func (p *profiler) stop() error {
+	p.on = false
+	if p.path != "" {
 		pprof.StopCPUProfile()
-		p.on = false
+	}
+	if p.memPath == "" {
+		return nil
+	}
+	return writeAllocs(p.memPath)
+}
+
+// writeAllocs writes the allocation profile as of now to path.
+func writeAllocs(path string) error {
+	runtime.GC() // the profile is as of the last collection
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func (p *profiler) close() error {
+	var err error
+	if p.on {
+		err = p.stop()
 	}
 	if p.f != nil {
 		p.f.Close()
 		p.f = nil
 	}
+	return err
 }
