@@ -75,6 +75,8 @@ func newPayload(t Type, version uint8) (Event, error) {
 		ev = new(UserLimitSet)
 	case TypePolicySet:
 		ev = new(PolicySet)
+	case TypeBatch:
+		return nil, fmt.Errorf("%w: a batch entry holds events and is not one (see DecodeBatch)", ErrUnknownType)
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownType, t)
 	}

@@ -49,6 +49,8 @@ func (t Type) String() string {
 		return "UserLimitSet"
 	case TypePolicySet:
 		return "PolicySet"
+	case TypeBatch:
+		return "Batch"
 	}
 	return "Unknown"
 }

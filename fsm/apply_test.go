@@ -71,6 +71,13 @@ func TestApplyBatch_PanicsOnUndecodableCommand(t *testing.T) {
 		"unknown type":   append([]byte{0xee}, good[1:]...),
 		"future version": append([]byte{good[0], events.CurrentVersion + 1}, good[2:]...),
 		"truncated":      good[:len(good)-1],
+		"batch with an undecodable event": func() []byte {
+			batch, err := events.EncodeBatch([][]byte{good, append([]byte{0xee}, good[1:]...)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return batch
+		}(),
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -109,10 +116,10 @@ func TestApplyBatch_PanicsOnUndecodableCommand(t *testing.T) {
 func TestApply_OnApplySeesEveryCommandOutsideTheLock(t *testing.T) {
 	var seen []AppliedEvent
 	var f *FSM
-	f = New(Config{OnApply: func(a AppliedEvent) {
+	f = New(Config{OnApply: func(applied []AppliedEvent) {
 		// Reading the FSM here would deadlock if the lock were held.
 		f.Stats()
-		seen = append(seen, a)
+		seen = append(seen, applied...)
 	}})
 	logs := []*raft.Log{
 		commandLog(t, 1, events.Envelope{Time: t0, RequestID: "a", Event: created("s1", "alice")}),

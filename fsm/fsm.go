@@ -23,8 +23,9 @@ type FSM struct {
 	waitMu    sync.Mutex
 	appliedCh chan struct{}
 
-	// onApply, if set, is called after each applied event, outside the lock.
-	onApply func(AppliedEvent)
+	// onApply, if set, is called with the events of each ApplyBatch, outside
+	// the lock.
+	onApply func([]AppliedEvent)
 	// onRestore, if set, is called with the snapshot's index after a restore.
 	onRestore func(index uint64)
 }
@@ -40,9 +41,11 @@ type AppliedEvent struct {
 
 // Config configures an FSM.
 type Config struct {
-	// OnApply, if set, is called after every applied command entry, on the
-	// apply goroutine and outside the state lock. It must not block.
-	OnApply func(AppliedEvent)
+	// OnApply, if set, is called with the events applied by one ApplyBatch
+	// call, in log order, on the apply goroutine and outside the state lock.
+	// A log entry's events always come in one call (a batch entry holds
+	// several, all at the entry's index). It must not block.
+	OnApply func([]AppliedEvent)
 	// OnRestore, if set, is called with the snapshot's index after the state
 	// was replaced by a snapshot (events before it were not seen one by one).
 	OnRestore func(index uint64)
@@ -84,15 +87,35 @@ func (f *FSM) Apply(l *raft.Log) any {
 	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
+// BatchResult is the response of the raft.ApplyFuture for a batch entry
+// (events.EncodeBatch): one *Result per event, in the batch's order.
+type BatchResult []*Result
+
 // ApplyBatch applies committed entries in order and returns one response per
-// entry: a *Result for commands, nil for anything else (configuration
-// changes and the like).
+// entry: a *Result for an event, a BatchResult for a batch of events, nil
+// for anything else (configuration changes and the like).
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	var applied []AppliedEvent
 	f.mu.Lock()
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
+			continue
+		}
+		if events.IsBatch(l.Data) {
+			envs, err := events.DecodeBatch(l.Data)
+			if err != nil {
+				f.mu.Unlock()
+				panic(fmt.Sprintf("fsm: cannot apply log entry %d: %v", l.Index, err))
+			}
+			results := make(BatchResult, len(envs))
+			for j, env := range envs {
+				results[j] = f.st.apply(l.Index, env)
+				if f.onApply != nil {
+					applied = append(applied, AppliedEvent{Index: l.Index, Envelope: env, Result: results[j]})
+				}
+			}
+			out[i] = results
 			continue
 		}
 		env, err := events.Decode(l.Data)
@@ -112,8 +135,8 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.mu.Unlock()
 	f.notifyApplied()
-	for _, a := range applied {
-		f.onApply(a)
+	if f.onApply != nil && len(applied) > 0 {
+		f.onApply(applied)
 	}
 	return out
 }

@@ -84,13 +84,21 @@ func (s *Server) streamEvents(c echo.Context) error {
 	keepAlive := time.NewTicker(eventsKeepAlive)
 	defer keepAlive.Stop()
 	for {
-		for _, r := range recs {
+		for i, r := range recs {
 			data, err := json.Marshal(eventJSON{EventRecord: r, Time: apiTime(r.Time)})
 			if err != nil {
 				return nil // cannot happen: plain fields
 			}
 			_ = rc.SetWriteDeadline(time.Now().Add(eventsKeepAlive))
-			if _, err := fmt.Fprintf(res, "id: %d\nevent: %s\ndata: %s\n\n", r.Index, r.Type, data); err != nil {
+			// Several events can share an index (writes proposed together);
+			// the id, which a reconnect resumes after, comes with the last of
+			// them, so a reader cut off inside an index gets all of it again.
+			// Events of one index always arrive in one recs.
+			id := ""
+			if i == len(recs)-1 || recs[i+1].Index != r.Index {
+				id = fmt.Sprintf("id: %d\n", r.Index)
+			}
+			if _, err := fmt.Fprintf(res, "%sevent: %s\ndata: %s\n\n", id, r.Type, data); err != nil {
 				return nil // the client went away
 			}
 			after = r.Index

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -144,4 +146,43 @@ func TestEvents_BadInputAndAuth(t *testing.T) {
 	expectError(t, "after=x", r, http.StatusBadRequest, "bad_request", "after")
 	r = a.admin(t, http.MethodGet, "/v1/events?follow=maybe", nil)
 	expectError(t, "follow=maybe", r, http.StatusBadRequest, "bad_request", "follow")
+}
+
+// Writes proposed together share one log entry and so one index. The SSE
+// id, which a reconnect resumes after, comes only with the last event of
+// an index, so that a reader cut off inside one gets all of it again.
+func TestEvents_EventsOfOneIndexShareOneID(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	const writes = 48
+	var wg sync.WaitGroup
+	for i := range writes {
+		wg.Go(func() { a.create(t, fmt.Sprintf("user%d", i), nil) })
+	}
+	wg.Wait()
+	_, sc, _ := openEvents(t, a, "?after=0&follow=false")
+	evs := readEvents(t, sc, writes)
+	shared := 0
+	var lastID uint64
+	for i, e := range evs {
+		index := uint64(e.data["index"].(float64))
+		lastOfIndex := i == len(evs)-1 || uint64(evs[i+1].data["index"].(float64)) != index
+		switch {
+		case lastOfIndex && e.id != index:
+			t.Errorf("event %d, the last of index %d, has id %d", i, index, e.id)
+		case !lastOfIndex && e.id != 0:
+			t.Errorf("event %d has id %d, but more events of index %d follow", i, e.id, index)
+		case !lastOfIndex:
+			shared++
+		}
+		if e.id != 0 {
+			if e.id <= lastID {
+				t.Errorf("ids out of order: %d after %d", e.id, lastID)
+			}
+			lastID = e.id
+		}
+	}
+	if shared == 0 {
+		t.Fatalf("%d concurrent creates all took an index of their own: no batch entry to check", writes)
+	}
 }

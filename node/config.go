@@ -92,6 +92,11 @@ type Config struct {
 	// Clock is the node's wall clock: it stamps events (when leading) and is
 	// "now" for reads. Tests move it; nil means time.Now.
 	Clock func() time.Time
+
+	// noBatchEntries makes the node behave, for batch entries, like a
+	// version that predates them: it neither announces that it reads them
+	// nor packs writes into them. Tests of mixed versions set it.
+	noBatchEntries bool
 }
 
 // Default returns a single-node configuration on 127.0.0.1 with data in ./data.

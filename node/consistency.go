@@ -37,6 +37,9 @@ func (n *Node) observeLeadership(notify <-chan bool) {
 		case leading := <-notify:
 			generation++
 			n.leaderReady.Store(false)
+			// Decided afresh for each term, after the barrier: another
+			// leader may have changed the configuration meanwhile.
+			n.batchEntries.Store(false)
 			if !leading {
 				continue
 			}
@@ -48,6 +51,7 @@ func (n *Node) observeLeadership(notify <-chan bool) {
 					return
 				}
 				if n.leaderGen.Load() == gen && n.IsLeader() {
+					n.updateBatchEntries()
 					n.leaderReady.Store(true)
 				}
 			}()

@@ -59,17 +59,25 @@ func newEventTail(size int, floor uint64) *eventTail {
 	return &eventTail{buf: make([]EventRecord, size), floor: floor, last: floor, changed: make(chan struct{})}
 }
 
-func (t *eventTail) add(r EventRecord) {
-	t.mu.Lock()
-	if t.n == len(t.buf) {
-		// The oldest record falls out: a reader must now start after it.
-		t.floor = t.buf[t.next].Index
-	} else {
-		t.n++
+// add appends the records of one apply, under one lock: a log entry's
+// records (a batch entry has several, at one index) are never seen in part.
+func (t *eventTail) add(rs []EventRecord) {
+	if len(rs) == 0 {
+		return
 	}
-	t.buf[t.next] = r
-	t.next = (t.next + 1) % len(t.buf)
-	t.last = r.Index
+	t.mu.Lock()
+	for _, r := range rs {
+		if t.n == len(t.buf) {
+			// The oldest record falls out: a reader must now start after
+			// its index (records of that index still held are not all).
+			t.floor = t.buf[t.next].Index
+		} else {
+			t.n++
+		}
+		t.buf[t.next] = r
+		t.next = (t.next + 1) % len(t.buf)
+		t.last = r.Index
+	}
 	close(t.changed)
 	t.changed = make(chan struct{})
 	t.mu.Unlock()
@@ -84,8 +92,10 @@ func (t *eventTail) reset(index uint64) {
 	t.mu.Unlock()
 }
 
-// after returns up to max records with index > after, oldest first, and a
-// channel closed when more arrive.
+// after returns the records with index > after, oldest first, and a
+// channel closed when more arrive. It returns about max: never fewer when
+// as many are held, and more only to finish the last index, since a reader
+// continues after the last index it got and must have all of it.
 func (t *eventTail) after(after uint64, max int) ([]EventRecord, <-chan struct{}, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -94,11 +104,15 @@ func (t *eventTail) after(after uint64, max int) ([]EventRecord, <-chan struct{}
 	}
 	var out []EventRecord
 	start := (t.next - t.n + len(t.buf)) % len(t.buf)
-	for i := 0; i < t.n && len(out) < max; i++ {
+	for i := 0; i < t.n; i++ {
 		r := t.buf[(start+i)%len(t.buf)]
-		if r.Index > after {
-			out = append(out, r)
+		if r.Index <= after {
+			continue
 		}
+		if len(out) >= max && r.Index != out[len(out)-1].Index {
+			break
+		}
+		out = append(out, r)
 	}
 	return out, t.changed, nil
 }

@@ -36,6 +36,9 @@ type memberMeta struct {
 	Region   string `msgpack:"g"`
 	Voter    bool   `msgpack:"v"`
 	Expect   int    `msgpack:"e"`
+	// Batches: the node reads batch entries (events.TypeBatch). Older
+	// versions neither send nor know the field.
+	Batches bool `msgpack:"b,omitempty"`
 }
 
 // Member is a node as gossip sees it.
@@ -73,14 +76,16 @@ type gossip struct {
 	// later). Dead and departed members stay, with their status.
 	tableMu sync.Mutex
 	table   map[string]Member
-	expects map[string]int // bootstrap-expect each member announces
-	self    string         // this node's gossip address
+	expects map[string]int  // bootstrap-expect each member announces
+	batches map[string]bool // whether each member reads batch entries, as last announced
+	self    string          // this node's gossip address
 }
 
 func (n *Node) startGossip() error {
 	meta, err := msgpack.Marshal(memberMeta{
 		ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), HTTPAddr: n.cfg.HTTPAddr,
 		Region: n.cfg.Region, Voter: n.cfg.Voter, Expect: n.cfg.BootstrapExpect,
+		Batches: !n.cfg.noBatchEntries,
 	})
 	if err != nil {
 		return err
@@ -89,7 +94,7 @@ func (n *Node) startGossip() error {
 		return fmt.Errorf("node: gossip metadata is %d bytes, memberlist allows %d: shorten the ids and addresses", len(meta), memberlist.MetaMaxSize)
 	}
 	g := &gossip{n: n, meta: meta, events: make(chan struct{}, 1), deadSince: make(map[string]time.Time),
-		table: make(map[string]Member), expects: make(map[string]int)}
+		table: make(map[string]Member), expects: make(map[string]int), batches: make(map[string]bool)}
 
 	host, portStr, err := net.SplitHostPort(n.cfg.GossipAddr)
 	if err != nil {
@@ -221,6 +226,15 @@ func (g *gossip) record(n *memberlist.Node, status string) {
 		Voter: meta.Voter, Status: status, GossipAddr: n.Address(),
 	}
 	g.expects[meta.ID] = meta.Expect
+	g.batches[meta.ID] = meta.Batches
+}
+
+// readsBatches reports whether the member with this id announced that it
+// reads batch entries. A member never seen does not.
+func (g *gossip) readsBatches(id string) bool {
+	g.tableMu.Lock()
+	defer g.tableMu.Unlock()
+	return g.batches[id]
 }
 
 func (g *gossip) nudge() {
@@ -403,6 +417,7 @@ func (g *gossip) reconcile() {
 	for _, s := range servers {
 		inRaft[s.ID] = s
 	}
+	g.n.updateBatchEntries()
 	members := g.members()
 	byID := make(map[string]Member, len(members))
 	now := time.Now()

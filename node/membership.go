@@ -27,6 +27,13 @@ func (n *Node) AddServer(id, addr string, voter bool) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
 	}
+	n.batchMu.Lock()
+	defer n.batchMu.Unlock()
+	if id != n.cfg.NodeID && (n.gossip == nil || !n.gossip.readsBatches(id)) && n.batchEntries.Swap(false) {
+		// Stop packing before the server receives entries written from now
+		// on (see updateBatchEntries).
+		n.log.Warn("adding a server not known to read batch entries: writes are no longer packed", "server_id", id)
+	}
 	var f raft.IndexFuture
 	if voter {
 		f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, membershipTimeout)

@@ -51,8 +51,12 @@ type Node struct {
 
 	// proposals queue the leader's writes for proposeLoop.
 	proposals chan *proposal
-	stampMu   sync.Mutex
-	lastStamp int64
+	// batchEntries is true while every server in the Raft configuration
+	// reads batch entries, so proposeLoop may pack writes into them.
+	batchEntries atomic.Bool
+	batchMu      sync.Mutex // serializes deciding batchEntries with AddServer
+	stampMu      sync.Mutex
+	lastStamp    int64
 
 	// touches are uses of sessions with an idle timeout seen here and not
 	// yet replicated.
@@ -94,7 +98,14 @@ func New(cfg Config) (*Node, error) {
 	n.events = newEventTail(EventTailSize, 0)
 	n.metrics = newMetrics(n)
 	n.fsm = fsm.New(fsm.Config{
-		OnApply:   func(a fsm.AppliedEvent) { n.events.add(recordOf(a)); n.metrics.applied(n, a) },
+		OnApply: func(applied []fsm.AppliedEvent) {
+			records := make([]EventRecord, len(applied))
+			for i, a := range applied {
+				records[i] = recordOf(a)
+				n.metrics.applied(n, a)
+			}
+			n.events.add(records)
+		},
 		OnRestore: func(index uint64) { n.events.reset(index); n.metrics.restored() },
 	})
 

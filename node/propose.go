@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/sessiond/sessiond/events"
+	"github.com/sessiond/sessiond/fsm"
 )
 
 // Group commit. The leader's writes reach Raft through one goroutine,
@@ -100,8 +101,8 @@ func (n *Node) proposeLoop() {
 				break collect
 			}
 		}
-		futures := make([]raft.ApplyFuture, 0, len(batch))
-		proposals := make([]*proposal, 0, len(batch))
+		var entries []*entry
+		var pending *entry
 		for i, p := range batch {
 			batch[i] = nil
 			if p.ctx.Err() != nil {
@@ -115,8 +116,14 @@ func (n *Node) proposeLoop() {
 				p.done <- proposed{err: fmt.Errorf("node: %w %s: %v", errEncode, p.env.Type(), err)}
 				continue
 			}
-			futures = append(futures, n.raft.Apply(data, enqueueTimeout))
-			proposals = append(proposals, p)
+			if pending == nil || !n.batchEntries.Load() || pending.size+len(data) > maxBatchEntryBytes {
+				pending = &entry{}
+				entries = append(entries, pending)
+			}
+			pending.add(p, data)
+		}
+		for _, e := range entries {
+			e.propose(n.raft)
 		}
 		// The batch's slot frees once its last future resolves (applied, or
 		// failed with the leadership). Only this goroutine waits on them: a
@@ -125,14 +132,99 @@ func (n *Node) proposeLoop() {
 		// on a node stopped under load this goroutine stays blocked; its
 		// callers have returned, released by n.stop.
 		go func() {
-			for i, f := range futures {
-				var pr proposed
-				if pr.err = f.Error(); pr.err == nil {
-					pr.response = f.Response()
-				}
-				proposals[i].done <- pr
+			for _, e := range entries {
+				e.deliver()
 			}
 			<-inFlight
 		}()
+	}
+}
+
+// maxBatchEntryBytes bounds a batch entry: writes beyond it go into the
+// next entry of the same append.
+const maxBatchEntryBytes = 1 << 20
+
+// entry is one Raft log entry of a batch: one write, or several packed
+// into a batch entry (events.EncodeBatch) that the state machine applies
+// in order at one index.
+type entry struct {
+	proposals []*proposal
+	data      [][]byte
+	size      int
+	future    raft.ApplyFuture
+	err       error // why the entry was never proposed
+}
+
+func (e *entry) add(p *proposal, data []byte) {
+	e.proposals = append(e.proposals, p)
+	e.data = append(e.data, data)
+	e.size += len(data)
+}
+
+func (e *entry) propose(r *raft.Raft) {
+	if len(e.data) == 1 {
+		e.future = r.Apply(e.data[0], enqueueTimeout)
+		return
+	}
+	packed, err := events.EncodeBatch(e.data)
+	if err != nil {
+		e.err = fmt.Errorf("node: %w batch: %v", errEncode, err)
+		return
+	}
+	e.future = r.Apply(packed, enqueueTimeout)
+}
+
+// deliver waits for the entry's outcome and hands each write its own.
+func (e *entry) deliver() {
+	if e.err == nil {
+		e.err = e.future.Error()
+	}
+	if e.err != nil {
+		for _, p := range e.proposals {
+			p.done <- proposed{err: e.err}
+		}
+		return
+	}
+	response := e.future.Response()
+	if len(e.proposals) == 1 {
+		e.proposals[0].done <- proposed{response: response}
+		return
+	}
+	results, ok := response.(fsm.BatchResult)
+	if !ok || len(results) != len(e.proposals) {
+		err := fmt.Errorf("node: unexpected response %T to a batch of %d", response, len(e.proposals))
+		for _, p := range e.proposals {
+			p.done <- proposed{err: err}
+		}
+		return
+	}
+	for i, p := range e.proposals {
+		p.done <- proposed{response: results[i]}
+	}
+}
+
+// updateBatchEntries decides, on the leader, whether proposeLoop may pack
+// writes into batch entries: only while every server in the Raft
+// configuration reads them. A node of an older version stops at the first
+// batch entry it meets, so during a rolling upgrade the leader packs
+// nothing until the last node runs this version. Without gossip the
+// leader knows no other node's version and packs only when alone.
+func (n *Node) updateBatchEntries() {
+	// Under batchMu, so that it never decides on a configuration that an
+	// AddServer running meanwhile is changing.
+	n.batchMu.Lock()
+	defer n.batchMu.Unlock()
+	servers, err := n.Servers()
+	if err != nil {
+		return
+	}
+	all := !n.cfg.noBatchEntries
+	for _, s := range servers {
+		if all && s.ID != n.cfg.NodeID {
+			all = n.gossip != nil && n.gossip.readsBatches(s.ID)
+		}
+	}
+	if n.batchEntries.Swap(all) != all {
+		n.log.Info("packing writes into batch entries", "enabled", all)
 	}
 }

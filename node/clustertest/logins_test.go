@@ -185,12 +185,38 @@ func limitRound(t *testing.T, c *Cluster, round int, user string, logins, limit 
 		t.Fatalf("%s: %d logins answered 201, want %d (%d refused)", user, len(winners), want, len(refused))
 	}
 	// The sessions that stay are the last `limit` created, in log order.
+	// Writes packed into one batch entry share its index and apply in an
+	// order the answers do not show, so among the winners at the oldest
+	// index that stays, which ones stay is up to the log: the nodes must
+	// agree on it.
 	slices.SortFunc(winners, func(a, b winner) int { return cmp.Compare(b.index, a.index) })
+	boundary := winners[limit-1].index
+	mustStay, mayStay := map[string]bool{}, map[string]bool{}
+	for _, w := range winners {
+		switch {
+		case w.index > boundary:
+			mustStay[w.id] = true
+		case w.index == boundary:
+			mayStay[w.id] = true
+		}
+	}
 	var kept []string
-	for _, w := range winners[:limit] {
-		kept = append(kept, w.id)
+	for _, s := range activeSessions(t, c.Nodes[0], user, top) {
+		kept = append(kept, s.SessionID)
 	}
 	slices.Sort(kept)
+	if len(kept) != limit {
+		t.Fatalf("%s: %d active sessions %v, want %d", user, len(kept), kept, limit)
+	}
+	for _, id := range kept {
+		if !mustStay[id] && !mayStay[id] {
+			t.Fatalf("%s: session %s stays, but %d newer sessions got in", user, id, limit)
+		}
+		delete(mustStay, id)
+	}
+	if len(mustStay) > 0 {
+		t.Fatalf("%s: sessions %v were evicted, but fewer than %d newer ones got in", user, mustStay, limit)
+	}
 	for _, r := range refused {
 		var body struct {
 			Error struct {

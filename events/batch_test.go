@@ -1,0 +1,133 @@
+package events
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func encodeAll(t *testing.T, envs []Envelope) [][]byte {
+	t.Helper()
+	out := make([][]byte, len(envs))
+	for i, env := range envs {
+		data, err := Encode(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = data
+	}
+	return out
+}
+
+func TestBatch_RoundTripKeepsEveryEventInOrder(t *testing.T) {
+	envs := sampleEnvelopes()
+	// Enough entries for a 16-bit array length, and one entry over 255
+	// bytes for a 16-bit bin length.
+	for len(envs) < 40 {
+		envs = append(envs, sampleEnvelopes()...)
+	}
+	big := Envelope{Time: 9, RequestID: strings.Repeat("r", 300), Event: &SessionsExpired{Until: 9}}
+	envs = append(envs, big)
+	entry, err := EncodeBatch(encodeAll(t, envs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !IsBatch(entry) {
+		t.Fatal("IsBatch is false for a batch")
+	}
+	got, err := DecodeBatch(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]Envelope, len(envs))
+	for i, env := range envs {
+		env.Version = CurrentVersion
+		want[i] = env
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded batch differs:\n got %+v\nwant %+v", got, want)
+	}
+	if one, _ := Encode(envs[0]); IsBatch(one) {
+		t.Error("IsBatch is true for a single envelope")
+	}
+}
+
+func TestBatch_RefusesWhatItCannotApplyWhole(t *testing.T) {
+	good := encodeAll(t, sampleEnvelopes()[:3])
+	entry, err := EncodeBatch(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EncodeBatch(nil); !errors.Is(err, ErrMalformed) {
+		t.Errorf("empty batch: %v", err)
+	}
+	if _, err := EncodeBatch([][]byte{good[0], entry}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("batch inside a batch: %v", err)
+	}
+	if _, err := Decode(entry); !errors.Is(err, ErrUnknownType) {
+		t.Errorf("Decode of a batch: %v, want ErrUnknownType", err)
+	}
+
+	nested := append([]byte{byte(TypeBatch), batchVersion, 0x92}, appendBinLen(nil, len(good[0]))...)
+	nested = append(nested, good[0]...)
+	nested = appendBinLen(nested, len(entry))
+	nested = append(nested, entry...)
+
+	// The first envelope (after the array and bin headers) gets a type no
+	// build knows.
+	badInner := bytes.Clone(entry)
+	if badInner[3] != 0xc4 || badInner[5] != good[0][0] {
+		t.Fatalf("layout changed: % x", badInner[:8])
+	}
+	badInner[5] = 0xee
+
+	cases := map[string]struct {
+		entry []byte
+		want  error
+	}{
+		"unknown version":   {append([]byte{byte(TypeBatch), 2}, entry[2:]...), ErrUnsupportedVersion},
+		"truncated":         {entry[:len(entry)-5], ErrMalformed},
+		"trailing bytes":    {append(bytes.Clone(entry), 0xc0), ErrMalformed},
+		"no body":           {entry[:2], ErrMalformed},
+		"not an array":      {[]byte{byte(TypeBatch), batchVersion, 0xc0}, ErrMalformed},
+		"empty array":       {[]byte{byte(TypeBatch), batchVersion, 0x90}, ErrMalformed},
+		"count beyond data": {[]byte{byte(TypeBatch), batchVersion, 0xdd, 0x7f, 0xff, 0xff, 0xff, 0xc4, 0x00}, ErrMalformed},
+		"not a bin":         {[]byte{byte(TypeBatch), batchVersion, 0x91, 0xa1, 'x'}, ErrMalformed},
+		"bin beyond data":   {[]byte{byte(TypeBatch), batchVersion, 0x91, 0xc5, 0xff, 0xff, 0x01}, ErrMalformed},
+		"batch inside":      {nested, ErrMalformed},
+		"bad envelope":      {badInner, ErrUnknownType},
+	}
+	for name, c := range cases {
+		if _, err := DecodeBatch(c.entry); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+	}
+}
+
+// TestBatch_Golden pins the batch wire form, as TestWireFormat_Golden does
+// for the events.
+func TestBatch_Golden(t *testing.T) {
+	entry, err := EncodeBatch(encodeAll(t, sampleEnvelopes()[:2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := hex.EncodeToString(entry) + "\n"
+	path := filepath.Join("testdata", "batch.golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (create it with -update): %v", err)
+	}
+	if got != string(want) {
+		t.Fatalf("batch wire form changed:\n got %s\nwant %s", got, want)
+	}
+}

@@ -1,0 +1,104 @@
+package node
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/events"
+)
+
+// leaderOf waits for one of the nodes to lead and be ready for writes.
+func leaderOf(t *testing.T, nodes []*Node) *Node {
+	t.Helper()
+	var leader *Node
+	waitFor(t, 15*time.Second, "a ready leader", func() bool {
+		for _, n := range nodes {
+			if n.IsLeader() && n.leaderReady.Load() {
+				leader = n
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// concurrentCreates makes count sessions through n, all at once, and
+// returns how many log entries they took.
+func concurrentCreates(t *testing.T, n *Node, count int) uint64 {
+	t.Helper()
+	before := n.AppliedIndex()
+	var wg sync.WaitGroup
+	errs := make(chan error, count)
+	for i := range count {
+		wg.Go(func() {
+			_, err := n.CreateSession(ctx(t), CreateRequest{UserID: events.UserID(fmt.Sprintf("u%d", i)), App: "default", AuthMethod: events.AuthImpersonation})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+	}
+	return n.AppliedIndex() - before
+}
+
+// A node of an older version stops at the first batch entry it meets, so
+// the leader packs writes only while every server announces that it reads
+// them: not while one does not, and again once it has been upgraded.
+func TestBatchEntries_OnlyWhileEveryServerReadsThem(t *testing.T) {
+	const writes = 64
+	seed := mustStart(t, gossipConfig(t, "n0", 3))
+	second := mustStart(t, gossipConfig(t, "n1", 3, seed.GossipAddr()))
+	oldCfg := gossipConfig(t, "n2", 3, seed.GossipAddr())
+	oldCfg.noBatchEntries = true
+	old := mustStart(t, oldCfg)
+	nodes := []*Node{seed, second, old}
+	waitFor(t, 15*time.Second, "three voters", func() bool {
+		v, _ := voterCount(t, seed)
+		return v == 3
+	})
+
+	leader := leaderOf(t, nodes)
+	if entries := concurrentCreates(t, leader, writes); entries < writes {
+		t.Fatalf("with a member of an older version: %d writes took %d entries, want one each", writes, entries)
+	}
+	if leader.batchEntries.Load() {
+		t.Fatal("the leader would pack writes while a member cannot read batch entries")
+	}
+
+	// The upgrade: the same node, on its data dir, now of this version.
+	old.Close()
+	newCfg := gossipConfig(t, "n2", 3, seed.GossipAddr())
+	newCfg.DataDir = oldCfg.DataDir
+	upgraded := mustStart(t, newCfg)
+	nodes = []*Node{seed, second, upgraded}
+	waitFor(t, 20*time.Second, "the leader to pack writes once every server reads batch entries", func() bool {
+		for _, n := range nodes {
+			if n.IsLeader() && n.batchEntries.Load() {
+				return true
+			}
+		}
+		return false
+	})
+	leader = leaderOf(t, nodes)
+	entries := concurrentCreates(t, leader, writes)
+	if entries >= writes {
+		t.Fatalf("with every server reading batch entries: %d concurrent writes took %d entries, want fewer", writes, entries)
+	}
+	t.Logf("%d concurrent writes took %d entries", writes, entries)
+	// Every node applies the packed writes to the same state.
+	for _, n := range nodes {
+		if err := n.WaitForIndex(ctx(t), leader.AppliedIndex()); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := n.fsm.Stats().Sessions, leader.fsm.Stats().Sessions; got != want {
+			t.Errorf("node %s holds %d sessions, the leader %d", n.ID(), got, want)
+		}
+	}
+}
