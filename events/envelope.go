@@ -96,14 +96,17 @@ func Encode(env Envelope) ([]byte, error) {
 	if version == 0 {
 		version = CurrentVersion
 	}
-	if _, err := newPayload(env.Event.EventType(), version); err != nil {
+	if err := checkPayload(env.Event.EventType(), version); err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	buf.Grow(256)
+	es := encoders.Get().(*encodeState)
+	defer es.release()
+	buf := &es.buf
+	buf.Reset()
 	buf.WriteByte(byte(env.Event.EventType()))
 	buf.WriteByte(version)
-	enc := msgpack.NewEncoder(&buf)
+	enc := es.enc
+	enc.Reset(buf)
 	if err := enc.EncodeArrayLen(3); err != nil {
 		return nil, err
 	}
@@ -116,7 +119,44 @@ func Encode(env Envelope) ([]byte, error) {
 	if err := enc.Encode(env.Event); err != nil {
 		return nil, fmt.Errorf("events: encode %s: %w", env.Event.EventType(), err)
 	}
-	return buf.Bytes(), nil
+	// The entry outlives the call (Raft keeps it), the buffer does not.
+	return bytes.Clone(buf.Bytes()), nil
+}
+
+// encodeState is an encoder and its buffer, kept between encodes: a write
+// is encoded on the node that takes it and again on the leader.
+type encodeState struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	es := &encodeState{}
+	es.buf.Grow(512)
+	es.enc = msgpack.NewEncoder(&es.buf)
+	return es
+}}
+
+// release returns es to the pool, unless an unusually large event grew its
+// buffer.
+func (es *encodeState) release() {
+	if es.buf.Cap() > 64<<10 {
+		return
+	}
+	encoders.Put(es)
+}
+
+// checkPayload says, as newPayload would but without allocating, whether
+// this build writes and reads the given type and version.
+func checkPayload(t Type, version uint8) error {
+	if t == TypeBatch || t.String() == "Unknown" {
+		_, err := newPayload(t, version) // for its error
+		return err
+	}
+	if version != CurrentVersion {
+		return fmt.Errorf("%w: %s version %d", ErrUnsupportedVersion, t, version)
+	}
+	return nil
 }
 
 // Decode reads an envelope written by Encode. Unknown types and versions,
