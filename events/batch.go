@@ -65,7 +65,7 @@ func DecodeBatch(entry []byte) ([]Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n == 0 {
+	if n <= 0 { // negative: a 32-bit count past int's range
 		return nil, fmt.Errorf("%w: an empty batch", ErrMalformed)
 	}
 	// Every element takes at least a bin header and an envelope header, so

@@ -28,6 +28,8 @@ type FSM struct {
 	onApply func([]AppliedEvent)
 	// onRestore, if set, is called with the snapshot's index after a restore.
 	onRestore func(index uint64)
+
+	refuseBatches bool // see Config.RefuseBatches
 }
 
 // AppliedEvent describes one applied event for observers (metrics, the
@@ -49,11 +51,14 @@ type Config struct {
 	// OnRestore, if set, is called with the snapshot's index after the state
 	// was replaced by a snapshot (events before it were not seen one by one).
 	OnRestore func(index uint64)
+	// RefuseBatches makes the state machine meet a batch entry as a version
+	// before batch entries would: it stops. For tests of mixed versions.
+	RefuseBatches bool
 }
 
 // New returns an empty FSM with the default policy.
 func New(cfg Config) *FSM {
-	return &FSM{st: newState(0), appliedCh: make(chan struct{}), onApply: cfg.OnApply, onRestore: cfg.OnRestore}
+	return &FSM{st: newState(0), appliedCh: make(chan struct{}), onApply: cfg.OnApply, onRestore: cfg.OnRestore, refuseBatches: cfg.RefuseBatches}
 }
 
 // Result is what applying one entry produced. It is the response of the
@@ -103,6 +108,10 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			continue
 		}
 		if events.IsBatch(l.Data) {
+			if f.refuseBatches {
+				f.mu.Unlock()
+				panic(fmt.Sprintf("fsm: cannot apply log entry %d: a batch entry, and this state machine refuses them", l.Index))
+			}
 			envs, err := events.DecodeBatch(l.Data)
 			if err != nil {
 				f.mu.Unlock()

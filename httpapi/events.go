@@ -17,8 +17,10 @@ import (
 // GET /v1/events (admin): Server-Sent Events of applied events (SPEC §4).
 // It replays what this node holds after ?after= (or the Last-Event-ID a
 // reconnecting client sends), then follows new events as they are applied.
-// Each event's id is its Raft index, so a reconnect resumes exactly where
-// the stream broke off: nothing lost, nothing repeated. Events older than
+// Each event's id is its Raft index; events of one log entry share it and
+// only the last of them carries the id, so a reconnect resumes after the
+// last index received whole: nothing lost, and nothing repeated unless the
+// stream broke inside an index. Events older than
 // the node's in-memory tail answer 410. ?follow=false ends the stream once
 // the replay is done.
 
@@ -103,9 +105,11 @@ func (s *Server) streamEvents(c echo.Context) error {
 			}
 			after = r.Index
 		}
-		if len(recs) == eventsBatch {
-			// More are held: send them before waiting.
-		} else {
+		// Asked again rather than judged by the count: a read returns
+		// more than eventsBatch when it finishes an index. The channel of
+		// the read that found nothing new is the one to wait on.
+		recs, changed, err = src.Events(after, eventsBatch)
+		if err == nil && len(recs) == 0 {
 			if err := rc.Flush(); err != nil {
 				return nil
 			}
@@ -115,8 +119,8 @@ func (s *Server) streamEvents(c echo.Context) error {
 			if !s.waitForEvents(ctx, changed, keepAlive.C, res, rc) {
 				return nil
 			}
+			recs, changed, err = src.Events(after, eventsBatch)
 		}
-		recs, changed, err = src.Events(after, eventsBatch)
 		if err != nil {
 			// The tail moved past this reader (or a snapshot reset it): end
 			// the stream; the reconnect gets 410 and starts over.

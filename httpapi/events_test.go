@@ -11,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/events"
+	"github.com/sessiond/sessiond/node"
 )
 
 type sseEvent struct {
@@ -154,10 +157,15 @@ func TestEvents_BadInputAndAuth(t *testing.T) {
 func TestEvents_EventsOfOneIndexShareOneID(t *testing.T) {
 	t.Parallel()
 	a := startAPI(t)
-	const writes = 48
+	const writes = 200
 	var wg sync.WaitGroup
 	for i := range writes {
-		wg.Go(func() { a.create(t, fmt.Sprintf("user%d", i), nil) })
+		wg.Go(func() {
+			if _, err := a.node.CreateSession(context.Background(), node.CreateRequest{
+				UserID: events.UserID(fmt.Sprintf("user%d", i)), App: "default", AuthMethod: events.AuthImpersonation}); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 	wg.Wait()
 	_, sc, _ := openEvents(t, a, "?after=0&follow=false")
@@ -185,4 +193,41 @@ func TestEvents_EventsOfOneIndexShareOneID(t *testing.T) {
 	if shared == 0 {
 		t.Fatalf("%d concurrent creates all took an index of their own: no batch entry to check", writes)
 	}
+}
+
+// A replay longer than one read of the node's tail (512 events), with
+// indexes shared by packed writes, arrives whole: with follow=false the
+// stream ends only after the last event.
+func TestEvents_LongReplayOfPackedWritesIsComplete(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	const writes = 1300
+	var wg sync.WaitGroup
+	errs := make(chan error, writes)
+	for i := range writes {
+		wg.Go(func() {
+			_, err := a.node.CreateSession(context.Background(), node.CreateRequest{
+				UserID: events.UserID(fmt.Sprintf("user%d", i)), App: "default", AuthMethod: events.AuthImpersonation})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, sc, _ := openEvents(t, a, "?after=0&follow=false")
+	evs := readEvents(t, sc, writes)
+	indexes := map[float64]bool{}
+	for _, e := range evs {
+		indexes[e.data["index"].(float64)] = true
+	}
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "event: ") {
+			t.Errorf("more than %d events: %q", writes, sc.Text())
+		}
+	}
+	t.Logf("%d events in %d indexes", writes, len(indexes))
 }

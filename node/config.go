@@ -94,8 +94,9 @@ type Config struct {
 	Clock func() time.Time
 
 	// noBatchEntries makes the node behave, for batch entries, like a
-	// version that predates them: it neither announces that it reads them
-	// nor packs writes into them. Tests of mixed versions set it.
+	// version that predates them: it does not announce that it reads them,
+	// packs no writes into them, and stops at one it meets. Tests of mixed
+	// versions set it.
 	noBatchEntries bool
 }
 

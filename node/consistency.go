@@ -37,21 +37,25 @@ func (n *Node) observeLeadership(notify <-chan bool) {
 		case leading := <-notify:
 			generation++
 			n.leaderReady.Store(false)
-			// Decided afresh for each term, after the barrier: another
-			// leader may have changed the configuration meanwhile.
+			gen := generation
+			// Packing is decided afresh for each term, after the barrier:
+			// another leader may have changed the configuration meanwhile.
+			// The new generation makes decisions still running from the
+			// last term drop theirs.
+			n.batchMu.Lock()
 			n.batchEntries.Store(false)
+			n.leaderGen.Store(gen)
+			n.batchMu.Unlock()
 			if !leading {
 				continue
 			}
-			gen := generation
-			n.leaderGen.Store(gen)
 			go func() {
 				if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
 					n.log.Warn("barrier after winning the election failed", "error", err)
 					return
 				}
 				if n.leaderGen.Load() == gen && n.IsLeader() {
-					n.updateBatchEntries()
+					n.updateBatchEntries(gen)
 					n.leaderReady.Store(true)
 				}
 			}()

@@ -78,6 +78,7 @@ type gossip struct {
 	table   map[string]Member
 	expects map[string]int  // bootstrap-expect each member announces
 	batches map[string]bool // whether each member reads batch entries, as last announced
+	warned  map[string]bool // members already warned about (warnOnce)
 	self    string          // this node's gossip address
 }
 
@@ -94,7 +95,7 @@ func (n *Node) startGossip() error {
 		return fmt.Errorf("node: gossip metadata is %d bytes, memberlist allows %d: shorten the ids and addresses", len(meta), memberlist.MetaMaxSize)
 	}
 	g := &gossip{n: n, meta: meta, events: make(chan struct{}, 1), deadSince: make(map[string]time.Time),
-		table: make(map[string]Member), expects: make(map[string]int), batches: make(map[string]bool)}
+		table: make(map[string]Member), expects: make(map[string]int), batches: make(map[string]bool), warned: make(map[string]bool)}
 
 	host, portStr, err := net.SplitHostPort(n.cfg.GossipAddr)
 	if err != nil {
@@ -227,6 +228,19 @@ func (g *gossip) record(n *memberlist.Node, status string) {
 	}
 	g.expects[meta.ID] = meta.Expect
 	g.batches[meta.ID] = meta.Batches
+	delete(g.warned, meta.ID)
+}
+
+// warnOnce logs a warning about a member the first time only: reconcile
+// runs every few seconds. A member that announces again is warned again.
+func (g *gossip) warnOnce(id, msg string, args ...any) {
+	g.tableMu.Lock()
+	seen := g.warned[id]
+	g.warned[id] = true
+	g.tableMu.Unlock()
+	if !seen {
+		g.n.log.Warn(msg, args...)
+	}
 }
 
 // readsBatches reports whether the member with this id announced that it
@@ -409,6 +423,7 @@ func (g *gossip) expectOf(id string) int {
 // confirming who they are over the authenticated RPC), remove members dead
 // for too long when quorum allows.
 func (g *gossip) reconcile() {
+	gen := g.n.leaderGen.Load()
 	servers, err := g.n.Servers()
 	if err != nil {
 		return
@@ -417,7 +432,7 @@ func (g *gossip) reconcile() {
 	for _, s := range servers {
 		inRaft[s.ID] = s
 	}
-	g.n.updateBatchEntries()
+	g.n.updateBatchEntries(gen)
 	members := g.members()
 	byID := make(map[string]Member, len(members))
 	now := time.Now()
@@ -438,6 +453,12 @@ func (g *gossip) reconcile() {
 		}
 		s, ok := inRaft[m.ID]
 		if ok && s.Addr == m.RaftAddr && s.Voter == m.Voter {
+			continue
+		}
+		if !g.readsBatches(m.ID) && !g.n.cfg.noBatchEntries {
+			// A version without batch entries would stop at the first one
+			// in the log it receives; there may be some already.
+			g.warnOnce(m.ID, "not adding a member of an older version: it cannot read batch entries; upgrade it", "member", m.ID)
 			continue
 		}
 		if err := g.confirm(m); err != nil {

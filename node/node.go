@@ -54,9 +54,12 @@ type Node struct {
 	// batchEntries is true while every server in the Raft configuration
 	// reads batch entries, so proposeLoop may pack writes into them.
 	batchEntries atomic.Bool
-	batchMu      sync.Mutex // serializes deciding batchEntries with AddServer
-	stampMu      sync.Mutex
-	lastStamp    int64
+	// batchMu: proposeLoop holds it shared from reading batchEntries until
+	// its entries are handed to Raft; deciding batchEntries and adding a
+	// server hold it exclusively.
+	batchMu   sync.RWMutex
+	stampMu   sync.Mutex
+	lastStamp int64
 
 	// touches are uses of sessions with an idle timeout seen here and not
 	// yet replicated.
@@ -106,7 +109,8 @@ func New(cfg Config) (*Node, error) {
 			}
 			n.events.add(records)
 		},
-		OnRestore: func(index uint64) { n.events.reset(index); n.metrics.restored() },
+		OnRestore:     func(index uint64) { n.events.reset(index); n.metrics.restored() },
+		RefuseBatches: cfg.noBatchEntries,
 	})
 
 	var err error
@@ -191,7 +195,7 @@ func New(cfg Config) (*Node, error) {
 	rc.TrailingLogs = cfg.TrailingLogs
 	// Batched applies reach the FSM through BatchingFSM.ApplyBatch.
 	rc.BatchApplyCh = true
-	rc.MaxAppendEntries = maxProposalBatch
+	rc.MaxAppendEntries = maxAppendEntries
 	leadership := make(chan bool, 16)
 	rc.NotifyCh = leadership
 

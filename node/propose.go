@@ -23,10 +23,19 @@ import (
 // few large appends instead of many small ones (measured in
 // docs/architecture.md#measured). A lone write still goes out at once.
 
-// maxProposalBatch is the most writes proposed together, and Raft's
-// MaxAppendEntries: one batch is one append. Raft's queue holds as many,
-// and the previous batch has left it, so proposing finds room.
+// maxProposalBatch is the most writes proposed together. Packed into batch
+// entries of at most maxBatchEntryBytes they are one append. Unpacked
+// (while a server of an older version is in the configuration) they are
+// one entry each, more than Raft's queue holds (maxAppendEntries): the
+// proposer then waits on the queue while Raft stores and sends them in
+// several appends.
 const maxProposalBatch = 512
+
+// maxAppendEntries is Raft's MaxAppendEntries, the most entries in one
+// append and the length of Raft's queue. With maxBatchEntryBytes it bounds
+// what a catching-up follower receives and stores at once to about 4 MiB
+// of packed writes.
+const maxAppendEntries = 64
 
 // proposal is one write waiting for proposeLoop.
 type proposal struct {
@@ -103,6 +112,10 @@ func (n *Node) proposeLoop() {
 		}
 		var entries []*entry
 		var pending *entry
+		// Shared until the entries are handed to Raft: a server being added
+		// never gets in between deciding to pack and proposing.
+		n.batchMu.RLock()
+		pack := n.batchEntries.Load()
 		for i, p := range batch {
 			batch[i] = nil
 			if p.ctx.Err() != nil {
@@ -116,7 +129,7 @@ func (n *Node) proposeLoop() {
 				p.done <- proposed{err: fmt.Errorf("node: %w %s: %v", errEncode, p.env.Type(), err)}
 				continue
 			}
-			if pending == nil || !n.batchEntries.Load() || pending.size+len(data) > maxBatchEntryBytes {
+			if pending == nil || !pack || pending.size+len(data) > maxBatchEntryBytes {
 				pending = &entry{}
 				entries = append(entries, pending)
 			}
@@ -125,6 +138,7 @@ func (n *Node) proposeLoop() {
 		for _, e := range entries {
 			e.propose(n.raft)
 		}
+		n.batchMu.RUnlock()
 		// The batch's slot frees once its last future resolves (applied, or
 		// failed with the leadership). Only this goroutine waits on them: a
 		// Raft future must not be waited on by two goroutines at once. Raft
@@ -141,8 +155,8 @@ func (n *Node) proposeLoop() {
 }
 
 // maxBatchEntryBytes bounds a batch entry: writes beyond it go into the
-// next entry of the same append.
-const maxBatchEntryBytes = 1 << 20
+// next entry of the same append. About 200 typical creates fit.
+const maxBatchEntryBytes = 64 << 10
 
 // entry is one Raft log entry of a batch: one write, or several packed
 // into a batch entry (events.EncodeBatch) that the state machine applies
@@ -207,13 +221,19 @@ func (e *entry) deliver() {
 // writes into batch entries: only while every server in the Raft
 // configuration reads them. A node of an older version stops at the first
 // batch entry it meets, so during a rolling upgrade the leader packs
-// nothing until the last node runs this version. Without gossip the
-// leader knows no other node's version and packs only when alone.
-func (n *Node) updateBatchEntries() {
-	// Under batchMu, so that it never decides on a configuration that an
-	// AddServer running meanwhile is changing.
+// nothing until the last node runs this version (and never re-adds a node
+// that does not read them: see reconcile). Without gossip the leader knows
+// no other node's version and packs only when alone.
+//
+// gen is the leadership generation the caller started under: a decision
+// made on a configuration read in an earlier term is dropped, since another
+// leader may have changed the configuration meanwhile.
+func (n *Node) updateBatchEntries(gen uint64) {
 	n.batchMu.Lock()
 	defer n.batchMu.Unlock()
+	if n.leaderGen.Load() != gen || !n.IsLeader() {
+		return
+	}
 	servers, err := n.Servers()
 	if err != nil {
 		return

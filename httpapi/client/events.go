@@ -28,7 +28,10 @@ var eventsIdle = 45 * time.Second
 // delivered; with follow true it waits for new events until ctx ends or the
 // loop stops. A dropped connection is reopened (on the next address if the
 // node is gone) with Last-Event-ID after a backoff bounded by the client's
-// retry settings, so no event is lost or repeated. A complete replay ends
+// retry settings, so no event is lost or repeated. Events of one log entry
+// share its index; the client counts those it delivered of an index it
+// did not receive whole, and skips them when the reconnect sends that
+// index again. A complete replay ends
 // the iteration without error; otherwise it ends with a non-nil error, the
 // last value yielded: ctx's error when ctx ends, an error matching ErrGone
 // when the node no longer holds the events asked for (start again from a
@@ -41,9 +44,21 @@ func (c *Client) Events(ctx context.Context, after uint64, follow bool) iter.Seq
 }
 
 type eventStream struct {
-	c      *Client
-	last   uint64 // highest id delivered (or the start)
-	follow bool
+	c *Client
+	// last is the highest index delivered whole (or the start): a reconnect
+	// resumes after it. The events of one index (writes the leader packed
+	// into one log entry) carry the SSE id only on the last of them.
+	last uint64
+	// partial and partialSent: how many events of index partial, which is
+	// not yet whole, were delivered. A reconnect replays that index from
+	// its start, and so many are skipped.
+	partial     uint64
+	partialSent int
+	// seenOfIndex counts, on the current connection, the events received
+	// so far of index seenIndex.
+	seenIndex   uint64
+	seenOfIndex int
+	follow      bool
 	// target is the applied index the first answer was served at: a replay
 	// (follow false) is complete once it is delivered.
 	target uint64
@@ -118,6 +133,7 @@ func (s *eventStream) connect(ctx context.Context, yield func(Event, error) bool
 	if err != nil {
 		return 0, refused, err
 	}
+	s.seenIndex, s.seenOfIndex = 0, 0
 	defer resp.Body.Close()
 	if !s.opened {
 		s.opened = true
@@ -185,7 +201,8 @@ func (s *eventStream) connect(ctx context.Context, yield func(Event, error) bool
 }
 
 // decode turns one SSE message into an Event; ok is false for one already
-// delivered (never expected: ids only grow).
+// delivered: an event of an index received whole before, or one of an
+// index received in part before the connection broke.
 func (s *eventStream) decode(id, typ, data string) (Event, bool, error) {
 	var ev Event
 	if data != "" {
@@ -193,7 +210,8 @@ func (s *eventStream) decode(id, typ, data string) (Event, bool, error) {
 			return ev, false, fmt.Errorf("client: event stream: bad event %q: %w", id, err)
 		}
 	}
-	if id != "" {
+	whole := id != "" // the last event of its index
+	if whole {
 		n, err := strconv.ParseUint(id, 10, 64)
 		if err != nil {
 			return ev, false, fmt.Errorf("client: event stream: bad id %q", id)
@@ -206,7 +224,21 @@ func (s *eventStream) decode(id, typ, data string) (Event, bool, error) {
 	if ev.Index <= s.last && s.last > 0 {
 		return ev, false, nil
 	}
-	s.last = ev.Index
+	if ev.Index != s.seenIndex {
+		s.seenIndex, s.seenOfIndex = ev.Index, 0
+	}
+	s.seenOfIndex++
+	if ev.Index == s.partial && s.seenOfIndex <= s.partialSent {
+		return ev, false, nil // delivered before the reconnect
+	}
+	if ev.Index != s.partial {
+		s.partial, s.partialSent = ev.Index, 0
+	}
+	s.partialSent++
+	if whole {
+		s.last = ev.Index
+		s.partial, s.partialSent = 0, 0
+	}
 	s.c.observe(ev.Index)
 	return ev, true, nil
 }

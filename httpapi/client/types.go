@@ -433,7 +433,8 @@ type Member struct {
 // Event is one applied event of GET /v1/events: ids, times, reasons and
 // outcomes, never tokens.
 type Event struct {
-	// Index is the event's Raft index, also its SSE id.
+	// Index is the event's Raft index. Writes the leader packed into one
+	// log entry share it, so several events in a row can have the same.
 	Index uint64 `json:"index"`
 	// Type is the event type (SessionCreated, SessionRevoked, ...).
 	Type       string    `json:"type"`
