@@ -29,6 +29,8 @@ type EventSource interface {
 	Events(after uint64, max int) ([]node.EventRecord, <-chan struct{}, error)
 	// OldestEvent is the index after which this node holds every event.
 	OldestEvent() uint64
+	// NewestEvent is the index of the last event held.
+	NewestEvent() uint64
 }
 
 const (
@@ -66,6 +68,9 @@ func (s *Server) streamEvents(c echo.Context) error {
 	default:
 		return badRequest("follow must be true or false")
 	}
+	// A replay (follow=false) ends with the events applied when it began,
+	// also when writes keep coming.
+	replayEnd := src.NewestEvent()
 	recs, changed, err := src.Events(after, eventsBatch)
 	if errors.Is(err, node.ErrEventsGone) {
 		return &apiError{Status: http.StatusGone, Code: "gone",
@@ -104,6 +109,10 @@ func (s *Server) streamEvents(c echo.Context) error {
 				return nil // the client went away
 			}
 			after = r.Index
+		}
+		if !follow && after >= replayEnd {
+			_ = rc.Flush()
+			return nil
 		}
 		// Asked again rather than judged by the count: a read returns
 		// more than eventsBatch when it finishes an index. The channel of

@@ -73,9 +73,13 @@ func TestBatchEntries_OnlyWhileEveryServerReadsThem(t *testing.T) {
 	}
 
 	// The upgrade: the same node, on its data dir, now of this version.
+	// On the same gossip address: memberlist would refuse the name on
+	// another one for a while if the leave were lost.
+	oldGossip := old.GossipAddr()
 	old.Close()
 	newCfg := gossipConfig(t, "n2", 3, seed.GossipAddr())
 	newCfg.DataDir = oldCfg.DataDir
+	newCfg.GossipAddr = oldGossip
 	upgraded := mustStart(t, newCfg)
 	nodes = []*Node{seed, second, upgraded}
 	waitFor(t, 20*time.Second, "the leader to pack writes once every server reads batch entries", func() bool {
@@ -111,9 +115,11 @@ func TestBatchEntries_OnlyWhileEveryServerReadsThem(t *testing.T) {
 	if inRaft(t, leader, "n3") {
 		t.Fatal("the leader added a member that cannot read batch entries")
 	}
+	lateGossip := late.GossipAddr()
 	late.Close()
 	upgradedCfg := gossipConfig(t, "n3", 0, seed.GossipAddr())
 	upgradedCfg.DataDir = lateCfg.DataDir
+	upgradedCfg.GossipAddr = lateGossip
 	upgradedLate := mustStart(t, upgradedCfg)
 	waitFor(t, 15*time.Second, "the upgraded member in Raft", func() bool { return inRaft(t, leader, "n3") })
 	if err := upgradedLate.WaitForIndex(ctx(t), leader.AppliedIndex()); err != nil {
@@ -141,4 +147,34 @@ func inRaft(t *testing.T, n *Node, id string) bool {
 		}
 	}
 	return false
+}
+
+// Without gossip the leader knows no other node's version: alone it packs,
+// and once it has added a server it does not.
+func TestBatchEntries_WithoutGossipOnlyWhenAlone(t *testing.T) {
+	const writes = 64
+	lone := startNode(t, testConfig(t, t.TempDir()))
+	defer lone.Close()
+	if entries := concurrentCreates(t, lone, writes); entries >= writes {
+		t.Errorf("a lone node: %d concurrent writes took %d entries, want fewer", writes, entries)
+	}
+
+	waitFor(t, 5*time.Second, "the lone node to pack", lone.batchEntries.Load)
+	cfg := testConfig(t, t.TempDir())
+	cfg.NodeID = "n2"
+	cfg.BootstrapSelf = false
+	second, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if err := lone.AddServer(second.ID(), second.RaftAddr(), true); err != nil {
+		t.Fatal(err)
+	}
+	if lone.batchEntries.Load() {
+		t.Fatal("the leader still packs after adding a server of unknown version")
+	}
+	if entries := concurrentCreates(t, lone, writes); entries < writes {
+		t.Errorf("a cluster without gossip: %d writes took %d entries, want one each", writes, entries)
+	}
 }

@@ -165,8 +165,9 @@ func recordOf(a fsm.AppliedEvent) EventRecord {
 	return r
 }
 
-// Events returns up to max applied events with index > after, oldest first,
-// and a channel closed when more arrive. ErrEventsGone means some of those
+// Events returns about max applied events with index > after, oldest
+// first (more only to finish the last index), and a channel closed when
+// more arrive. ErrEventsGone means some of those
 // events are no longer held.
 func (n *Node) Events(after uint64, max int) ([]EventRecord, <-chan struct{}, error) {
 	return n.events.after(after, max)
@@ -177,6 +178,14 @@ func (n *Node) OldestEvent() uint64 {
 	n.events.mu.Lock()
 	defer n.events.mu.Unlock()
 	return n.events.floor
+}
+
+// NewestEvent is the index of the last applied event this node holds (or
+// OldestEvent when it holds none).
+func (n *Node) NewestEvent() uint64 {
+	n.events.mu.Lock()
+	defer n.events.mu.Unlock()
+	return n.events.last
 }
 
 // WaitEvents is Events that waits, until ctx ends, for at least one event.

@@ -27,12 +27,23 @@ func (n *Node) AddServer(id, addr string, voter bool) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
 	}
-	n.batchMu.Lock()
-	defer n.batchMu.Unlock()
-	if id != n.cfg.NodeID && (n.gossip == nil || !n.gossip.readsBatches(id)) && n.batchEntries.Swap(false) {
-		// Stop packing before the server receives entries written from now
-		// on (see updateBatchEntries).
-		n.log.Warn("adding a server not known to read batch entries: writes are no longer packed", "server_id", id)
+	if id != n.cfg.NodeID && (n.gossip == nil || !n.gossip.readsBatches(id)) {
+		// Stop packing before the server can receive entries written from
+		// now on, and until it is in the configuration, where
+		// updateBatchEntries sees it (see there).
+		n.batchMu.Lock()
+		n.adding[id]++
+		if n.batchEntries.Swap(false) {
+			n.log.Warn("adding a server not known to read batch entries: writes are no longer packed", "server_id", id)
+		}
+		n.batchMu.Unlock()
+		defer func() {
+			n.batchMu.Lock()
+			if n.adding[id]--; n.adding[id] == 0 {
+				delete(n.adding, id)
+			}
+			n.batchMu.Unlock()
+		}()
 	}
 	var f raft.IndexFuture
 	if voter {

@@ -55,9 +55,10 @@ type Node struct {
 	// reads batch entries, so proposeLoop may pack writes into them.
 	batchEntries atomic.Bool
 	// batchMu: proposeLoop holds it shared from reading batchEntries until
-	// its entries are handed to Raft; deciding batchEntries and adding a
-	// server hold it exclusively.
+	// its entries are handed to Raft; updateBatchEntries holds it to decide,
+	// and AddServer to turn packing off and note a server in adding.
 	batchMu   sync.RWMutex
+	adding    map[string]int // servers AddServer adds that do not read batch entries (batchMu)
 	stampMu   sync.Mutex
 	lastStamp int64
 
@@ -91,6 +92,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: log, nodeID: raft.ServerID(cfg.NodeID), stop: make(chan struct{})}
 	n.stopCtx, n.stopNow = context.WithCancel(context.Background())
 	n.proposals = make(chan *proposal, maxProposalBatch)
+	n.adding = make(map[string]int)
 	if n.cfg.Passwords == nil {
 		n.cfg.Passwords = password.NewHasher(password.DefaultParams, 0)
 	}
@@ -195,7 +197,7 @@ func New(cfg Config) (*Node, error) {
 	rc.TrailingLogs = cfg.TrailingLogs
 	// Batched applies reach the FSM through BatchingFSM.ApplyBatch.
 	rc.BatchApplyCh = true
-	rc.MaxAppendEntries = maxAppendEntries
+	rc.MaxAppendEntries = maxProposalBatch
 	leadership := make(chan bool, 16)
 	rc.NotifyCh = leadership
 

@@ -23,19 +23,11 @@ import (
 // few large appends instead of many small ones (measured in
 // docs/architecture.md#measured). A lone write still goes out at once.
 
-// maxProposalBatch is the most writes proposed together. Packed into batch
-// entries of at most maxBatchEntryBytes they are one append. Unpacked
-// (while a server of an older version is in the configuration) they are
-// one entry each, more than Raft's queue holds (maxAppendEntries): the
-// proposer then waits on the queue while Raft stores and sends them in
-// several appends.
+// maxProposalBatch is the most writes proposed together, and Raft's
+// MaxAppendEntries: a batch is one append whether or not its writes are
+// packed (see entry). Raft's queue holds as many, and the previous batch
+// has left it, so proposing finds room.
 const maxProposalBatch = 512
-
-// maxAppendEntries is Raft's MaxAppendEntries, the most entries in one
-// append and the length of Raft's queue. With maxBatchEntryBytes it bounds
-// what a catching-up follower receives and stores at once to about 4 MiB
-// of packed writes.
-const maxAppendEntries = 64
 
 // proposal is one write waiting for proposeLoop.
 type proposal struct {
@@ -155,8 +147,10 @@ func (n *Node) proposeLoop() {
 }
 
 // maxBatchEntryBytes bounds a batch entry: writes beyond it go into the
-// next entry of the same append. About 200 typical creates fit.
-const maxBatchEntryBytes = 64 << 10
+// next entry of the same append. About 50 typical creates fit. With
+// maxProposalBatch it bounds what a catching-up follower receives and
+// stores in one append to about 8 MiB of packed writes.
+const maxBatchEntryBytes = 16 << 10
 
 // entry is one Raft log entry of a batch: one write, or several packed
 // into a batch entry (events.EncodeBatch) that the state machine applies
@@ -238,7 +232,7 @@ func (n *Node) updateBatchEntries(gen uint64) {
 	if err != nil {
 		return
 	}
-	all := !n.cfg.noBatchEntries
+	all := !n.cfg.noBatchEntries && len(n.adding) == 0
 	for _, s := range servers {
 		if all && s.ID != n.cfg.NodeID {
 			all = n.gossip != nil && n.gossip.readsBatches(s.ID)

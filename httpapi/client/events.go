@@ -120,11 +120,18 @@ func (s *eventStream) connect(ctx context.Context, yield func(Event, error) bool
 	defer cancel()
 	r := request{method: http.MethodGet, path: "/v1/events", admin: true, kind: read, query: url.Values{}, header: http.Header{}}
 	r.header.Set("Accept", "text/event-stream")
+	// Every index before one received in part was received whole, so the
+	// stream can resume just before that one: the node then need not hold
+	// anything older, and one failed over to starts at the right place.
+	from := s.last
+	if s.partial > 0 {
+		from = max(from, s.partial-1)
+	}
 	switch {
-	case s.opened && s.last > 0:
-		r.header.Set("Last-Event-ID", strconv.FormatUint(s.last, 10))
-	case s.last > 0:
-		r.query.Set("after", strconv.FormatUint(s.last, 10))
+	case s.opened && from > 0:
+		r.header.Set("Last-Event-ID", strconv.FormatUint(from, 10))
+	case from > 0:
+		r.query.Set("after", strconv.FormatUint(from, 10))
 	}
 	if !s.follow {
 		r.query.Set("follow", "false")
@@ -217,6 +224,7 @@ func (s *eventStream) decode(id, typ, data string) (Event, bool, error) {
 			return ev, false, fmt.Errorf("client: event stream: bad id %q", id)
 		}
 		ev.Index = n
+		ev.EndsIndex = true
 	}
 	if ev.Type == "" {
 		ev.Type = typ

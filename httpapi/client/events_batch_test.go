@@ -72,6 +72,9 @@ func TestEvents_EventsSharingAnIndexArriveOnceAcrossReconnects(t *testing.T) {
 			t.Fatal(err)
 		}
 		got = append(got, fmt.Sprintf("%s@%d", ev.SessionID, ev.Index))
+		if ends := ev.SessionID == "e2" || ev.SessionID == "e3" || ev.SessionID == "e6" || ev.SessionID == "e7" || ev.SessionID == "e9"; ev.EndsIndex != ends {
+			t.Errorf("event %s: EndsIndex %v", ev.SessionID, ev.EndsIndex)
+		}
 	}
 	var want []string
 	for i, index := range s.indexes {
@@ -83,9 +86,11 @@ func TestEvents_EventsSharingAnIndexArriveOnceAcrossReconnects(t *testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Connection 1 sends e0-e3 (indexes 3 and 4 whole) and e4, the first
-	// of index 6; connection 2 sends index 6 again (e4 skipped), 7, and e8,
-	// the first of 9; connection 3 sends index 9 again (e8 skipped).
-	if want := "[after= id=4 id=7]"; fmt.Sprint(s.starts) != want {
+	// of index 6; connection 2 resumes after 5, just before the index
+	// received in part, and sends index 6 again (e4 skipped), 7, and e8,
+	// the first of 9; connection 3 resumes after 8 and sends index 9 again
+	// (e8 skipped).
+	if want := "[after= id=5 id=8]"; fmt.Sprint(s.starts) != want {
 		t.Errorf("connections started at %v, want %s", s.starts, want)
 	}
 }

@@ -435,7 +435,14 @@ type Member struct {
 type Event struct {
 	// Index is the event's Raft index. Writes the leader packed into one
 	// log entry share it, so several events in a row can have the same.
-	Index uint64 `json:"index"`
+	// To resume later with Events(ctx, after, ...), save the Index of an
+	// event with EndsIndex: resuming after an index given in part loses the
+	// rest of it.
+	//
+	// EndsIndex is true for the last event of its index (the one the server
+	// gave the SSE id).
+	Index     uint64 `json:"index"`
+	EndsIndex bool   `json:"-"`
 	// Type is the event type (SessionCreated, SessionRevoked, ...).
 	Type       string    `json:"type"`
 	Time       time.Time `json:"time"`
