@@ -153,10 +153,19 @@ func inRaft(t *testing.T, n *Node, id string) bool {
 // and once it has added a server it does not.
 func TestBatchEntries_WithoutGossipOnlyWhenAlone(t *testing.T) {
 	const writes = 64
-	lone := startNode(t, testConfig(t, t.TempDir()))
-	defer lone.Close()
-	if entries := concurrentCreates(t, lone, writes); entries >= writes {
+	loneCfg := testConfig(t, t.TempDir())
+	first := startNode(t, loneCfg)
+	if entries := concurrentCreates(t, first, writes); entries >= writes {
 		t.Errorf("a lone node: %d concurrent writes took %d entries, want fewer", writes, entries)
+	}
+	// Restarted on its data dir, it replays the batch entries to the same
+	// state.
+	want := first.fsm.Stats().Sessions
+	first.Close()
+	lone := startNode(t, loneCfg)
+	defer lone.Close()
+	if got := lone.fsm.Stats().Sessions; got != want || got < writes {
+		t.Fatalf("after a restart %d sessions, before %d", got, want)
 	}
 
 	waitFor(t, 5*time.Second, "the lone node to pack", lone.batchEntries.Load)
