@@ -72,15 +72,7 @@ func TestBatchEntries_OnlyWhileEveryServerReadsThem(t *testing.T) {
 		t.Fatal("the leader would pack writes while a member cannot read batch entries")
 	}
 
-	// The upgrade: the same node, on its data dir, now of this version.
-	// On the same gossip address: memberlist would refuse the name on
-	// another one for a while if the leave were lost.
-	oldGossip := old.GossipAddr()
-	old.Close()
-	newCfg := gossipConfig(t, "n2", 3, seed.GossipAddr())
-	newCfg.DataDir = oldCfg.DataDir
-	newCfg.GossipAddr = oldGossip
-	upgraded := mustStart(t, newCfg)
+	upgraded := upgrade(t, old, oldCfg)
 	nodes = []*Node{seed, second, upgraded}
 	waitFor(t, 20*time.Second, "the leader to pack writes once every server reads batch entries", func() bool {
 		for _, n := range nodes {
@@ -115,12 +107,7 @@ func TestBatchEntries_OnlyWhileEveryServerReadsThem(t *testing.T) {
 	if inRaft(t, leader, "n3") {
 		t.Fatal("the leader added a member that cannot read batch entries")
 	}
-	lateGossip := late.GossipAddr()
-	late.Close()
-	upgradedCfg := gossipConfig(t, "n3", 0, seed.GossipAddr())
-	upgradedCfg.DataDir = lateCfg.DataDir
-	upgradedCfg.GossipAddr = lateGossip
-	upgradedLate := mustStart(t, upgradedCfg)
+	upgradedLate := upgrade(t, late, lateCfg)
 	waitFor(t, 15*time.Second, "the upgraded member in Raft", func() bool { return inRaft(t, leader, "n3") })
 	if err := upgradedLate.WaitForIndex(ctx(t), leader.AppliedIndex()); err != nil {
 		t.Fatal(err)
@@ -134,6 +121,18 @@ func TestBatchEntries_OnlyWhileEveryServerReadsThem(t *testing.T) {
 			t.Errorf("node %s holds %d sessions, the leader %d", n.ID(), got, want)
 		}
 	}
+}
+
+// upgrade stops a node that behaves as an older version and starts it
+// again on its data dir as this version. It keeps its gossip address:
+// memberlist would refuse the name on another one for a while if the
+// leave were lost.
+func upgrade(t *testing.T, old *Node, cfg Config) *Node {
+	t.Helper()
+	cfg.GossipAddr = old.GossipAddr()
+	old.Close()
+	cfg.noBatchEntries = false
+	return mustStart(t, cfg)
 }
 
 func inRaft(t *testing.T, n *Node, id string) bool {
