@@ -22,6 +22,10 @@ import (
 // lengthens every commit. With one batch in flight the followers store a
 // few large appends instead of many small ones (measured in
 // docs/architecture.md#measured). A lone write still goes out at once.
+//
+// Batch entries. While every server reads them (updateBatchEntries), the
+// writes of a batch are packed into one log entry, or a few, rather than
+// one entry each: Raft, raft-boltdb and bbolt pay per entry.
 
 // maxProposalBatch is the most writes proposed together, and Raft's
 // MaxAppendEntries: a batch is one append whether or not its writes are
