@@ -4,7 +4,6 @@ import (
 	"sort"
 	"strconv"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -106,7 +105,7 @@ func appendSessionJSON(b []byte, v *sessionJSON) []byte {
 
 func appendJSONTime(b []byte, t apiTime) []byte {
 	b = append(b, '"')
-	b = time.Unix(0, int64(t)).UTC().AppendFormat(b, timeLayout)
+	b = t.appendText(b)
 	return append(b, '"')
 }
 

@@ -3,8 +3,11 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func sampleSessionJSON(s string) sessionJSON {
@@ -87,4 +90,41 @@ func BenchmarkSessionJSON(b *testing.B) {
 			buf = appendSessionJSON(buf[:0], &v)
 		}
 	})
+}
+
+// The API's times are written without time.Time.AppendFormat on the hot
+// path; they must read exactly as AppendFormat writes them.
+func TestAPITime_WritesAsTheTimeLayoutDoes(t *testing.T) {
+	check := func(ns int64) {
+		t.Helper()
+		want := time.Unix(0, ns).UTC().Format(timeLayout)
+		if got := string(apiTime(ns).appendText(nil)); got != want {
+			t.Fatalf("%d: got %s, want %s", ns, got, want)
+		}
+	}
+	edges := []time.Time{
+		time.Unix(0, 0), time.Unix(0, -1), time.Unix(-1, 999_999_999),
+		time.Date(1969, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(2000, 2, 29, 12, 0, 0, 0, time.UTC),
+		time.Date(2000, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2100, 2, 28, 23, 59, 59, 999_000_000, time.UTC),
+		time.Date(2100, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(2027, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Date(2262, 4, 11, 23, 47, 16, 854_775_807, time.UTC), // the last
+	}
+	for _, e := range edges {
+		check(e.UnixNano())
+	}
+	check(math.MaxInt64)
+	check(math.MinInt64)
+	// Every day from 1970 to 2262 at a varying time of day, then random
+	// instants over the whole range int64 nanoseconds cover.
+	for d := int64(0); d < 106_700; d++ {
+		check(d*86_400_000_000_000 + d*7_919_000_123%86_400_000_000_000)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200_000 {
+		check(int64(r.Uint64()))
+	}
 }

@@ -22,8 +22,6 @@ import (
 const (
 	headerRequestID = "X-Request-Id"
 	maxRequestIDLen = 64
-	// ctxRequestID is the echo context key of the request's id.
-	ctxRequestID = "sessiond.request_id"
 )
 
 // assignRequestID picks the request's id, stores it in the context and sets
@@ -33,15 +31,18 @@ func (s *Server) assignRequestID(c echo.Context) string {
 	if !validRequestID(id) || s.isSecret(id) {
 		id = newRequestID()
 	}
-	c.Set(ctxRequestID, id)
-	c.Response().Header().Set(headerRequestID, id)
+	// Kept in the answer header alone: echo's context store would cost a
+	// map per request.
+	c.Response().Header()[headerRequestID] = []string{id}
 	return id
 }
 
 // requestIDOf is the id assigned to the request ("" before assignment).
 func requestIDOf(c echo.Context) string {
-	id, _ := c.Get(ctxRequestID).(string)
-	return id
+	if v := c.Response().Header()[headerRequestID]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 func validRequestID(id string) bool {
