@@ -48,7 +48,7 @@ func (t apiTime) appendText(b []byte) []byte {
 }
 
 // civilFromDays turns days since 1970-01-01 (not negative) into a
-// proleptic Gregorian date: H. Hinnant's days_from_civil, inverted.
+// proleptic Gregorian date (H. Hinnant's civil_from_days).
 func civilFromDays(days int64) (year, month, day int64) {
 	z := days + 719468
 	era := z / 146097
