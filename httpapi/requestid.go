@@ -24,15 +24,14 @@ const (
 	maxRequestIDLen = 64
 )
 
-// assignRequestID picks the request's id, stores it in the context and sets
-// the answer header. It runs before the handler.
+// assignRequestID picks the request's id and sets it as the answer header,
+// where requestIDOf finds it. It runs before the handler.
 func (s *Server) assignRequestID(c echo.Context) string {
 	id := c.Request().Header.Get(headerRequestID)
 	if !validRequestID(id) || s.isSecret(id) {
 		id = newRequestID()
 	}
-	// Kept in the answer header alone: echo's context store would cost a
-	// map per request.
+	// Not also in echo's context store, which costs a map per request.
 	c.Response().Header()[headerRequestID] = []string{id}
 	return id
 }
