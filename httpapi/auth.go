@@ -137,23 +137,18 @@ func (s *Server) login(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.answerIssued(c, issued, withCookies, nil)
+	return s.answerIssued(c, issued, withCookies, "")
 }
 
-// answerIssued answers 201 with the tokens (and cookies when asked).
-func (s *Server) answerIssued(c echo.Context, issued node.Issued, withCookies bool, extra map[string]string) error {
+// answerIssued answers 201 with the tokens (and cookies when asked), and
+// with issued_token_type when it is not empty (a token exchange).
+func (s *Server) answerIssued(c echo.Context, issued node.Issued, withCookies bool, issuedTokenType string) error {
 	setIndex(c, issued.Index)
 	if withCookies {
 		s.setSessionCookies(c, issued)
 	}
 	body := toTokenJSON(issued, s.now())
-	if extra == nil {
-		return c.JSON(http.StatusCreated, body)
-	}
-	return c.JSON(http.StatusCreated, struct {
-		tokenJSON
-		IssuedTokenType string `json:"issued_token_type"`
-	}{body, extra["issued_token_type"]})
+	return writeTokenJSON(c, http.StatusCreated, &body, issuedTokenType)
 }
 
 // RFC 8693 token types accepted as subject tokens: all are JWTs here.
@@ -225,7 +220,7 @@ func (s *Server) exchange(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.answerIssued(c, issued, withCookies, map[string]string{"issued_token_type": "urn:ietf:params:oauth:token-type:access_token"})
+	return s.answerIssued(c, issued, withCookies, "urn:ietf:params:oauth:token-type:access_token")
 }
 
 // Cookies (SPEC §4): the session cookie holds the signed access token, the

@@ -86,7 +86,8 @@ func (s *Server) createSession(c echo.Context) error {
 		return err
 	}
 	setIndex(c, issued.Index)
-	return c.JSON(http.StatusCreated, toTokenJSON(issued, s.now()))
+	body := toTokenJSON(issued, s.now())
+	return writeTokenJSON(c, http.StatusCreated, &body, "")
 }
 
 type refreshRequest struct {
@@ -109,7 +110,8 @@ func (s *Server) refresh(c echo.Context) error {
 		return err
 	}
 	setIndex(c, issued.Index)
-	return c.JSON(http.StatusOK, toTokenJSON(issued, s.now()))
+	body := toTokenJSON(issued, s.now())
+	return writeTokenJSON(c, http.StatusOK, &body, "")
 }
 
 // GET /v1/session: validate the presented access token.

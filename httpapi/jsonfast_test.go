@@ -128,3 +128,46 @@ func TestAPITime_WritesAsTheTimeLayoutDoes(t *testing.T) {
 		check(int64(r.Uint64()))
 	}
 }
+
+func sampleTokenJSON(s string) tokenJSON {
+	return tokenJSON{
+		SessionID: "s-" + s, UserID: s, AccessToken: "sa_" + s, RefreshToken: "sr_" + s, TokenType: "Bearer",
+		ExpiresIn: 900, AccessExpiresAt: 1764000900000000000, RefreshExpiresAt: 1764001000123000000,
+		ExpiresAt: 1766592000000000000, Index: 18446744073709551615,
+	}
+}
+
+// checkSameTokenJSON fails unless the hand-written token pair is, byte for
+// byte, what encoding/json writes for the same value (issued_token_type
+// included, as a token exchange answers it).
+func checkSameTokenJSON(t *testing.T, v tokenJSON, issuedTokenType string) {
+	t.Helper()
+	var want []byte
+	var err error
+	if issuedTokenType == "" {
+		want, err = json.Marshal(v)
+	} else {
+		want, err = json.Marshal(struct {
+			tokenJSON
+			IssuedTokenType string `json:"issued_token_type"`
+		}{v, issuedTokenType})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := appendTokenJSON(nil, &v, issuedTokenType); !bytes.Equal(got, want) {
+		t.Fatalf("bytes differ:\n got  %s\n want %s", got, want)
+	}
+}
+
+func TestAppendTokenJSON_MatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", "quote \" backslash \\", "\x00\x1f", "ünï ✓ 😀", "bad \xff utf8", "<&>", "\u2028"} {
+		checkSameTokenJSON(t, sampleTokenJSON(s), "")
+		checkSameTokenJSON(t, sampleTokenJSON(s), "urn:ietf:params:oauth:token-type:access_token")
+	}
+	v := sampleTokenJSON("x")
+	v.ExpiresIn, v.Index, v.AccessExpiresAt = 0, 0, 0
+	checkSameTokenJSON(t, v, "")
+	v.ExpiresIn, v.ExpiresAt = math.MaxInt64, apiTime(math.MaxInt64)
+	checkSameTokenJSON(t, v, "")
+}
