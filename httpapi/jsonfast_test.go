@@ -161,7 +161,7 @@ func checkSameTokenJSON(t *testing.T, v tokenJSON, issuedTokenType string) {
 }
 
 func TestAppendTokenJSON_MatchesEncodingJSON(t *testing.T) {
-	for _, s := range []string{"", "plain", "quote \" backslash \\", "\x00\x1f", "ünï ✓ 😀", "bad \xff utf8", "<&>", "\u2028"} {
+	for _, s := range []string{"", "plain", "quote \" backslash \\", "\x00\x1f", "\b\f\n\r\t", "ünï ✓ 😀", "bad \xff utf8", "<&>", "\u2028"} {
 		checkSameTokenJSON(t, sampleTokenJSON(s), "")
 		checkSameTokenJSON(t, sampleTokenJSON(s), "urn:ietf:params:oauth:token-type:access_token")
 	}
