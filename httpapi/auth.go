@@ -273,13 +273,20 @@ func (s *Server) sessionToken(c echo.Context) (token string, fromCookie bool) {
 	return s.cookieValue(c, sessionName), true
 }
 
-// validateCaller validates the caller's session. A cookie caller whose
-// access token has expired (or is gone) but whose refresh cookie is valid is
-// refreshed on the spot and answered with new cookies, so an active browser
-// session lasts as long as its refresh token.
+// validateCaller validates the caller's session as this node may vouch for
+// it: from a state no older than max-stale (or a tighter ?max_stale=), else
+// confirmed through the leader, else 503 (node.Validate). A cookie caller
+// whose access token has expired (or is gone) but whose refresh cookie is
+// valid is refreshed on the spot and answered with new cookies, so an active
+// browser session lasts as long as its refresh token.
 func (s *Server) validateCaller(c echo.Context) (fsm.Session, error) {
+	if err := s.vouchTighter(c); err != nil {
+		return fsm.Session{}, err
+	}
 	token, fromCookie := s.sessionToken(c)
-	sess, err := s.backend.Validate(token)
+	sess, err := s.backend.Validate(c.Request().Context(), token)
+	// The state the token was judged in: Validate may have caught up.
+	setIndex(c, s.backend.AppliedIndex())
 	if err == nil || !fromCookie || !errors.Is(err, fsm.ErrUnauthenticated) {
 		return sess, err
 	}
@@ -373,9 +380,6 @@ func (r *cookieRefresher) do(ctx context.Context, refresh string, run func(conte
 // session in headers, else 401 with WWW-Authenticate: Bearer.
 func (s *Server) forwardAuth(c echo.Context) error {
 	if err := s.readAt(c); err != nil {
-		return err
-	}
-	if err := s.vouchFresh(c); err != nil {
 		return err
 	}
 	sess, err := s.validateCaller(c)

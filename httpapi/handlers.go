@@ -119,9 +119,6 @@ func (s *Server) currentSession(c echo.Context) error {
 	if err := s.readAt(c); err != nil {
 		return err
 	}
-	if err := s.vouchFresh(c); err != nil {
-		return err
-	}
 	sess, err := s.validateCaller(c)
 	if err != nil {
 		return err
@@ -341,10 +338,15 @@ func (s *Server) introspect(c echo.Context) error {
 	if err := s.readAt(c); err != nil {
 		return err
 	}
-	if err := s.vouchFresh(c); err != nil {
+	if err := s.vouchTighter(c); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toIntrospectionJSON(s.backend.Introspect(req.Token)))
+	info, err := s.backend.Introspect(c.Request().Context(), req.Token)
+	if err != nil {
+		return err
+	}
+	setIndex(c, s.backend.AppliedIndex())
+	return c.JSON(http.StatusOK, toIntrospectionJSON(info))
 }
 
 // POST /v1/revoke: RFC 7009. Holding a token is the right to revoke it, so

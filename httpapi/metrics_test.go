@@ -231,6 +231,7 @@ var metricsFamilies = map[string]dto.MetricType{
 	"sessiond_raft_applied_index":            dto.MetricType_GAUGE,
 	"sessiond_raft_apply_lag":                dto.MetricType_GAUGE,
 	"sessiond_raft_last_contact_seconds":     dto.MetricType_GAUGE,
+	"sessiond_state_age_seconds":             dto.MetricType_GAUGE,
 	"sessiond_raft_leader":                   dto.MetricType_GAUGE,
 	"sessiond_sessions_stored":               dto.MetricType_GAUGE,
 	"sessiond_sessions_active":               dto.MetricType_GAUGE,

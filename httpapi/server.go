@@ -25,8 +25,10 @@ import (
 type Backend interface {
 	CreateSession(ctx context.Context, req node.CreateRequest) (node.Issued, error)
 	Refresh(ctx context.Context, refreshToken string) (node.Issued, error)
-	Validate(accessToken string) (fsm.Session, error)
-	Introspect(token string) node.TokenInfo
+	Validate(ctx context.Context, accessToken string) (fsm.Session, error)
+	Introspect(ctx context.Context, token string) (node.TokenInfo, error)
+	Vouch(ctx context.Context, maxStale time.Duration) error
+	MaxStale() time.Duration
 	Logout(ctx context.Context, accessToken string) (uint64, error)
 	RevokeToken(ctx context.Context, token string) (uint64, error)
 	RevokeSession(ctx context.Context, id events.SessionID, scope events.RevokeScope, reason events.Reason) (uint64, error)
@@ -65,10 +67,6 @@ type Config struct {
 	APIKeys []string
 	// WriteTimeout bounds how long a write waits for commit before 503.
 	WriteTimeout time.Duration
-	// MaxStale is how long this node may go without hearing from the leader
-	// and still vouch for tokens from its own state; past it, validations
-	// are confirmed through the leader or answered 503 (SPEC §4).
-	MaxStale time.Duration
 	// Logger receives request and error logs.
 	Logger *slog.Logger
 
@@ -91,7 +89,7 @@ type Config struct {
 
 // Default returns a configuration without backend or keys.
 func Default() Config {
-	return Config{WriteTimeout: 10 * time.Second, MaxStale: 10 * time.Second, Logger: slog.Default(), LoginRate: DefaultLoginRate}
+	return Config{WriteTimeout: 10 * time.Second, Logger: slog.Default(), LoginRate: DefaultLoginRate}
 }
 
 // Validate reports what is missing.
@@ -103,8 +101,6 @@ func (c Config) Validate() error {
 		return errors.New("httpapi: no admin API key")
 	case c.WriteTimeout <= 0:
 		return errors.New("httpapi: write timeout must be positive")
-	case c.MaxStale <= 0:
-		return errors.New("httpapi: max-stale must be positive")
 	case c.LoginRate.PerSecond < 0 || (c.LoginRate.PerSecond > 0 && c.LoginRate.Burst < 1):
 		return errors.New("httpapi: the login rate must be positive with a burst of at least 1, or 0 for none")
 	case c.Logger == nil:
@@ -393,28 +389,29 @@ func (s *Server) confirmWithLeader(c echo.Context, wait time.Duration) error {
 	return nil
 }
 
-// vouchFresh enforces max-stale on token validation: a node that has not
-// heard from the leader for longer than max_stale (?max_stale=, default
-// --max-stale) confirms through the leader before it vouches for a token,
-// and answers 503 when it cannot. A revoked token is therefore never
-// accepted by a cut-off node for longer than max-stale.
-func (s *Server) vouchFresh(c echo.Context) error {
-	maxStale := s.cfg.MaxStale
-	if v := c.QueryParam("max_stale"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return badRequest("max_stale must be a non-negative Go duration")
-		}
-		maxStale = d
-	}
-	contact := s.backend.LastContact()
-	if contact >= 0 && contact <= maxStale {
+// vouchTighter applies ?max_stale=, which can only tighten the node's own
+// bound (--max-stale): when this node's state is older than the smaller of
+// the two, it confirms through the leader before the token is judged, and
+// answers 503 when it cannot. The node's own bound is enforced by every
+// validation (node.Validate, node.Introspect) whether or not this runs.
+func (s *Server) vouchTighter(c echo.Context) error {
+	v := c.QueryParam("max_stale")
+	if v == "" {
 		return nil
 	}
-	if err := s.confirmWithLeader(c, defaultReadWait); err != nil {
-		return err
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return badRequest("max_stale must be a non-negative Go duration")
 	}
-	c.Response().Header().Set(headerIndex, strconv.FormatUint(s.backend.AppliedIndex(), 10))
+	if d >= s.backend.MaxStale() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), defaultReadWait)
+	defer cancel()
+	if err := s.backend.Vouch(ctx, d); err != nil {
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
+			Message: "this node cannot confirm its state within max_stale " + d.String()}
+	}
 	return nil
 }
 

@@ -60,7 +60,7 @@ func TestCluster_FollowerForwardsWritesAndAppliesBeforeAnswering(t *testing.T) {
 		t.Fatalf("create through a follower: %v", err)
 	}
 	// Read-your-writes on the node that answered, with no wait.
-	if _, err := follower.Validate(is.AccessToken); err != nil {
+	if _, err := follower.Validate(context.Background(), is.AccessToken); err != nil {
 		t.Fatalf("the answering follower has not applied its own write: %v", err)
 	}
 	// Every node reaches the same state at that index.
@@ -68,7 +68,7 @@ func TestCluster_FollowerForwardsWritesAndAppliesBeforeAnswering(t *testing.T) {
 		if err := n.WaitForIndex(ctx(t), is.Index); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := n.Validate(is.AccessToken); err != nil {
+		if _, err := n.Validate(context.Background(), is.AccessToken); err != nil {
 			t.Errorf("node %s: %v", n.ID(), err)
 		}
 	}
@@ -81,7 +81,7 @@ func TestCluster_FollowerForwardsWritesAndAppliesBeforeAnswering(t *testing.T) {
 	if _, err := follower.Refresh(ctx(t), is.RefreshToken); !errors.Is(err, fsm.ErrRefreshReuse) {
 		t.Fatalf("reuse through a follower: got %v, want ErrRefreshReuse", err)
 	}
-	if _, err := follower.Validate(refreshed.AccessToken); err == nil {
+	if _, err := follower.Validate(context.Background(), refreshed.AccessToken); err == nil {
 		t.Fatal("the session survived refresh-token reuse")
 	}
 }
@@ -97,11 +97,11 @@ func TestCluster_WritesFailOverToNewLeader(t *testing.T) {
 		t.Fatalf("write after the leader stopped: %v", err)
 	}
 	t.Logf("write committed %s after the leader stopped", time.Since(start))
-	if _, err := nodes[1].Validate(is.AccessToken); err != nil {
+	if _, err := nodes[1].Validate(context.Background(), is.AccessToken); err != nil {
 		if err := nodes[1].WaitForIndex(ctx(t), is.Index); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := nodes[1].Validate(is.AccessToken); err != nil {
+		if _, err := nodes[1].Validate(context.Background(), is.AccessToken); err != nil {
 			t.Fatalf("other survivor: %v", err)
 		}
 	}

@@ -71,6 +71,12 @@ type Config struct {
 	// SnapshotsRetained is how many snapshot files are kept.
 	SnapshotsRetained int
 
+	// MaxStale bounds how old the state this node vouches for tokens from
+	// may be: it answers a validation locally only while it has applied
+	// what the leader had applied MaxStale ago, else it confirms through the
+	// leader first (vouch.go).
+	MaxStale time.Duration
+
 	// LeaderWait bounds how long a write waits for a leader to be known.
 	LeaderWait time.Duration
 	// SweepInterval is how often the leader checks for expired sessions to
@@ -117,6 +123,7 @@ func Default() Config {
 		SnapshotThreshold: 8192,
 		SnapshotsRetained: 2,
 		TrailingLogs:      10240,
+		MaxStale:          10 * time.Second,
 		LeaderWait:        5 * time.Second,
 		SweepInterval:     30 * time.Second,
 		Logger:            slog.Default(),
@@ -134,6 +141,8 @@ func (c Config) Validate() error {
 		return errors.New("node: raft timeouts must be at least 10ms")
 	case c.SnapshotInterval <= 0 || c.SnapshotThreshold == 0 || c.SnapshotsRetained < 1:
 		return errors.New("node: snapshot settings must be positive")
+	case c.MaxStale <= 0:
+		return errors.New("node: max-stale must be positive")
 	case c.LeaderWait <= 0 || c.SweepInterval <= 0:
 		return errors.New("node: leader wait and sweep interval must be positive")
 	case c.Logger == nil:

@@ -12,11 +12,11 @@ import (
 )
 
 // Leader-confirmed reads. A node answers a read from its own state; when the
-// caller asks for consistency=leader, or when this node has not heard from
-// the leader for longer than max-stale, it first learns the leader's commit
-// index — the leader confirming with a quorum that it still leads — and
-// waits until it has applied that far. Such a read sees every write
-// acknowledged before it started, on any node.
+// caller asks for consistency=leader, or when this node may not vouch from
+// its state (vouch.go), it first learns the leader's read index — the leader
+// confirming with a quorum that it still leads — and waits until it has
+// applied that far. Such a read sees every write acknowledged before it
+// started, on any node.
 
 const rpcReadIndex = "read_index"
 
@@ -103,68 +103,7 @@ func (n *Node) serveReadIndex(ctx context.Context, _ string, dec *msgpack.Decode
 	return readIndexResponse{Index: index}, nil
 }
 
-// ReadBarrier makes the local reads that follow linearizable: it obtains
-// the leader's confirmed commit index (locally or over RPC) and waits until
-// this node has applied it. It returns that index, or ErrUnavailable when no
-// leader can confirm in time.
-func (n *Node) ReadBarrier(ctx context.Context) (uint64, error) {
-	backoff := 10 * time.Millisecond
-	for {
-		leaderAddr, err := n.waitForLeader(ctx)
-		if err != nil {
-			return 0, err
-		}
-		var index uint64
-		if leaderAddr == "" {
-			index, err = n.leaderReadIndex(ctx)
-		} else {
-			var resp readIndexResponse
-			err = n.rpc.Call(ctx, leaderAddr, rpcReadIndex, struct{}{}, &resp)
-			index = resp.Index
-		}
-		if err == nil {
-			if err := n.waitApplied(ctx, index); err != nil {
-				return 0, fmt.Errorf("%w: index %d not applied here in time", ErrUnavailable, index)
-			}
-			return index, nil
-		}
-		var re *transport.RemoteError
-		if !errors.Is(err, ErrNotLeader) && !(errors.As(err, &re) && re.Code == rpcCodeNotLeader) {
-			return 0, fmt.Errorf("%w: cannot reach a leader: %v", ErrUnavailable, err)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("%w: no leader confirmed in time", ErrUnavailable)
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 200*time.Millisecond)
-	}
-}
-
 // waitApplied waits until this node's state machine has applied index.
 func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 	return n.fsm.WaitForIndex(ctx, index)
-}
-
-// catchUp runs once at start: it learns the leader's applied index and
-// waits until this node has applied as much, then marks the node caught up
-// (ready). It retries until it succeeds or the node stops.
-func (n *Node) catchUp() {
-	defer n.wg.Done()
-	backoff := 50 * time.Millisecond
-	for {
-		ctx, cancel := context.WithTimeout(n.stopCtx, 5*time.Second)
-		_, err := n.ReadBarrier(ctx)
-		cancel()
-		if err == nil {
-			n.caughtUp.Store(true)
-			return
-		}
-		select {
-		case <-n.stop:
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, time.Second)
-	}
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -123,7 +124,7 @@ func TestGossip_LeaderAddsLateJoinersAndReadReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatalf("write through a read replica: %v", err)
 	}
-	if _, err := replica.Validate(is.AccessToken); err != nil {
+	if _, err := replica.Validate(context.Background(), is.AccessToken); err != nil {
 		t.Fatalf("read replica does not serve its own write: %v", err)
 	}
 	if err := voter.WaitForIndex(ctx(t), is.Index); err != nil {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
@@ -46,7 +47,7 @@ func BenchmarkValidate_IdleTimeout(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				r := rand.New(rand.NewPCG(rand.Uint64(), 1))
 				for pb.Next() {
-					if _, err := n.Validate(tokens[r.IntN(sessions)]); err != nil {
+					if _, err := n.Validate(context.Background(), tokens[r.IntN(sessions)]); err != nil {
 						failures.Add(1)
 					}
 				}

@@ -286,6 +286,8 @@ var (
 		"Committed log entries not yet applied here (commit index minus applied index).", nil, nil)
 	descRaftContact = prometheus.NewDesc("sessiond_raft_last_contact_seconds",
 		"Time since this node last heard from the leader: 0 on the leader, -1 when it never has.", nil, nil)
+	descStateAge = prometheus.NewDesc("sessiond_state_age_seconds",
+		"How old this node's state is by its newest confirmation with the leader: it validates tokens locally while this is at most max-stale; -1 before the first confirmation.", nil, nil)
 	descRaftLeader = prometheus.NewDesc("sessiond_raft_leader",
 		"1 if this node is the Raft leader, else 0.", nil, nil)
 	descSessionsStored = prometheus.NewDesc("sessiond_sessions_stored",
@@ -306,7 +308,7 @@ var raftStates = []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, ra
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descRaftCommit, descRaftApplied, descRaftLag,
-		descRaftContact, descRaftLeader, descSessionsStored, descSessionsActive, descUsers, descAccounts,
+		descRaftContact, descStateAge, descRaftLeader, descSessionsStored, descSessionsActive, descUsers, descAccounts,
 		descLockouts, descGossipMembers} {
 		ch <- d
 	}
@@ -344,6 +346,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			contact = d.Seconds()
 		}
 		gauge(descRaftContact, contact)
+		gauge(descStateAge, n.fresh.age().Seconds())
 		leader := 0.0
 		if rs.State == raft.Leader.String() {
 			leader = 1

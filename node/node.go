@@ -42,12 +42,12 @@ type Node struct {
 	// committed before its term (a Barrier after the election).
 	leaderReady atomic.Bool
 	leaderGen   atomic.Uint64
-	// caughtUp is set once the node has applied what the leader had applied
-	// when the node asked, after start.
-	caughtUp atomic.Bool
-	store    *raftboltdb.BoltStore
-	snaps    *raft.FileSnapshotStore
-	nodeID   raft.ServerID
+	// fresh says how current this node's state is: whether it may vouch
+	// for tokens from it (vouch.go).
+	fresh  *freshness
+	store  *raftboltdb.BoltStore
+	snaps  *raft.FileSnapshotStore
+	nodeID raft.ServerID
 
 	// proposals queue the leader's writes for proposeLoop.
 	proposals chan *proposal
@@ -97,6 +97,7 @@ func New(cfg Config) (*Node, error) {
 		n.cfg.Passwords = password.NewHasher(password.DefaultParams, 0)
 	}
 	n.touches = newTouchTracker()
+	n.fresh = newFreshness()
 	if n.cfg.Clock == nil {
 		n.cfg.Clock = time.Now
 	}
@@ -245,7 +246,7 @@ func New(cfg Config) (*Node, error) {
 	go n.sweepExpired()
 	go n.flushTouches()
 	go n.observeLeadership(leadership)
-	go n.catchUp()
+	go n.keepFresh()
 	ok = true
 	return n, nil
 }
@@ -281,15 +282,15 @@ func (n *Node) LastContact() time.Duration {
 	return time.Since(last)
 }
 
-// Ready reports whether the node can serve: a leader is known and, since
-// start, this node has once caught up with everything the leader had
-// applied (a fresh or restarted node is not ready while it replays or
-// receives a snapshot).
+// Ready reports whether the node can serve validations from its own state: a
+// leader is known and the node vouches (Fresh). A node that starts, replays
+// its log, receives a snapshot, has been cut off or lags behind a backlog is
+// not ready until it has caught up.
 func (n *Node) Ready() bool {
 	if addr, _ := n.Leader(); addr == "" {
 		return false
 	}
-	return n.caughtUp.Load()
+	return n.Fresh()
 }
 
 // RaftState is the node's Raft role, term and indexes.

@@ -111,17 +111,17 @@ func TestNode_RestartRestoresSessionsAndRevocations(t *testing.T) {
 	if n.AppliedIndex() < lastIndex {
 		t.Fatalf("applied index %d after restart, had %d", n.AppliedIndex(), lastIndex)
 	}
-	if _, err := n.Validate(refreshed.AccessToken); err != nil {
+	if _, err := n.Validate(context.Background(), refreshed.AccessToken); err != nil {
 		t.Errorf("refreshed session does not validate after restart: %v", err)
 	}
-	if _, err := n.Validate(kept.AccessToken); !errors.Is(err, fsm.ErrUnauthenticated) {
+	if _, err := n.Validate(context.Background(), kept.AccessToken); !errors.Is(err, fsm.ErrUnauthenticated) {
 		t.Errorf("rotated access token: got %v, want ErrUnauthenticated", err)
 	}
-	if _, err := n.Validate(revoked.AccessToken); !errors.Is(err, fsm.ErrUnauthenticated) {
+	if _, err := n.Validate(context.Background(), revoked.AccessToken); !errors.Is(err, fsm.ErrUnauthenticated) {
 		t.Errorf("logged-out session validates after restart: %v", err)
 	}
-	if info := n.Introspect(revoked.RefreshToken); info.Status != fsm.StatusRevoked {
-		t.Errorf("logged-out refresh token introspects as %s, want revoked", info.Status)
+	if info, err := n.Introspect(context.Background(), revoked.RefreshToken); err != nil || info.Status != fsm.StatusRevoked {
+		t.Errorf("logged-out refresh token introspects as %s (%v), want revoked", info.Status, err)
 	}
 }
 
@@ -152,7 +152,7 @@ func TestNode_LeaderSweepsExpiredSessions(t *testing.T) {
 	// Past the refresh expiry (22m30s by default) and one GC bucket more.
 	clock.Advance(25 * time.Minute)
 	waitFor(t, 5*time.Second, "expired session to be collected", func() bool { return n.FSM().Stats().Sessions == 0 })
-	if _, err := n.Validate(is.AccessToken); !errors.Is(err, fsm.ErrUnauthenticated) {
+	if _, err := n.Validate(context.Background(), is.AccessToken); !errors.Is(err, fsm.ErrUnauthenticated) {
 		t.Errorf("collected session still validates: %v", err)
 	}
 }

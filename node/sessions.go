@@ -140,7 +140,7 @@ func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error)
 		return Issued{}, fsm.ErrUnauthenticated
 	}
 	presented := events.HashToken(refreshToken)
-	s, kind, status, err := n.lookupForWrite(ctx, presented)
+	s, kind, status, err := n.lookupToken(ctx, presented)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -169,20 +169,20 @@ func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error)
 	return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: res.Index}, nil
 }
 
-// lookupForWrite finds the session holding a token, for a write that acts
-// on it. A token this node does not know may have been minted through
+// lookupToken finds the session holding a token, for a write that acts
+// on it or an introspection. A token this node does not know may have been minted through
 // another node a moment ago (or this node may be a leader that has just
 // been deposed): rather than answer 401 from a lagging state, the node
 // confirms with the leader and catches up (a read barrier) and looks once
 // more. When no leader confirms in time the answer is ErrUnavailable, not a
 // 401 it cannot vouch for. Known tokens cost nothing extra.
-func (n *Node) lookupForWrite(ctx context.Context, h events.TokenHash) (fsm.Session, fsm.TokenKind, fsm.Status, error) {
+func (n *Node) lookupToken(ctx context.Context, h events.TokenHash) (fsm.Session, fsm.TokenKind, fsm.Status, error) {
 	now := n.now()
 	s, kind, status := n.fsm.LookupToken(h, now)
 	if kind != fsm.TokenNone {
 		return s, kind, n.withLocalUse(s, kind, h, status, now), nil
 	}
-	barrierCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	barrierCtx, cancel := context.WithTimeout(ctx, confirmWait)
 	defer cancel()
 	if _, err := n.ReadBarrier(barrierCtx); err != nil {
 		return s, kind, status, err
@@ -198,17 +198,33 @@ func (n *Node) now() int64 { return n.cfg.Clock().UnixNano() }
 // Now is the node's clock: the "now" its reads are judged at.
 func (n *Node) Now() time.Time { return n.cfg.Clock() }
 
-// Validate checks an access token against the local state: the session if
-// the token is active, else fsm.ErrUnauthenticated.
-func (n *Node) Validate(accessToken string) (fsm.Session, error) {
+// Validate checks an access token as this node may vouch for it: the
+// session if the token is active, else fsm.ErrUnauthenticated. The node
+// answers from its own state only while that state is fresh (Vouch with
+// MaxStale); and since a token it does not know may have been minted
+// through another node a moment ago, it answers 401 for one only after
+// confirming with the leader. Either confirmation failing is
+// ErrUnavailable, never a 401 the node cannot vouch for.
+func (n *Node) Validate(ctx context.Context, accessToken string) (fsm.Session, error) {
 	if !wellFormed(accessToken, AccessTokenPrefix) {
 		return fsm.Session{}, fsm.ErrUnauthenticated
+	}
+	ctx, cancel := context.WithTimeout(ctx, confirmWait)
+	defer cancel()
+	if err := n.Vouch(ctx, n.cfg.MaxStale); err != nil {
+		return fsm.Session{}, err
 	}
 	h := events.HashToken(accessToken)
 	now := n.now()
 	s, status := n.fsm.ValidateAccess(h, now)
 	if s == nil {
-		return fsm.Session{}, fsm.ErrUnauthenticated
+		if _, err := n.ReadBarrier(ctx); err != nil {
+			return fsm.Session{}, err
+		}
+		now = n.now()
+		if s, status = n.fsm.ValidateAccess(h, now); s == nil {
+			return fsm.Session{}, fsm.ErrUnauthenticated
+		}
 	}
 	if idle := s.IdleTimeout(); idle > 0 {
 		// A use seen here and not replicated yet may keep it alive; this
@@ -249,14 +265,24 @@ type TokenInfo struct {
 	Status  fsm.Status
 }
 
-// Introspect finds a token of either kind in the local state.
-func (n *Node) Introspect(token string) TokenInfo {
+// Introspect finds a token of either kind as this node may vouch for it:
+// like Validate, from a fresh state, and an unknown token only after
+// confirming with the leader (else ErrUnavailable).
+func (n *Node) Introspect(ctx context.Context, token string) (TokenInfo, error) {
 	if !wellFormed(token, AccessTokenPrefix) && !wellFormed(token, RefreshTokenPrefix) {
-		return TokenInfo{Status: fsm.StatusUnknown}
+		return TokenInfo{Status: fsm.StatusUnknown}, nil
 	}
-	h, now := events.HashToken(token), n.now()
-	s, kind, status := n.fsm.LookupToken(h, now)
-	return TokenInfo{Session: s, Kind: kind, Status: n.withLocalUse(s, kind, h, status, now)}
+	vouchCtx, cancel := context.WithTimeout(ctx, confirmWait)
+	err := n.Vouch(vouchCtx, n.cfg.MaxStale)
+	cancel()
+	if err != nil {
+		return TokenInfo{}, err
+	}
+	s, kind, status, err := n.lookupToken(ctx, events.HashToken(token))
+	if err != nil {
+		return TokenInfo{}, err
+	}
+	return TokenInfo{Session: s, Kind: kind, Status: status}, nil
 }
 
 // Logout revokes the session of an active access token.
@@ -264,7 +290,7 @@ func (n *Node) Logout(ctx context.Context, accessToken string) (uint64, error) {
 	if !wellFormed(accessToken, AccessTokenPrefix) {
 		return 0, fsm.ErrUnauthenticated
 	}
-	s, kind, status, err := n.lookupForWrite(ctx, events.HashToken(accessToken))
+	s, kind, status, err := n.lookupToken(ctx, events.HashToken(accessToken))
 	if err != nil {
 		return 0, err
 	}
@@ -288,7 +314,7 @@ func (n *Node) RevokeToken(ctx context.Context, token string) (uint64, error) {
 	if !wellFormed(token, AccessTokenPrefix) && !wellFormed(token, RefreshTokenPrefix) {
 		return n.AppliedIndex(), nil
 	}
-	s, kind, status, err := n.lookupForWrite(ctx, events.HashToken(token))
+	s, kind, status, err := n.lookupToken(ctx, events.HashToken(token))
 	if err != nil {
 		return 0, err
 	}

@@ -86,7 +86,7 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&o.region, "region", "default", "region this node runs in")
 	f.BoolVar(&o.voter, "voter", true, "take part in Raft quorum; false makes a read replica")
 	f.DurationVar(&o.deadTimeout, "dead-node-timeout", time.Hour, "remove a member from Raft after it has been dead this long (when safe)")
-	f.DurationVar(&o.maxStale, "max-stale", 10*time.Second, "how long this node vouches for tokens without hearing from the leader; past it, validations are confirmed through the leader or answered 503")
+	f.DurationVar(&o.maxStale, "max-stale", 10*time.Second, "how old the state this node vouches for tokens from may be: it validates locally only while it has applied what the leader had applied this long ago, else it confirms through the leader or answers 503")
 	f.StringVar(&o.gossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts gossip")
 	f.StringVar(&o.apiKeyFile, "api-key-file", "", "file of admin API keys, one per line (default: <data-dir>/admin.key, generated on first start; required when joining others)")
 	f.StringVar(&o.cookieKeyFile, "cookie-key-file", "", "file of HMAC keys that sign session cookies, one per line; the first signs, all verify (default: <data-dir>/cookie.key, generated on first start; required when joining others)")
@@ -223,6 +223,7 @@ func run(ctx context.Context, o options) error {
 		cfg.BootstrapSelf = false // wait to be added by the leader
 	}
 	cfg.Logger = log
+	cfg.MaxStale = o.maxStale
 	n, err := node.New(cfg)
 	if err != nil {
 		listener.Close()
@@ -232,7 +233,6 @@ func run(ctx context.Context, o options) error {
 	apiCfg := httpapi.Default()
 	apiCfg.Backend = n
 	apiCfg.APIKeys = keys
-	apiCfg.MaxStale = o.maxStale
 	apiCfg.Logger = log
 	apiCfg.CookieKeys = cookieKeys
 	apiCfg.CookieDevMode = cookies.DevMode(listener.Addr().String(), o.httpTLSCert != "")

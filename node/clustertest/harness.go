@@ -133,6 +133,7 @@ func (c *Cluster) start(m *Member) error {
 	cfg.TrailingLogs = 64
 	cfg.SnapshotInterval = 500 * time.Millisecond
 	cfg.Faults = c.Faults
+	cfg.MaxStale = c.opts.MaxStale
 	cfg.Logger = slog.New(slog.NewTextHandler(testLog{c.t, m.ID, &c.logs}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if c.opts.TLS != nil {
 		cfg.TLS = c.opts.TLS(m.Index)
@@ -147,7 +148,6 @@ func (c *Cluster) start(m *Member) error {
 	apiCfg := httpapi.Default()
 	apiCfg.Backend = n
 	apiCfg.APIKeys = []string{APIKey}
-	apiCfg.MaxStale = c.opts.MaxStale
 	apiCfg.WriteTimeout = 5 * time.Second
 	apiCfg.Logger = cfg.Logger
 	apiCfg.LoginRate = httpapi.LoginRate{} // tests log in fast from one address
