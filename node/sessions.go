@@ -182,9 +182,7 @@ func (n *Node) lookupToken(ctx context.Context, h events.TokenHash) (fsm.Session
 	if kind != fsm.TokenNone {
 		return s, kind, n.withLocalUse(s, kind, h, status, now), nil
 	}
-	barrierCtx, cancel := context.WithTimeout(ctx, confirmWait)
-	defer cancel()
-	if _, err := n.ReadBarrier(barrierCtx); err != nil {
+	if err := n.confirm(ctx); err != nil {
 		return s, kind, status, err
 	}
 	now = n.now()
@@ -209,16 +207,16 @@ func (n *Node) Validate(ctx context.Context, accessToken string) (fsm.Session, e
 	if !wellFormed(accessToken, AccessTokenPrefix) {
 		return fsm.Session{}, fsm.ErrUnauthenticated
 	}
-	ctx, cancel := context.WithTimeout(ctx, confirmWait)
-	defer cancel()
-	if err := n.Vouch(ctx, n.cfg.MaxStale); err != nil {
-		return fsm.Session{}, err
+	if !n.fresh.within(n.cfg.MaxStale) {
+		if err := n.confirm(ctx); err != nil {
+			return fsm.Session{}, err
+		}
 	}
 	h := events.HashToken(accessToken)
 	now := n.now()
 	s, status := n.fsm.ValidateAccess(h, now)
 	if s == nil {
-		if _, err := n.ReadBarrier(ctx); err != nil {
+		if err := n.confirm(ctx); err != nil {
 			return fsm.Session{}, err
 		}
 		now = n.now()
@@ -272,11 +270,10 @@ func (n *Node) Introspect(ctx context.Context, token string) (TokenInfo, error) 
 	if !wellFormed(token, AccessTokenPrefix) && !wellFormed(token, RefreshTokenPrefix) {
 		return TokenInfo{Status: fsm.StatusUnknown}, nil
 	}
-	vouchCtx, cancel := context.WithTimeout(ctx, confirmWait)
-	err := n.Vouch(vouchCtx, n.cfg.MaxStale)
-	cancel()
-	if err != nil {
-		return TokenInfo{}, err
+	if !n.fresh.within(n.cfg.MaxStale) {
+		if err := n.confirm(ctx); err != nil {
+			return TokenInfo{}, err
+		}
 	}
 	s, kind, status, err := n.lookupToken(ctx, events.HashToken(token))
 	if err != nil {

@@ -56,10 +56,7 @@ func (n *Node) Login(ctx context.Context, req LoginRequest) (_ Issued, err error
 	if n.fsm.LockedUntil(now, lockKeys...) != 0 {
 		// An unlock acknowledged through another node may not have reached
 		// this one: confirm with the leader before refusing.
-		barrierCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := n.ReadBarrier(barrierCtx)
-		cancel()
-		if err != nil {
+		if err := n.confirm(ctx); err != nil {
 			return Issued{}, err
 		}
 		now = n.now()
@@ -107,9 +104,7 @@ func (n *Node) findLoginUser(ctx context.Context, req LoginRequest) (fsm.User, b
 	if u, ok := lookup(); ok {
 		return u, true, nil
 	}
-	barrierCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if _, err := n.ReadBarrier(barrierCtx); err != nil {
+	if err := n.confirm(ctx); err != nil {
 		return fsm.User{}, false, err
 	}
 	u, ok := lookup()

@@ -162,6 +162,14 @@ func (n *Node) readIndexSince(ctx context.Context, since int64) (*readIndexCall,
 // confirmation before it answers ErrUnavailable.
 const confirmWait = 2 * time.Second
 
+// confirm runs a read barrier bounded by confirmWait (and ctx).
+func (n *Node) confirm(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, confirmWait)
+	defer cancel()
+	_, err := n.ReadBarrier(ctx)
+	return err
+}
+
 // readIndexCallTimeout bounds one shared read-index call; its waiters give up
 // on their own deadlines.
 const readIndexCallTimeout = 5 * time.Second
