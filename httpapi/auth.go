@@ -28,20 +28,19 @@ type loginRequest struct {
 	Email       string      `json:"email"`
 	UserID      string      `json:"user_id"`
 	Password    string      `json:"password"`
-	App         string      `json:"app"`
+	App         *string     `json:"app"`
 	RememberMe  bool        `json:"remember_me"`
 	Device      *deviceJSON `json:"device"`
 	EndSessions []string    `json:"end_sessions"`
 }
 
 // sessionOptions checks what every way of making a session shares and fills
-// the device from the request where the caller left it out.
-func (s *Server) sessionOptions(c echo.Context, app string, device *deviceJSON, remember bool, end []string) (node.CreateRequest, error) {
-	req := node.CreateRequest{App: app, RememberMe: remember}
-	if req.App == "" {
-		req.App = "default"
-	}
-	if err := checkID("app", req.App); err != nil {
+// the device from the request where the caller left it out. app is nil
+// when the request left it out (or sent null): the app is then "default".
+func (s *Server) sessionOptions(c echo.Context, app *string, device *deviceJSON, remember bool, end []string) (node.CreateRequest, error) {
+	req := node.CreateRequest{RememberMe: remember}
+	var err error
+	if req.App, err = appOrDefault(app); err != nil {
 		return req, err
 	}
 	if device != nil {
@@ -162,7 +161,7 @@ type exchangeRequest struct {
 	GrantType        string      `json:"grant_type"`
 	SubjectToken     string      `json:"subject_token"`
 	SubjectTokenType string      `json:"subject_token_type"`
-	App              string      `json:"app"`
+	App              *string     `json:"app"`
 	RememberMe       bool        `json:"remember_me"`
 	Device           *deviceJSON `json:"device"`
 	EndSessions      []string    `json:"end_sessions"`
@@ -392,5 +391,6 @@ func (s *Server) forwardAuth(c echo.Context) error {
 	h.Set("X-Session-Scopes", strings.Join(sess.Scopes(), " "))
 	h.Set("X-Session-Expires", time.Unix(0, min(sess.AccessExpiresAt, sess.ExpiresAt)).UTC().Format(time.RFC3339))
 	h.Set("X-Session-App", sess.App())
+	noStore(c)
 	return c.NoContent(http.StatusOK)
 }

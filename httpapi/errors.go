@@ -155,6 +155,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Debug("request failed", "request_id", requestIDOf(c), "route", c.Path(), "status", ae.Status, "detail", ae.detail)
 	}
 	h := c.Response().Header()
+	// No error answer is worth keeping in a cache, and some must not be
+	// kept: the 401 of a token check, a session limit listing sessions.
+	h[echo.HeaderCacheControl] = []string{"no-store"}
 	if ae.retryAfter > 0 {
 		h.Set("Retry-After", strconv.FormatInt(ae.retryAfter, 10))
 	}

@@ -34,7 +34,7 @@ func presentedToken(c echo.Context) string {
 
 type createSessionRequest struct {
 	UserID     string            `json:"user_id"`
-	App        string            `json:"app"`
+	App        *string           `json:"app"` // nil (left out or null): "default"
 	Scopes     []string          `json:"scopes"`
 	Attributes map[string]string `json:"attributes"`
 	RememberMe bool              `json:"remember_me"`
@@ -47,13 +47,11 @@ func (s *Server) createSession(c echo.Context) error {
 	if err := bindJSON(c, &req, false); err != nil {
 		return err
 	}
-	if req.App == "" {
-		req.App = "default"
-	}
 	if err := checkID("user_id", req.UserID); err != nil {
 		return err
 	}
-	if err := checkID("app", req.App); err != nil {
+	app, err := appOrDefault(req.App)
+	if err != nil {
 		return err
 	}
 	if err := checkScopes(req.Scopes); err != nil {
@@ -75,7 +73,7 @@ func (s *Server) createSession(c echo.Context) error {
 	defer cancel()
 	issued, err := s.backend.CreateSession(ctx, node.CreateRequest{
 		UserID:     events.UserID(req.UserID),
-		App:        req.App,
+		App:        app,
 		AuthMethod: events.AuthImpersonation,
 		RememberMe: req.RememberMe,
 		Scopes:     req.Scopes,
@@ -193,6 +191,7 @@ func (s *Server) getSession(c echo.Context) error {
 	if !ok {
 		return errSessionNotFound
 	}
+	noStore(c)
 	return c.JSON(http.StatusOK, toSessionJSON(sess, s.backend.SessionStatus(sess)))
 }
 
@@ -282,12 +281,15 @@ func (s *Server) userSessions(c echo.Context) error {
 	for _, sess := range list {
 		out.Sessions = append(out.Sessions, toSessionJSON(sess, fsm.StatusActive)) // only active ones are listed
 	}
+	noStore(c)
 	return c.JSON(http.StatusOK, out)
 }
 
+// forceLogoutRequest is the optional body of a force logout; a field given
+// there (and not null) overrides the query parameter of the same name.
 type forceLogoutRequest struct {
-	Reason string `json:"reason"`
-	Except string `json:"except"`
+	Reason *string `json:"reason"`
+	Except *string `json:"except"`
 }
 
 // forceLogoutReasons are the reasons an admin may give (SPEC §2).
@@ -305,23 +307,30 @@ func (s *Server) forceLogout(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req := forceLogoutRequest{Reason: c.QueryParam("reason"), Except: c.QueryParam("except")}
+	reasonName, except := c.QueryParam("reason"), c.QueryParam("except")
+	var req forceLogoutRequest
 	if err := bindJSON(c, &req, true); err != nil {
 		return err
 	}
-	if req.Reason == "" {
-		req.Reason = "admin"
+	if req.Reason != nil {
+		reasonName = *req.Reason
 	}
-	reason, ok := forceLogoutReasons[req.Reason]
+	if req.Except != nil {
+		except = *req.Except
+	}
+	if reasonName == "" {
+		reasonName = "admin"
+	}
+	reason, ok := forceLogoutReasons[reasonName]
 	if !ok {
 		return badRequest("reason must be one of admin, password_change, password_reset, user_deleted")
 	}
-	if len(req.Except) > maxIDLength {
+	if len(except) > maxIDLength {
 		return badRequest("except is not a session id")
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	n, index, err := s.backend.ForceLogout(ctx, user, reason, events.SessionID(req.Except))
+	n, index, err := s.backend.ForceLogout(ctx, user, reason, events.SessionID(except))
 	if err != nil {
 		return err
 	}
@@ -346,6 +355,7 @@ func (s *Server) introspect(c echo.Context) error {
 		return err
 	}
 	setIndex(c, s.backend.AppliedIndex())
+	noStore(c)
 	return c.JSON(http.StatusOK, toIntrospectionJSON(info))
 }
 

@@ -16,15 +16,25 @@ import (
 
 var fastBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// writeSessionJSON answers status with v as its JSON body.
+// writeSessionJSON answers status with v as its JSON body, not to be
+// stored by caches.
 func writeSessionJSON(c echo.Context, status int, v *sessionJSON) error {
+	noStore(c)
 	return writeFastJSON(c, status, func(b []byte) []byte { return appendSessionJSON(b, v) })
 }
 
-// writeTokenJSON answers status with the token pair v; issuedTokenType,
-// when not empty, is RFC 8693's issued_token_type of a token exchange.
+// writeTokenJSON answers status with the token pair v, not to be stored by
+// caches; issuedTokenType, when not empty, is RFC 8693's issued_token_type
+// of a token exchange.
 func writeTokenJSON(c echo.Context, status int, v *tokenJSON, issuedTokenType string) error {
+	noStore(c)
 	return writeFastJSON(c, status, func(b []byte) []byte { return appendTokenJSON(b, v, issuedTokenType) })
+}
+
+// noStore forbids caches to keep the answer: every answer that carries a
+// token, and every session or introspection answer (RFC 6749 §5.1).
+func noStore(c echo.Context) {
+	c.Response().Header()[echo.HeaderCacheControl] = []string{"no-store"}
 }
 
 // writeFastJSON answers status with the JSON body appendBody writes, in a

@@ -1,13 +1,13 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v4"
 
 	"github.com/sessiond/sessiond/events"
@@ -19,19 +19,19 @@ import (
 // 1.5 × access_ttl (as it does when refresh_ttl_follows_access is true, so
 // that a GET answer can be sent back as it is).
 type putPolicyRequest struct {
-	AccessTTL                   *string         `json:"access_ttl"`
-	RefreshTTL                  *string         `json:"refresh_ttl"`
-	RefreshTTLFollowsAccess     *bool           `json:"refresh_ttl_follows_access"`
-	AbsoluteTTL                 *string         `json:"absolute_ttl"`
-	IdleTimeout                 *string         `json:"idle_timeout"`
-	SlidingRefresh              *bool           `json:"sliding_refresh"`
-	RememberMeTTL               *string         `json:"remember_me_ttl"`
-	MaxSessionsPerUser          *int            `json:"max_sessions_per_user"`
-	AppMaxSessions              map[string]int  `json:"app_max_sessions"`
-	OnSessionLimit              *string         `json:"on_session_limit"`
-	Lockout                     json.RawMessage `json:"lockout"`
-	ForceLogoutOnPasswordChange *bool           `json:"force_logout_on_password_change"`
-	RefreshReuseGrace           *string         `json:"refresh_reuse_grace"`
+	AccessTTL                   *string        `json:"access_ttl"`
+	RefreshTTL                  *string        `json:"refresh_ttl"`
+	RefreshTTLFollowsAccess     *bool          `json:"refresh_ttl_follows_access"`
+	AbsoluteTTL                 *string        `json:"absolute_ttl"`
+	IdleTimeout                 *string        `json:"idle_timeout"`
+	SlidingRefresh              *bool          `json:"sliding_refresh"`
+	RememberMeTTL               *string        `json:"remember_me_ttl"`
+	MaxSessionsPerUser          *int           `json:"max_sessions_per_user"`
+	AppMaxSessions              map[string]int `json:"app_max_sessions"`
+	OnSessionLimit              *string        `json:"on_session_limit"`
+	Lockout                     jsontext.Value `json:"lockout"`
+	ForceLogoutOnPasswordChange *bool          `json:"force_logout_on_password_change"`
+	RefreshReuseGrace           *string        `json:"refresh_reuse_grace"`
 }
 
 type putLockoutRequest struct {

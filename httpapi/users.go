@@ -1,12 +1,13 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v4"
 
 	"github.com/sessiond/sessiond/events"
@@ -206,7 +207,7 @@ func (s *Server) putLimits(c echo.Context) error {
 		return err
 	}
 	var req struct {
-		MaxSessions json.RawMessage `json:"max_sessions"`
+		MaxSessions jsontext.Value `json:"max_sessions"` // "null" when given as null
 	}
 	if err := bindJSON(c, &req, false); err != nil {
 		return err

@@ -80,3 +80,16 @@ func checkAttributes(attrs map[string]string) error {
 	}
 	return nil
 }
+
+// appOrDefault is the app a session request names: "default" when the
+// request left app out (or sent null); a value it gives, "" included, must
+// be a valid id.
+func appOrDefault(app *string) (string, error) {
+	if app == nil {
+		return "default", nil
+	}
+	if err := checkID("app", *app); err != nil {
+		return "", err
+	}
+	return *app, nil
+}
