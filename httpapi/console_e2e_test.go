@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -97,16 +96,6 @@ func (c *consoleNode) mustCall(t *testing.T, want int, method, path string, body
 			t.Fatalf("%s %s: decoding %s: %v", method, path, b, err)
 		}
 	}
-}
-
-// consoleChromiumPath finds Debian's chromium (or chromium-browser).
-func consoleChromiumPath() string {
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
 }
 
 // consoleBrowser drives one tab and records what goes wrong in the page.
@@ -254,13 +243,7 @@ type consoleTokens struct {
 }
 
 func TestConsole_EndToEndInChromium(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	chromium := consoleChromiumPath()
-	if chromium == "" {
-		t.Skip("chromium not installed: apt-get install chromium")
-	}
+	chromium := chromiumPath(t)
 	n := startConsoleNode(t)
 
 	// A user with built-in credentials, three sessions on three devices,
