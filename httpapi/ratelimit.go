@@ -13,7 +13,9 @@ import (
 // Login rate limiting (SPEC §4 429 rate_limited). Lockout slows guessing
 // per account; this bounds how fast one client address may try at all,
 // across accounts, and keeps a flood from one address from taking every
-// argon2id slot of the node. Each node counts its own requests.
+// argon2id slot of the node. Each node counts its own requests. The client
+// address is c.RealIP(): the peer, or what a trusted proxy forwarded
+// (clientaddr.go).
 
 // LoginRate is a per-client-address rate for logins and token exchanges.
 type LoginRate struct {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -82,6 +83,15 @@ type Config struct {
 	// LoginRate limits logins and token exchanges per client address
 	// (429); a zero PerSecond turns the limit off.
 	LoginRate LoginRate
+	// TrustedProxies are the ranges of the proxies and load balancers in
+	// front of this node (--trusted-proxies; ParseTrustedProxies reads
+	// them). The client address, which LoginRate counts and device.ip
+	// records by default, is the TCP peer's unless the peer is in one of
+	// these ranges: then it is the right-most X-Forwarded-For address not
+	// in them or, without X-Forwarded-For, the right-most such Forwarded
+	// (RFC 7239) for= address. Empty: no peer is trusted, loopback
+	// included, and no forwarding header is read. X-Real-IP never is.
+	TrustedProxies []netip.Prefix
 	// AccountLoginURL is where the self-service page (/account/sessions)
 	// sends a visitor without a session: the application's login page.
 	AccountLoginURL string
@@ -105,6 +115,9 @@ func (c Config) Validate() error {
 		return errors.New("httpapi: the login rate must be positive with a burst of at least 1, or 0 for none")
 	case c.Logger == nil:
 		return errors.New("httpapi: no logger")
+	}
+	if err := checkTrustedProxies(c.TrustedProxies); err != nil {
+		return err
 	}
 	for _, k := range c.APIKeys {
 		if len(k) < 16 {
@@ -146,9 +159,10 @@ func New(cfg Config) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	// The client IP recorded for a session is the peer's address: headers
-	// such as X-Forwarded-For are anyone's to write.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// The client address (c.RealIP) for the login rate limit and device.ip:
+	// the peer's, or what a trusted proxy forwarded (clientaddr.go).
+	// Headers such as X-Forwarded-For are anyone's to write.
+	e.IPExtractor = clientAddress(cfg.TrustedProxies)
 	e.Use(middleware.Recover())
 	e.Use(s.consistencyHeaders)
 	e.Use(s.idempotency)

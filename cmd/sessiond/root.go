@@ -39,6 +39,7 @@ type options struct {
 	accountLogin  string
 	loginRate     float64
 	loginBurst    int
+	proxies       []string
 	tlsCert       string
 	tlsKey        string
 	tlsCA         string
@@ -94,6 +95,7 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&o.accountLogin, "account-login-url", "", "where the self-service page /account/sessions links a visitor without a session (your application's login page)")
 	f.Float64Var(&o.loginRate, "login-rate", httpapi.DefaultLoginRate.PerSecond, "logins and token exchanges a client address may make per second on this node, past --login-burst (0: no limit)")
 	f.IntVar(&o.loginBurst, "login-burst", httpapi.DefaultLoginRate.Burst, "logins a client address may make at once before --login-rate applies")
+	f.StringSliceVar(&o.proxies, "trusted-proxies", nil, "comma-separated CIDRs (or addresses) of the proxies and load balancers in front of this node: only a request from one of them has its client address read from X-Forwarded-For (right-most hop not in them) or Forwarded (default: none, not even loopback)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate of this node for mutual TLS between nodes (with --tls-key and --tls-ca)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "PEM certificate of the cluster CA that signs every node's certificate")
@@ -175,6 +177,10 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("--gossip-key: %d bytes; it must decode to 16, 24 or 32", n)
 		}
 	}
+	proxies, err := httpapi.ParseTrustedProxies(o.proxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -239,6 +245,7 @@ func run(ctx context.Context, o options) error {
 	apiCfg.Exchange = verifier
 	apiCfg.AccountLoginURL = o.accountLogin
 	apiCfg.LoginRate = httpapi.LoginRate{PerSecond: o.loginRate, Burst: o.loginBurst}
+	apiCfg.TrustedProxies = proxies
 	api, err := httpapi.New(apiCfg)
 	if err != nil {
 		listener.Close()
@@ -255,7 +262,8 @@ func run(ctx context.Context, o options) error {
 		}
 	}()
 	log.Info("sessiond is serving", "http_addr", listener.Addr().String(), "http_tls", o.httpTLSCert != "", "node_tls", tlsCfg != nil,
-		"cookie_dev_mode", apiCfg.CookieDevMode, "password_hashing", n.PasswordParams().String())
+		"cookie_dev_mode", apiCfg.CookieDevMode, "password_hashing", n.PasswordParams().String(),
+		"trusted_proxies", fmt.Sprint(proxies))
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
