@@ -55,6 +55,7 @@ func TestProcess(t *testing.T) {
 	t.Run("FlagBeatsEnvironment", func(t *testing.T) { t.Parallel(); testFlagBeatsEnvironment(t, bin) })
 	t.Run("HelpListsFlags", func(t *testing.T) { t.Parallel(); testHelp(t, bin) })
 	t.Run("JoiningNeedsSharedKeyFiles", func(t *testing.T) { t.Parallel(); testJoiningNeedsKeyFiles(t, bin) })
+	t.Run("RestartedFollowerCatchingUp", func(t *testing.T) { t.Parallel(); testRestartedFollowerCatchingUp(t, bin) })
 }
 
 // buildBinary builds this package into the test's temporary directory.
@@ -829,6 +830,7 @@ var specFlags = []string{
 	"node-id", "data-dir", "http-addr", "raft-addr", "gossip-addr", "advertise-addr", "join",
 	"bootstrap-expect", "region", "voter", "api-key-file", "cookie-key-file", "max-stale",
 	"dead-node-timeout", "tls-cert", "tls-key", "tls-ca", "gossip-key", "log-level", "log-format",
+	"trusted-proxies",
 }
 
 func testHelp(t *testing.T, bin string) {
