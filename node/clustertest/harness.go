@@ -22,6 +22,9 @@ import (
 	"testing"
 	"time"
 
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/node"
 	"github.com/sessiond/sessiond/transport"
@@ -210,6 +213,40 @@ func (c *Cluster) Wipe(i int) {
 	if err := os.RemoveAll(c.Nodes[i].DataDir); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// DropSnapshots deletes a killed node's snapshots and keeps its Raft log
+// (raft.db), so that it restarts with no snapshot on disk and rebuilds its
+// state from the log alone. That is sound only while the log still holds
+// every entry from the first on: when it was compacted, DropSnapshots
+// deletes nothing and returns an error. A cluster whose TrailingLogs
+// (Options.Tweak) exceeds every index it reaches never compacts its logs.
+func (c *Cluster) DropSnapshots(i int) error {
+	m := c.Nodes[i]
+	c.mu.Lock()
+	running := m.running
+	c.mu.Unlock()
+	if running {
+		return fmt.Errorf("drop the snapshots of node %d while it runs", i)
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(m.DataDir, "raft.db"),
+		BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: time.Second},
+	})
+	if err != nil {
+		return fmt.Errorf("node %d: open raft log: %w", i, err)
+	}
+	first, err := store.FirstIndex()
+	if cerr := store.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("node %d: read raft log: %w", i, err)
+	}
+	if first > 1 {
+		return fmt.Errorf("node %d: its log was compacted up to index %d: without the snapshots it would lose entries", i, first-1)
+	}
+	return os.RemoveAll(filepath.Join(m.DataDir, "snapshots"))
 }
 
 // Partition cuts nodes i and j apart (Raft, RPC and gossip).
