@@ -178,15 +178,7 @@ const catchUpRejoinAfter = 6500 * time.Millisecond
 func TestCatchUp_RejoinedFollowerNeverVouchesForTokenRevokedWhileCutOff(t *testing.T) {
 	const maxStale = 2 * time.Second
 	c := catchUpCluster(t, maxStale)
-	leader := c.Leader()
-	cut, majority := c.Nodes[(leader+1)%3], c.Nodes[(leader+2)%3]
-	tok, code := create(t, c.Nodes[leader], "alice")
-	if code != http.StatusCreated {
-		t.Fatalf("create: %d", code)
-	}
-	if code := validate(t, cut, tok.AccessToken, fmt.Sprintf("?min_index=%d&wait=10s", tok.Index)); code != http.StatusOK {
-		t.Fatalf("the soon cut-off follower answered %d for the session before the cut, want 200", code)
-	}
+	leader, cut, majority, tok := sessionOnFollowers(t, c)
 
 	c.Isolate(cut.Index)
 	isolated := time.Now()
@@ -250,15 +242,7 @@ func TestCatchUp_RejoinedFollowerNeverVouchesForTokenRevokedWhileCutOff(t *testi
 func TestCatchUp_MaxStaleQueryCannotLoosenTheBound(t *testing.T) {
 	const maxStale = 2 * time.Second
 	c := catchUpCluster(t, maxStale)
-	leader := c.Leader()
-	cut, majority := c.Nodes[(leader+1)%3], c.Nodes[(leader+2)%3]
-	tok, code := create(t, c.Nodes[leader], "alice")
-	if code != http.StatusCreated {
-		t.Fatalf("create: %d", code)
-	}
-	if code := validate(t, cut, tok.AccessToken, fmt.Sprintf("?min_index=%d&wait=10s", tok.Index)); code != http.StatusOK {
-		t.Fatalf("the soon cut-off follower answered %d for the session before the cut, want 200", code)
-	}
+	_, cut, majority, tok := sessionOnFollowers(t, c)
 
 	c.Isolate(cut.Index)
 	c.WaitFor(3*maxStale+5*time.Second, "the cut-off follower to stop vouching (503)", func() bool {
@@ -342,4 +326,21 @@ func TestCatchUp_TighterMaxStaleConfirmsThroughLeader(t *testing.T) {
 			t.Errorf("healthy follower, GET %s?max_stale=1ms for a token revoked 5ms earlier: %d (X-Sessiond-Index %q), want 401", path, status, index)
 		}
 	}
+}
+
+// sessionOnFollowers creates a session through the leader and waits until
+// the follower soon to be cut off validates it; it returns the leader's
+// index, that follower, the other one and the session's tokens.
+func sessionOnFollowers(t *testing.T, c *Cluster) (leader int, cut, majority *Member, tok tokens) {
+	t.Helper()
+	leader = c.Leader()
+	cut, majority = c.Nodes[(leader+1)%3], c.Nodes[(leader+2)%3]
+	tok, code := create(t, c.Nodes[leader], "alice")
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	if code := validate(t, cut, tok.AccessToken, fmt.Sprintf("?min_index=%d&wait=10s", tok.Index)); code != http.StatusOK {
+		t.Fatalf("the soon cut-off follower answered %d for the session before the cut, want 200", code)
+	}
+	return leader, cut, majority, tok
 }

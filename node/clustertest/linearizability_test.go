@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -409,23 +408,12 @@ func nemesis(c *Cluster, rng *rand.Rand, stop <-chan struct{}, everyKind *atomic
 func TestLinearizability_SessionsUnderFaults(t *testing.T) {
 	// The short run paces its clients so that its operations span the
 	// faults; the long one runs them flat out.
-	duration, maxOps, seeds := 15*time.Second, 1500, []uint64{uint64(time.Now().UnixNano())}
+	duration, maxOps := 15*time.Second, 1500
 	pace := 3 * duration / time.Duration(maxOps) // between one client's operations
-	if os.Getenv("SESSIOND_LONG") != "" {
+	if longRun() {
 		duration, maxOps, pace = 60*time.Second, 100000, 0
-		seeds = nil
-		for i := range 20 {
-			seeds = append(seeds, uint64(time.Now().UnixNano())+uint64(i))
-		}
 	}
-	if s := os.Getenv("SESSIOND_SEED"); s != "" {
-		seed, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seeds = []uint64{seed}
-	}
-	for _, seed := range seeds {
+	for _, seed := range runSeeds(t) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			t.Logf("seed %d (replay with SESSIOND_SEED=%d)", seed, seed)
 			history := runLinearizability(t, seed, duration, maxOps, pace)

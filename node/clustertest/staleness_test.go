@@ -7,9 +7,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,8 +91,7 @@ func TestStaleness_LocalValidationsHonourMaxStale(t *testing.T) {
 		downMin: time.Second, downMax: 1500 * time.Millisecond,
 		backlog: 2000, restartBacklog: 300, backlogTime: 8 * time.Second,
 	}
-	seeds := []uint64{uint64(time.Now().UnixNano())}
-	if os.Getenv("SESSIOND_LONG") != "" {
+	if longRun() {
 		cfg = stConfig{
 			duration: 60 * time.Second, writePace: 5 * time.Millisecond, validatePace: 2 * time.Millisecond,
 			maxWrites: 200000, maxValidations: 2000000,
@@ -102,19 +99,8 @@ func TestStaleness_LocalValidationsHonourMaxStale(t *testing.T) {
 			downMin: time.Second, downMax: 4 * time.Second,
 			backlog: 5000, restartBacklog: 1000, backlogTime: 15 * time.Second,
 		}
-		seeds = nil
-		for i := range 20 {
-			seeds = append(seeds, uint64(time.Now().UnixNano())+uint64(i))
-		}
 	}
-	if s := os.Getenv("SESSIOND_SEED"); s != "" {
-		seed, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seeds = []uint64{seed}
-	}
-	for _, seed := range seeds {
+	for _, seed := range runSeeds(t) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			t.Logf("seed %d (replay with SESSIOND_SEED=%d)", seed, seed)
 			runStaleness(t, seed, cfg)
