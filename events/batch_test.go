@@ -131,3 +131,50 @@ func TestBatch_Golden(t *testing.T) {
 		t.Fatalf("batch wire form changed:\n got %s\nwant %s", got, want)
 	}
 }
+
+// FuzzDecodeBatch checks that no entry crashes DecodeBatch, that what it
+// refuses it refuses with one of the package's sentinels, and that what it
+// accepts encodes again to a batch that decodes to the same envelopes.
+func FuzzDecodeBatch(f *testing.F) {
+	envs := sampleEnvelopes()
+	for _, n := range []int{1, 2} {
+		data := make([][]byte, n)
+		for i := range data {
+			data[i], _ = Encode(envs[i])
+		}
+		entry, _ := EncodeBatch(data)
+		f.Add(entry)
+	}
+	f.Add([]byte{byte(TypeBatch), batchVersion, 0x90})
+	f.Add([]byte{byte(TypeBatch), batchVersion, 0xdd, 0x7f, 0xff, 0xff, 0xff, 0xc4, 0x00})
+	f.Add([]byte{byte(TypeBatch), batchVersion, 0x91, 0xc5, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, entry []byte) {
+		got, err := DecodeBatch(entry)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupportedVersion) && !errors.Is(err, ErrUnknownType) {
+				t.Fatalf("refusal %v wraps none of the sentinels", err)
+			}
+			return
+		}
+		if !IsBatch(entry) || len(got) == 0 {
+			t.Fatalf("accepted %x as a batch of %d", entry, len(got))
+		}
+		data := make([][]byte, len(got))
+		for i, env := range got {
+			if data[i], err = Encode(env); err != nil {
+				t.Fatalf("entry %d decoded but does not encode: %v", i, err)
+			}
+		}
+		again, err := EncodeBatch(data)
+		if err != nil {
+			t.Fatalf("the decoded envelopes do not batch: %v", err)
+		}
+		back, err := DecodeBatch(again)
+		if err != nil {
+			t.Fatalf("the re-encoded batch does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(got, back) {
+			t.Fatalf("decode(encode(decode(x))) differs:\n%+v\n%+v", got, back)
+		}
+	})
+}

@@ -112,7 +112,7 @@ func TestUserSessions_NewestFirstThenByID(t *testing.T) {
 	if want := []events.SessionID{"d", "a", "b"}; !reflect.DeepEqual(ids, want) {
 		t.Errorf("UserSessions = %v, want %v", ids, want)
 	}
-	if got := h.f.UserSessions("nobody", t0); got != nil && len(got) != 0 {
+	if got := h.f.UserSessions("nobody", t0); len(got) != 0 {
 		t.Errorf("UserSessions of an unknown user = %v", got)
 	}
 }

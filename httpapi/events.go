@@ -71,7 +71,7 @@ func (s *Server) streamEvents(c echo.Context) error {
 	// A replay (follow=false) ends with the events applied when it began,
 	// also when writes keep coming.
 	replayEnd := src.NewestEvent()
-	recs, changed, err := src.Events(after, eventsBatch)
+	recs, _, err := src.Events(after, eventsBatch)
 	if errors.Is(err, node.ErrEventsGone) {
 		return &apiError{Status: http.StatusGone, Code: "gone",
 			Message: fmt.Sprintf("events after index %d are no longer held by this node; start again from a newer index", after)}
@@ -117,6 +117,7 @@ func (s *Server) streamEvents(c echo.Context) error {
 		// Asked again rather than judged by the count: a read returns
 		// more than eventsBatch when it finishes an index. The channel of
 		// the read that found nothing new is the one to wait on.
+		var changed <-chan struct{}
 		recs, changed, err = src.Events(after, eventsBatch)
 		if err == nil && len(recs) == 0 {
 			if err := rc.Flush(); err != nil {
@@ -128,7 +129,7 @@ func (s *Server) streamEvents(c echo.Context) error {
 			if !s.waitForEvents(ctx, changed, keepAlive.C, res, rc) {
 				return nil
 			}
-			recs, changed, err = src.Events(after, eventsBatch)
+			recs, _, err = src.Events(after, eventsBatch)
 		}
 		if err != nil {
 			// The tail moved past this reader (or a snapshot reset it): end

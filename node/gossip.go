@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/sessiond/sessiond/events/msgpackcheck"
 	"github.com/sessiond/sessiond/transport"
 )
 
@@ -39,6 +40,26 @@ type memberMeta struct {
 	// Batches: the node reads batch entries (events.TypeBatch). Older
 	// versions neither send nor know the field.
 	Batches bool `msgpack:"b,omitempty"`
+}
+
+// errBadMeta reports gossip metadata that is not a member's record.
+var errBadMeta = errors.New("node: malformed gossip metadata")
+
+// decodeMemberMeta reads a member's metadata as it arrives from gossip:
+// one msgpack value, checked before decoding like everything a peer sends,
+// with a member id.
+func decodeMemberMeta(data []byte) (memberMeta, error) {
+	var meta memberMeta
+	if err := msgpackcheck.Check(data); err != nil {
+		return meta, fmt.Errorf("%w: %w", errBadMeta, err)
+	}
+	if err := msgpack.Unmarshal(data, &meta); err != nil {
+		return meta, fmt.Errorf("%w: %w", errBadMeta, err)
+	}
+	if meta.ID == "" {
+		return meta, fmt.Errorf("%w: no member id", errBadMeta)
+	}
+	return meta, nil
 }
 
 // Member is a node as gossip sees it.
@@ -216,8 +237,8 @@ func (g *gossip) NotifyUpdate(n *memberlist.Node) { g.record(n, "alive"); g.nudg
 // State field is not kept current by memberlist, hence the explicit status;
 // a member that left gracefully and one that died both show as dead.)
 func (g *gossip) record(n *memberlist.Node, status string) {
-	var meta memberMeta
-	if err := msgpack.Unmarshal(n.Meta, &meta); err != nil || meta.ID == "" {
+	meta, err := decodeMemberMeta(n.Meta)
+	if err != nil {
 		return
 	}
 	g.tableMu.Lock()

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/node/password"
@@ -126,7 +127,7 @@ func New(cfg Config) (*Node, error) {
 		},
 	})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("%w: %s", ErrDataDirInUse, cfg.DataDir)
 		}
 		return nil, fmt.Errorf("node: open raft log: %w", err)
@@ -139,6 +140,8 @@ func New(cfg Config) (*Node, error) {
 		}
 	}()
 
+	// Under the bolt lock, before Raft lists its snapshots.
+	removeLeftoverSnapshots(cfg.DataDir, log)
 	hlog := newHCLog(cfg.Logger, "raft")
 	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, cfg.SnapshotsRetained, hlog.Named("snapshots"))
 	if err != nil {

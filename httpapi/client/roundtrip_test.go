@@ -86,7 +86,7 @@ func TestRoundTrip_RealNode(t *testing.T) {
 		if c.LastIndex() < tok.Index {
 			t.Errorf("LastIndex %d below the write's %d", c.LastIndex(), tok.Index)
 		}
-		if d := tok.AccessExpiresAt.Sub(time.Now()); d < 14*time.Minute || d > 16*time.Minute {
+		if d := time.Until(tok.AccessExpiresAt); d < 14*time.Minute || d > 16*time.Minute {
 			t.Errorf("access expires in %s", d)
 		}
 

@@ -63,6 +63,12 @@ func LoadKeys(path string) (*Keys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read cookie key file: %w", err)
 	}
+	return parseKeys(path, data)
+}
+
+// parseKeys reads the keys of a key file's content (see LoadKeys); path
+// only names the file in errors.
+func parseKeys(path string, data []byte) (*Keys, error) {
 	var keys [][]byte
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)

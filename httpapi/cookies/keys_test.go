@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -291,6 +293,78 @@ func FuzzVerify(f *testing.F) {
 		}
 		if signed != k.Sign(value) && signed != mustKeys(t, keyB).Sign(value) {
 			t.Fatalf("Verify accepted %q, which neither key signed as that", signed)
+		}
+	})
+}
+
+// maskKeys replaces every key line's key with as many x's, keeping white
+// space, comments and blank lines: the same file with other keys.
+func maskKeys(content string) string {
+	lines := strings.Split(content, "\n")
+	for i, line := range lines {
+		key := strings.TrimSpace(line)
+		if key == "" || strings.HasPrefix(key, "#") {
+			continue
+		}
+		at := strings.Index(line, key)
+		lines[i] = line[:at] + strings.Repeat("x", len(key)) + line[at+len(key):]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// FuzzParseKeys checks the cookie key-file loader (LoadKeys once the file
+// is read) on any content: no panic; it loads exactly the trimmed lines
+// that are not blank or comments, each at least MinKeyLen bytes, refusing a
+// short one (ErrShortKey) or a file without any (ErrNoKeys); its errors are
+// the same whatever the keys' bytes (so hold none of them); and the keys it
+// loaded, written one per line, load again as the same ring.
+func FuzzParseKeys(f *testing.F) {
+	f.Add("# cookie keys\n" + string(keyA) + "\r\n\n  " + string(keyB) + "\t\n")
+	f.Add(string(keyA) + "\nshort-secret-0123456789abcdefgh\n")
+	f.Add("# nothing\n\n")
+	f.Add("")
+	load := func(content string) (*Keys, error) { return parseKeys("cookie.keys", []byte(content)) }
+	f.Fuzz(func(t *testing.T, content string) {
+		var want []string
+		var wantErr error
+		for _, line := range strings.Split(content, "\n") {
+			key := strings.TrimSpace(line)
+			if key == "" || strings.HasPrefix(key, "#") {
+				continue
+			}
+			if len(key) < MinKeyLen {
+				wantErr = ErrShortKey
+				break
+			}
+			want = append(want, key)
+		}
+		if wantErr == nil && len(want) == 0 {
+			wantErr = ErrNoKeys
+		}
+
+		k, err := load(content)
+		if wantErr != nil {
+			if !errors.Is(err, wantErr) {
+				t.Fatalf("parseKeys = %v, want %v", err, wantErr)
+			}
+			if _, masked := load(maskKeys(content)); masked == nil || masked.Error() != err.Error() {
+				t.Fatalf("the error depends on the keys' bytes: %q, with other keys %v", err, masked)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("parseKeys = %v, want %d keys", err, len(want))
+		}
+		var got []string
+		for _, key := range k.keys {
+			got = append(got, string(key))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("loaded %q, want %q", got, want)
+		}
+		again, err := load(strings.Join(got, "\n") + "\n")
+		if err != nil || !reflect.DeepEqual(again, k) {
+			t.Fatalf("the keys written again load as %v (%v)", again, err)
 		}
 	})
 }

@@ -92,14 +92,23 @@ func loadJWKS(path string) ([]verifyKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys, err := parseJWKS(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return keys, nil
+}
+
+// parseJWKS reads the keys of a JWK Set (see loadJWKS).
+func parseJWKS(data []byte) ([]verifyKey, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(data, &set); err != nil {
-		return nil, fmt.Errorf("%s: not a JWK Set: %v", path, err)
+		return nil, fmt.Errorf("not a JWK Set: %v", err)
 	}
 	if set.Keys == nil {
-		return nil, fmt.Errorf(`%s: not a JWK Set: no "keys" array`, path)
+		return nil, errors.New(`not a JWK Set: no "keys" array`)
 	}
 	var keys []verifyKey
 	for i, raw := range set.Keys {
@@ -108,11 +117,11 @@ func loadJWKS(path string) ([]verifyKey, error) {
 			if errors.Is(err, jose.ErrUnsupportedKeyType) {
 				continue
 			}
-			return nil, fmt.Errorf("%s: keys[%d]: %v", path, i, err)
+			return nil, fmt.Errorf("keys[%d]: %v", i, err)
 		}
 		key, err := checkPublicKey(jwk.Key)
 		if err != nil {
-			return nil, fmt.Errorf("%s: keys[%d] (kid %q): %v", path, i, jwk.KeyID, err)
+			return nil, fmt.Errorf("keys[%d] (kid %q): %v", i, jwk.KeyID, err)
 		}
 		if jwk.Use != "" && jwk.Use != "sig" {
 			continue
@@ -123,7 +132,7 @@ func loadJWKS(path string) ([]verifyKey, error) {
 				continue // an encryption key ("RSA-OAEP", "ECDH-ES", ...)
 			}
 			if !keyFits(key, alg) {
-				return nil, fmt.Errorf("%s: keys[%d] (kid %q): \"alg\": %s does not fit this key's type", path, i, jwk.KeyID, alg)
+				return nil, fmt.Errorf("keys[%d] (kid %q): \"alg\": %s does not fit this key's type", i, jwk.KeyID, alg)
 			}
 		}
 		keys = append(keys, verifyKey{kid: jwk.KeyID, alg: alg, key: key})
@@ -138,6 +147,15 @@ func loadPEM(path string) ([]verifyKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys, err := parsePEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return keys, nil
+}
+
+// parsePEM reads the public keys of PEM data (see loadPEM).
+func parsePEM(data []byte) ([]verifyKey, error) {
 	var keys []verifyKey
 	for n := 1; ; n++ {
 		var block *pem.Block
@@ -146,6 +164,7 @@ func loadPEM(path string) ([]verifyKey, error) {
 			break
 		}
 		var key any
+		var err error
 		switch block.Type {
 		case "PUBLIC KEY":
 			key, err = x509.ParsePKIXPublicKey(block.Bytes)
@@ -158,21 +177,21 @@ func loadPEM(path string) ([]verifyKey, error) {
 			}
 		default:
 			if strings.Contains(block.Type, "PRIVATE KEY") {
-				return nil, fmt.Errorf("%s: PEM block %d holds a private key (%q): give the issuer's public key only", path, n, block.Type)
+				return nil, fmt.Errorf("PEM block %d holds a private key (%q): give the issuer's public key only", n, block.Type)
 			}
-			return nil, fmt.Errorf(`%s: PEM block %d: unsupported type %q (want "PUBLIC KEY", "RSA PUBLIC KEY" or "CERTIFICATE")`, path, n, block.Type)
+			return nil, fmt.Errorf(`PEM block %d: unsupported type %q (want "PUBLIC KEY", "RSA PUBLIC KEY" or "CERTIFICATE")`, n, block.Type)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: PEM block %d (%s): %v", path, n, block.Type, err)
+			return nil, fmt.Errorf("PEM block %d (%s): %v", n, block.Type, err)
 		}
 		pub, err := checkPublicKey(key)
 		if err != nil {
-			return nil, fmt.Errorf("%s: PEM block %d (%s): %v", path, n, block.Type, err)
+			return nil, fmt.Errorf("PEM block %d (%s): %v", n, block.Type, err)
 		}
 		keys = append(keys, verifyKey{key: pub})
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("%s: no PEM block found", path)
+		return nil, errors.New("no PEM block found")
 	}
 	return keys, nil
 }
