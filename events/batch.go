@@ -17,7 +17,7 @@ import (
 // holds a batch.
 
 // TypeBatch marks a batch entry. It is not an event type: Decode refuses
-// it, DecodeEntry reads it.
+// it, DecodeBatch reads it.
 const TypeBatch Type = 14
 
 // batchVersion is the only version of the batch wire form.
