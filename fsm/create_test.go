@@ -72,7 +72,7 @@ func TestCreate_ExpiryFollowsDefaultPolicy(t *testing.T) {
 			if us := h.f.UserSessions("alice", t0); len(us) != 1 || us[0].ID() != "s1" {
 				t.Errorf("UserSessions = %v, want [s1]", us)
 			}
-			if stats := h.f.Stats(); stats != (Stats{Sessions: 1, Users: 1}) {
+			if stats := h.f.Stats(); stats != (Stats{Sessions: 1, Live: 1, Users: 1}) {
 				t.Errorf("Stats = %+v", stats)
 			}
 		})
@@ -158,7 +158,7 @@ func TestCreate_RejectsInvalidAndConflictingEvents(t *testing.T) {
 	if after := snapshotSessions(t, h.f); !reflect.DeepEqual(before, after) {
 		t.Errorf("rejected creates changed the sessions:\nbefore %v\nafter  %v", before, after)
 	}
-	if stats := h.f.Stats(); stats != (Stats{Sessions: 1, Users: 1}) {
+	if stats := h.f.Stats(); stats != (Stats{Sessions: 1, Live: 1, Users: 1}) {
 		t.Errorf("Stats = %+v after rejected creates", stats)
 	}
 }

@@ -270,6 +270,7 @@ func TestDeterminism_SameLogSameSnapshot(t *testing.T) {
 			if !bytes.Equal(snapshotBytes(t, a), snapshotBytes(t, g.f)) {
 				t.Fatal("original and generator FSM diverge after more events")
 			}
+			checkInvariants(t, c)
 			compareQueries(t, g, a, c)
 		})
 	}
@@ -324,7 +325,7 @@ func checkInvariants(tb testing.TB, f *FSM) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	st := f.st
-	nAccess, nRefresh, nUser := 0, 0, 0
+	nAccess, nRefresh, nUser, nRevoked := 0, 0, 0, 0
 	for k, s := range st.sessions.primary {
 		if idKey(s.ID()) != k {
 			tb.Fatalf("session %q stored under key %x", s.ID(), k)
@@ -369,6 +370,9 @@ func checkInvariants(tb testing.TB, f *FSM) {
 		if s.LivePairs() > maxLivePairs {
 			tb.Fatalf("session %s holds %d live pairs", id, s.LivePairs())
 		}
+		if revokedForGood(s) {
+			nRevoked++
+		}
 		nAccess += s.LivePairs()
 		nRefresh += s.LivePairs() + len(s.ex().prevRefresh)
 	})
@@ -390,4 +394,29 @@ func checkInvariants(tb testing.TB, f *FSM) {
 	if len(st.expiry.keys) != len(st.expiry.buckets) {
 		tb.Fatalf("expiry heap has %d keys for %d buckets", len(st.expiry.keys), len(st.expiry.buckets))
 	}
+	if st.tombstones != nRevoked {
+		tb.Fatalf("the state counts %d tombstones, %d of its %d sessions are", st.tombstones, nRevoked, st.sessions.len())
+	}
+}
+
+// revokedForGood is the brute-force test of a tombstone, independent of
+// Session.tombstone: at its creation every token a session holds is within
+// its lifetime (the policy's lifetimes are a minute at least) and it was
+// not idle, so its status then, as the state holds it now, is active unless
+// revocations took every token away.
+func revokedForGood(s *Session) bool { return s.Status(s.CreatedAt) != StatusActive }
+
+// bruteStats counts the stored sessions one by one.
+func bruteStats(f *FSM) (stored, live, revoked int) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	f.st.sessions.all(func(s *Session) {
+		stored++
+		if revokedForGood(s) {
+			revoked++
+		} else {
+			live++
+		}
+	})
+	return stored, live, revoked
 }

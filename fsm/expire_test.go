@@ -31,7 +31,7 @@ func TestExpire_TombstoneStaysUntilItsEndThenLeavesEveryIndex(t *testing.T) {
 			t.Fatalf("tombstone gone at %s, before its end %s", rel(at), rel(end))
 		}
 	}
-	if stats := h.f.Stats(); stats != (Stats{Sessions: 1, Users: 1}) {
+	if stats := h.f.Stats(); stats != (Stats{Sessions: 1, Revoked: 1, Users: 1}) {
 		t.Errorf("Stats with a tombstone = %+v", stats)
 	}
 	if next := h.f.NextExpiry(); next < end || next != gcTime(end) {
@@ -119,8 +119,8 @@ func TestExpire_CollectsOneUserOfMany(t *testing.T) {
 	if res := h.mustApply(at, &events.SessionsExpired{Until: at}); res.Count != 2 {
 		t.Fatalf("removed %d, want 2", res.Count)
 	}
-	if stats := h.f.Stats(); stats != (Stats{Sessions: 1, Users: 1}) {
-		t.Errorf("Stats = %+v, want 1 session of 1 user", stats)
+	if stats := h.f.Stats(); stats != (Stats{Sessions: 1, Live: 1, Users: 1}) {
+		t.Errorf("Stats = %+v, want 1 live session of 1 user", stats)
 	}
 	if us := h.f.UserSessions("alice", at); len(us) != 1 || us[0].ID() != "a2" {
 		t.Errorf("UserSessions(alice) = %v", us)

@@ -146,10 +146,27 @@ func (f *FSM) NextExpiry() int64 {
 	return min(f.st.expiry.next(), f.st.lockoutsPruneAt)
 }
 
-// Stats are counts for operators and metrics.
+// Stats are counts for operators and metrics. They are exact for the
+// state as of the last applied entry, and the same on every node that has
+// applied it. The state machine has no clock, so none of them depends on
+// time: a session whose tokens have all expired, or that ended by its idle
+// timeout, is counted as what it is stored as (Live, unless revoked) until
+// garbage collection removes it.
 type Stats struct {
-	Sessions int // stored sessions, tombstones included
-	Users    int // users with sessions
+	// Sessions are the stored sessions: Live plus Revoked.
+	Sessions int
+	// Live are the stored sessions that still hold a token no revocation
+	// stopped. A live session is active unless time ended it (expiry, idle
+	// timeout); garbage collection removes those once their last token has
+	// expired (up to a minute later, plus the time until the leader's next
+	// sweep).
+	Live int
+	// Revoked are the stored sessions that revocations ended for good
+	// (tombstones): the session was revoked, or its refresh tokens and every
+	// live access token were revoked one by one. Each stays until garbage
+	// collection removes it at its end.
+	Revoked int
+	Users   int // users with sessions
 	// Accounts are users with credentials or an own limit; Lockouts are
 	// login identifiers with recent failures or a lock.
 	Accounts int
@@ -160,7 +177,10 @@ type Stats struct {
 func (f *FSM) Stats() Stats {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return Stats{Sessions: f.st.sessions.len(), Users: len(f.st.byUser), Accounts: len(f.st.users), Lockouts: len(f.st.lockouts)}
+	st := f.st
+	stored := st.sessions.len()
+	return Stats{Sessions: stored, Live: stored - st.tombstones, Revoked: st.tombstones,
+		Users: len(st.byUser), Accounts: len(st.users), Lockouts: len(st.lockouts)}
 }
 
 // User returns a user's record (credentials, limit), if it has one.

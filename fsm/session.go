@@ -204,6 +204,27 @@ func (s *Session) AccessRevoked() bool { return s.flags&flagAccessRevoked != 0 }
 // RefreshRevoked reports whether the refresh token alone was revoked.
 func (s *Session) RefreshRevoked() bool { return s.flags&flagRefreshRevoked != 0 }
 
+// tombstone reports whether revocations left s no token that could ever be
+// valid again: the whole session was revoked, or its refresh tokens and
+// every live access token were revoked one by one. Time plays no part (a
+// session whose tokens merely expired is no tombstone), and nothing makes
+// a tombstone usable again; it stays stored until garbage collection
+// removes it at its end.
+func (s *Session) tombstone() bool {
+	if s.Revoked() {
+		return true
+	}
+	if !s.AccessRevoked() || !s.RefreshRevoked() {
+		return false
+	}
+	for _, p := range s.ex().pairs {
+		if !p.accessRevoked {
+			return false
+		}
+	}
+	return true
+}
+
 // RevokedAt is when the session was revoked (0 if it was not).
 func (s *Session) RevokedAt() int64 { return s.ex().revokedAt }
 

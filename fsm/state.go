@@ -14,6 +14,10 @@ type state struct {
 	byRefresh hashIndex // current and remembered previous refresh hashes
 	byUser    map[events.UserID]*userSessions
 	expiry    expiryQueue
+	// tombstones counts the stored sessions that are tombstones
+	// (Session.tombstone). insert, replace and remove, through which every
+	// change of a session goes, keep it; a restore rebuilds it by inserting.
+	tombstones int
 
 	users    map[events.UserID]*User // users with credentials or a limit
 	emails   map[string]events.UserID
@@ -93,6 +97,7 @@ func (st *state) insert(s *Session) {
 	s.accessHashes(func(h events.TokenHash) { st.byAccess.add(h, s) })
 	s.refreshHashes(func(h events.TokenHash) { st.byRefresh.add(h, s) })
 	st.expiry.add(s.ID(), s.EndsAt())
+	st.tombstones += tombstoneCount(s)
 }
 
 // replace stores next in place of prev (same id): the token indexes point
@@ -100,6 +105,7 @@ func (st *state) insert(s *Session) {
 // added, and the expiry queue learns a new end.
 func (st *state) replace(prev, next *Session) {
 	st.sessions.put(next)
+	st.tombstones += tombstoneCount(next) - tombstoneCount(prev)
 	if prev.AccessHash == next.AccessHash && prev.extra == nil && next.extra == nil {
 		// The common case (a touch, a flag): one access hash, unchanged.
 		st.byAccess.repoint(next.AccessHash, prev, next)
@@ -137,6 +143,7 @@ func (st *state) replace(prev, next *Session) {
 // remove drops a session from every index (garbage collection).
 func (st *state) remove(s *Session) {
 	st.sessions.remove(s.ID())
+	st.tombstones -= tombstoneCount(s)
 	s.accessHashes(func(h events.TokenHash) { st.byAccess.remove(h, s) })
 	s.refreshHashes(func(h events.TokenHash) { st.byRefresh.remove(h, s) })
 	if u := st.byUser[s.UserID]; u != nil {
@@ -147,6 +154,14 @@ func (st *state) remove(s *Session) {
 			delete(st.byUser, s.UserID)
 		}
 	}
+}
+
+// tombstoneCount is 1 for a tombstone, else 0.
+func tombstoneCount(s *Session) int {
+	if s.tombstone() {
+		return 1
+	}
+	return 0
 }
 
 // byAccessHash finds the session holding the live access token hashing to h.

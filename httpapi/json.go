@@ -4,6 +4,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/node"
 )
@@ -146,6 +148,24 @@ type tokenJSON struct {
 	RefreshExpiresAt apiTime `json:"refresh_expires_at"`
 	ExpiresAt        apiTime `json:"expires_at"`
 	Index            uint64  `json:"index"`
+	// IssuedTokenType is RFC 8693's issued_token_type, only in the answer
+	// of a token exchange.
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+}
+
+// writeTokenJSON answers status with the token pair v, not to be stored by
+// caches; issuedTokenType, when not empty, is RFC 8693's issued_token_type
+// of a token exchange.
+func writeTokenJSON(c echo.Context, status int, v *tokenJSON, issuedTokenType string) error {
+	noStore(c)
+	v.IssuedTokenType = issuedTokenType
+	return c.JSON(status, v)
+}
+
+// noStore forbids caches to keep the answer: every answer that carries a
+// token, and every session or introspection answer (RFC 6749 §5.1).
+func noStore(c echo.Context) {
+	c.Response().Header()[echo.HeaderCacheControl] = []string{"no-store"}
 }
 
 func toTokenJSON(is node.Issued, now int64) tokenJSON {

@@ -9,10 +9,10 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// The session answer of token validation and the token pair of a create are
-// the API's hottest bodies. They are written by hand here rather than
-// through encoding/json's reflection; tests check that each decodes exactly
-// like json.Marshal's output for the same value.
+// The session answer of token validation is the API's hottest body. It is
+// written by hand here rather than through encoding/json's reflection; tests
+// check that it decodes exactly like json.Marshal's output for the same
+// value.
 
 var fastBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
@@ -21,20 +21,6 @@ var fastBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b
 func writeSessionJSON(c echo.Context, status int, v *sessionJSON) error {
 	noStore(c)
 	return writeFastJSON(c, status, func(b []byte) []byte { return appendSessionJSON(b, v) })
-}
-
-// writeTokenJSON answers status with the token pair v, not to be stored by
-// caches; issuedTokenType, when not empty, is RFC 8693's issued_token_type
-// of a token exchange.
-func writeTokenJSON(c echo.Context, status int, v *tokenJSON, issuedTokenType string) error {
-	noStore(c)
-	return writeFastJSON(c, status, func(b []byte) []byte { return appendTokenJSON(b, v, issuedTokenType) })
-}
-
-// noStore forbids caches to keep the answer: every answer that carries a
-// token, and every session or introspection answer (RFC 6749 §5.1).
-func noStore(c echo.Context) {
-	c.Response().Header()[echo.HeaderCacheControl] = []string{"no-store"}
 }
 
 // writeFastJSON answers status with the JSON body appendBody writes, in a
@@ -49,36 +35,6 @@ func writeFastJSON(c echo.Context, status int, appendBody func([]byte) []byte) e
 		fastBufs.Put(bp)
 	}
 	return err
-}
-
-// appendTokenJSON writes the answer of every call that issues a token pair
-// (create, refresh, login, exchange), the hottest body of the write path.
-func appendTokenJSON(b []byte, v *tokenJSON, issuedTokenType string) []byte {
-	b = append(b, `{"session_id":`...)
-	b = appendJSONString(b, v.SessionID)
-	b = append(b, `,"user_id":`...)
-	b = appendJSONString(b, v.UserID)
-	b = append(b, `,"access_token":`...)
-	b = appendJSONString(b, v.AccessToken)
-	b = append(b, `,"refresh_token":`...)
-	b = appendJSONString(b, v.RefreshToken)
-	b = append(b, `,"token_type":`...)
-	b = appendJSONString(b, v.TokenType)
-	b = append(b, `,"expires_in":`...)
-	b = strconv.AppendInt(b, v.ExpiresIn, 10)
-	b = append(b, `,"access_expires_at":`...)
-	b = appendJSONTime(b, v.AccessExpiresAt)
-	b = append(b, `,"refresh_expires_at":`...)
-	b = appendJSONTime(b, v.RefreshExpiresAt)
-	b = append(b, `,"expires_at":`...)
-	b = appendJSONTime(b, v.ExpiresAt)
-	b = append(b, `,"index":`...)
-	b = strconv.AppendUint(b, v.Index, 10)
-	if issuedTokenType != "" {
-		b = append(b, `,"issued_token_type":`...)
-		b = appendJSONString(b, issuedTokenType)
-	}
-	return append(b, '}')
 }
 
 func appendSessionJSON(b []byte, v *sessionJSON) []byte {

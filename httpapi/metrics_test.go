@@ -235,6 +235,7 @@ var metricsFamilies = map[string]dto.MetricType{
 	"sessiond_raft_leader":                   dto.MetricType_GAUGE,
 	"sessiond_sessions_stored":               dto.MetricType_GAUGE,
 	"sessiond_sessions_active":               dto.MetricType_GAUGE,
+	"sessiond_sessions_revoked":              dto.MetricType_GAUGE,
 	"sessiond_users":                         dto.MetricType_GAUGE,
 	"sessiond_accounts":                      dto.MetricType_GAUGE,
 	"sessiond_lockouts":                      dto.MetricType_GAUGE,
@@ -327,6 +328,7 @@ func TestMetrics_FamiliesPresentAndCountsMove(t *testing.T) {
 	// under the email and under the user's id.
 	expectDelta(t, before, after, 4, "sessiond_sessions_stored")
 	expectDelta(t, before, after, 3, "sessiond_sessions_active")
+	expectDelta(t, before, after, 1, "sessiond_sessions_revoked")
 	expectDelta(t, before, after, 3, "sessiond_users")
 	expectDelta(t, before, after, 1, "sessiond_accounts")
 	expectDelta(t, before, after, 2, "sessiond_lockouts")

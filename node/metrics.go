@@ -1,12 +1,10 @@
 package node
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -59,8 +57,6 @@ type metrics struct {
 	logins          *prometheus.CounterVec
 	touchFlushes    prometheus.Counter
 	touchedSessions prometheus.Counter
-
-	tombstones tombstones
 }
 
 func newMetrics(n *Node) *metrics {
@@ -123,7 +119,7 @@ func newMetrics(n *Node) *metrics {
 
 // applied is the state machine's OnApply hook: it runs on the apply
 // goroutine for every applied command entry and must stay cheap.
-func (m *metrics) applied(n *Node, a fsm.AppliedEvent) {
+func (m *metrics) applied(_ *Node, a fsm.AppliedEvent) {
 	outcome := "ok"
 	res := a.Result
 	switch {
@@ -134,53 +130,12 @@ func (m *metrics) applied(n *Node, a fsm.AppliedEvent) {
 		outcome = fsm.ErrorName(res.Err)
 	}
 	m.eventsApplied.WithLabelValues(a.Envelope.Type().String(), outcome).Inc()
-	if res == nil || res.Duplicate {
-		return
-	}
-	m.trackTombstones(n, a.Envelope, res)
 }
 
-// restored is the state machine's OnRestore hook.
-func (m *metrics) restored() { m.tombstones.reset() }
-
-// trackTombstones follows the revoked sessions the state still holds, for
-// sessiond_sessions_active (see stateCollector).
-func (m *metrics) trackTombstones(n *Node, env events.Envelope, res *fsm.Result) {
-	switch ev := env.Event.(type) {
-	case *events.SessionRevoked:
-		if ev.Scope == events.RevokeWholeSession && res.Err == nil && res.Count == 1 && res.Session != nil {
-			m.tombstones.add(res.Session.EndsAt(), 1)
-		}
-		return
-	case *events.SessionRefreshed:
-		if errors.Is(res.Err, fsm.ErrRefreshReuse) && res.Count == 1 {
-			if s, ok := n.fsm.Session(ev.SessionID); ok {
-				m.tombstones.add(s.EndsAt(), 1)
-				return
-			}
-			m.tombstones.add(guessEnd(n, env.Time), 1)
-		}
-		return
-	case *events.SessionsExpired:
-		m.tombstones.collect(min(ev.Until, env.Time))
-		return
-	case *events.SessionCreated, *events.UserForceLoggedOut, *events.SessionsBulkRevoked,
-		*events.UserDeleted, *events.UserCredentialsSet:
-		// These revoke several sessions and report only how many. Their
-		// tombstones are expected to go when an ordinary session revoked
-		// now would end at the latest.
-		if res.Err == nil && res.Count > 0 {
-			m.tombstones.add(guessEnd(n, env.Time), res.Count)
-		}
-	}
-}
-
-// guessEnd is the latest end of an ordinary (not remember-me) session that
-// is active at now, under the current policy.
-func guessEnd(n *Node, now int64) int64 {
-	p := n.fsm.Policy()
-	return now + int64(max(p.AccessTTL, p.EffectiveRefreshTTL()))
-}
+// restored is the state machine's OnRestore hook. The session gauges read
+// the state machine's own counts, which a restore rebuilds: nothing here
+// follows the state.
+func (m *metrics) restored() {}
 
 // forwardDone counts one forwarded write.
 func (m *metrics) forwardDone(ctx context.Context, took time.Duration, err error) {
@@ -291,9 +246,11 @@ var (
 	descRaftLeader = prometheus.NewDesc("sessiond_raft_leader",
 		"1 if this node is the Raft leader, else 0.", nil, nil)
 	descSessionsStored = prometheus.NewDesc("sessiond_sessions_stored",
-		"Sessions held in the state, tombstones of revoked sessions and ended sessions not yet garbage-collected included.", nil, nil)
+		"Sessions held in the state: sessiond_sessions_active plus sessiond_sessions_revoked.", nil, nil)
 	descSessionsActive = prometheus.NewDesc("sessiond_sessions_active",
-		"Estimate of active sessions: stored sessions minus the revoked ones this node tracks as tombstones (see docs/operations.md).", nil, nil)
+		"Stored sessions that still hold a token no revocation stopped. Exact for the applied state; a session that ended by time (expiry, idle timeout) counts until garbage collection removes it (see docs/operations.md).", nil, nil)
+	descSessionsRevoked = prometheus.NewDesc("sessiond_sessions_revoked",
+		"Stored sessions that revocations ended for good (tombstones), until garbage collection removes them at their end.", nil, nil)
 	descUsers = prometheus.NewDesc("sessiond_users",
 		"Users holding at least one stored session.", nil, nil)
 	descAccounts = prometheus.NewDesc("sessiond_accounts",
@@ -308,8 +265,8 @@ var raftStates = []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, ra
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descRaftCommit, descRaftApplied, descRaftLag,
-		descRaftContact, descStateAge, descRaftLeader, descSessionsStored, descSessionsActive, descUsers, descAccounts,
-		descLockouts, descGossipMembers} {
+		descRaftContact, descStateAge, descRaftLeader, descSessionsStored, descSessionsActive, descSessionsRevoked,
+		descUsers, descAccounts, descLockouts, descGossipMembers} {
 		ch <- d
 	}
 }
@@ -356,7 +313,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 
 	st := n.fsm.Stats()
 	gauge(descSessionsStored, float64(st.Sessions))
-	gauge(descSessionsActive, float64(max(0, st.Sessions-n.metrics.tombstones.count())))
+	gauge(descSessionsActive, float64(st.Live))
+	gauge(descSessionsRevoked, float64(st.Revoked))
 	gauge(descUsers, float64(st.Users))
 	gauge(descAccounts, float64(st.Accounts))
 	gauge(descLockouts, float64(st.Lockouts))
@@ -368,61 +326,4 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range []string{"alive", "suspect", "dead", "left"} {
 		gauge(descGossipMembers, float64(counts[s]), s)
 	}
-}
-
-// tombstones follows how many revoked sessions the state still holds, by
-// the time garbage collection removes them (their end), so that active
-// sessions can be estimated without scanning the state. It starts empty
-// when the node loads its state (start, snapshot install): tombstones from
-// before then count as active until they are collected.
-type tombstones struct {
-	mu    sync.Mutex
-	ends  endHeap
-	total int
-}
-
-func (t *tombstones) add(end int64, n int) {
-	t.mu.Lock()
-	heap.Push(&t.ends, tombstoneEnd{end: end, n: n})
-	t.total += n
-	t.mu.Unlock()
-}
-
-// collect forgets the tombstones garbage collection removed up to until.
-func (t *tombstones) collect(until int64) {
-	t.mu.Lock()
-	for len(t.ends) > 0 && t.ends[0].end <= until {
-		t.total -= heap.Pop(&t.ends).(tombstoneEnd).n
-	}
-	t.mu.Unlock()
-}
-
-func (t *tombstones) reset() {
-	t.mu.Lock()
-	t.ends, t.total = nil, 0
-	t.mu.Unlock()
-}
-
-func (t *tombstones) count() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.total
-}
-
-type tombstoneEnd struct {
-	end int64
-	n   int
-}
-
-type endHeap []tombstoneEnd
-
-func (h endHeap) Len() int           { return len(h) }
-func (h endHeap) Less(i, j int) bool { return h[i].end < h[j].end }
-func (h endHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *endHeap) Push(x any)        { *h = append(*h, x.(tombstoneEnd)) }
-func (h *endHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
 }

@@ -120,67 +120,196 @@ func TestMetrics_RaftGaugesOnASingleLeader(t *testing.T) {
 	expectMetric(t, g, 0, "sessiond_raft_leader")
 }
 
-func TestMetrics_ActiveSessionsLeaveOutTombstonesUntilCollected(t *testing.T) {
+// sessionGauges are the values of the session gauges.
+type sessionGauges struct{ stored, active, revoked float64 }
+
+// tally lists the sessions a test made, to count the stored ones one by one.
+type tally struct{ ids []events.SessionID }
+
+func (ta *tally) add(iss Issued) { ta.ids = append(ta.ids, iss.Session.ID()) }
+
+// count is the brute-force count over the state: every stored session is
+// active unless revocations took all its tokens, which its status at its
+// creation, as stored now, tells (every token lives past that moment).
+func (ta *tally) count(f *fsm.FSM) sessionGauges {
+	var c sessionGauges
+	for _, id := range ta.ids {
+		s, ok := f.Session(id)
+		if !ok {
+			continue
+		}
+		c.stored++
+		if s.Status(s.CreatedAt) == fsm.StatusActive {
+			c.active++
+		} else {
+			c.revoked++
+		}
+	}
+	return c
+}
+
+// wantSessionGauges checks n's session gauges against want and against the
+// brute-force count.
+func wantSessionGauges(t *testing.T, n *Node, ta *tally, want sessionGauges) {
+	t.Helper()
+	g := n.Metrics()
+	got := sessionGauges{mustMetric(t, g, "sessiond_sessions_stored"), mustMetric(t, g, "sessiond_sessions_active"),
+		mustMetric(t, g, "sessiond_sessions_revoked")}
+	if brute := ta.count(n.FSM()); got != brute {
+		t.Errorf("session gauges %+v, the stored sessions %+v", got, brute)
+	}
+	if got != want {
+		t.Errorf("session gauges %+v, want %+v", got, want)
+	}
+}
+
+func TestMetrics_SessionGaugesAreExactAfterEveryChange(t *testing.T) {
 	clock := &testClock{now: time.Now().UTC()}
 	cfg := testConfig(t, t.TempDir())
 	cfg.Clock = clock.Now
 	cfg.SweepInterval = 20 * time.Millisecond
 	n := startNode(t, cfg)
-	defer n.Close()
-	g := n.Metrics()
+	defer func() { n.Close() }()
 	ctx := metricsTestContext(t)
+	p := n.Policy()
+	p.MaxSessionsPerUser = 3
+	p.OnSessionLimit = events.OnLimitEvictOldest
+	if _, err := n.SetPolicy(ctx, p); err != nil {
+		t.Fatal(err)
+	}
 
-	create := func(user events.UserID) Issued {
+	ta := &tally{}
+	create := func(user events.UserID, app string) Issued {
 		t.Helper()
-		iss, err := n.CreateSession(ctx, CreateRequest{UserID: user, AuthMethod: events.AuthImpersonation})
+		iss, err := n.CreateSession(ctx, CreateRequest{UserID: user, App: app, AuthMethod: events.AuthImpersonation})
 		if err != nil {
 			t.Fatal(err)
 		}
+		ta.add(iss)
 		return iss
 	}
-	alice := []Issued{create("alice"), create("alice"), create("alice")}
-	create("bob")
-	create("bob")
-	carol := create("carol")
-	expectMetric(t, g, 6, "sessiond_sessions_stored")
-	expectMetric(t, g, 6, "sessiond_sessions_active")
-	expectMetric(t, g, 3, "sessiond_users")
+	alice := []Issued{create("alice", "web"), create("alice", "web"), create("alice", "web")}
+	create("bob", "web")
+	create("bob", "web")
+	carol := create("carol", "web")
+	create("dan", "legacy")
+	create("erin", "web")
+	wantSessionGauges(t, n, ta, sessionGauges{8, 8, 0})
+	expectMetric(t, n.Metrics(), 5, "sessiond_users")
 
-	// One revocation by id, one force logout of two sessions, one refresh
-	// token reuse: four tombstones.
-	if _, err := n.RevokeSession(ctx, alice[0].Session.ID(), events.RevokeWholeSession, events.ReasonAdmin); err != nil {
-		t.Fatal(err)
-	}
-	// Revoking it again changes nothing.
-	if _, err := n.RevokeSession(ctx, alice[0].Session.ID(), events.RevokeWholeSession, events.ReasonAdmin); err != nil {
-		t.Fatal(err)
-	}
-	if revoked, _, err := n.ForceLogout(ctx, "bob", events.ReasonAdmin, ""); err != nil || revoked != 2 {
-		t.Fatalf("force logout: %d, %v", revoked, err)
-	}
+	// A refresh keeps the session; reusing the rotated token revokes it.
 	if _, err := n.Refresh(ctx, carol.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.Refresh(ctx, carol.RefreshToken); !errors.Is(err, fsm.ErrRefreshReuse) && !errors.Is(err, fsm.ErrUnauthenticated) {
+	wantSessionGauges(t, n, ta, sessionGauges{8, 8, 0})
+	if _, err := n.Refresh(ctx, carol.RefreshToken); !errors.Is(err, fsm.ErrRefreshReuse) {
 		t.Fatalf("reused refresh token: %v", err)
 	}
-	expectMetric(t, g, 6, "sessiond_sessions_stored")
-	expectMetric(t, g, 2, "sessiond_sessions_active")
-	expectMetric(t, g, 1, "sessiond_events_applied_total", "type", "SessionRefreshed", "outcome", "refresh_token_reuse")
-	expectMetric(t, g, 1, "sessiond_events_applied_total", "type", "SessionRefreshed", "outcome", "ok")
-	expectMetric(t, g, 6, "sessiond_events_applied_total", "type", "SessionCreated", "outcome", "ok")
+	wantSessionGauges(t, n, ta, sessionGauges{8, 7, 1})
+
+	// A revocation by id, twice: the second changes nothing.
+	for range 2 {
+		if _, err := n.RevokeSession(ctx, alice[0].Session.ID(), events.RevokeWholeSession, events.ReasonAdmin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantSessionGauges(t, n, ta, sessionGauges{8, 6, 2})
+
+	if revoked, _, err := n.ForceLogout(ctx, "bob", events.ReasonAdmin, ""); err != nil || revoked != 2 {
+		t.Fatalf("force logout: %d, %v", revoked, err)
+	}
+	wantSessionGauges(t, n, ta, sessionGauges{8, 4, 4})
+	if revoked, _, err := n.BulkRevoke(ctx, time.Time{}, []string{"legacy"}); err != nil || revoked != 1 {
+		t.Fatalf("bulk revoke: %d, %v", revoked, err)
+	}
+	wantSessionGauges(t, n, ta, sessionGauges{8, 3, 5})
+	if revoked, _, err := n.DeleteUser(ctx, "erin"); err != nil || revoked != 1 {
+		t.Fatalf("delete user: %d, %v", revoked, err)
+	}
+	wantSessionGauges(t, n, ta, sessionGauges{8, 2, 6})
+
+	// alice holds two active sessions: a third fits, a fourth evicts the
+	// oldest.
+	create("alice", "web")
+	wantSessionGauges(t, n, ta, sessionGauges{9, 3, 6})
+	create("alice", "web")
+	wantSessionGauges(t, n, ta, sessionGauges{10, 3, 7})
+	if s, _ := n.Session(alice[1].Session.ID()); !s.Revoked() {
+		t.Fatal("the oldest active session was not evicted")
+	}
+
+	// A restart: the state comes back from a snapshot and the log after it.
+	if err := n.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	create("frank", "web")
+	if _, err := n.RevokeSession(ctx, alice[2].Session.ID(), events.RevokeWholeSession, events.ReasonAdmin); err != nil {
+		t.Fatal(err)
+	}
+	wantSessionGauges(t, n, ta, sessionGauges{11, 3, 8})
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n = startNode(t, cfg)
+	expectMetric(t, n.Metrics(), 1, "sessiond_snapshot_restore_seconds")
+	wantSessionGauges(t, n, ta, sessionGauges{11, 3, 8})
 
 	// Once every session has ended, garbage collection removes them all,
-	// tombstones included, and the tracker forgets them.
+	// tombstones included.
 	clock.Advance(31 * 24 * time.Hour)
-	waitFor(t, 5*time.Second, "garbage collection", func() bool { return mustMetric(t, g, "sessiond_sessions_stored") == 0 })
-	expectMetric(t, g, 0, "sessiond_sessions_active")
-	if c := n.metrics.tombstones.count(); c != 0 {
-		t.Errorf("%d tombstones still tracked after collection", c)
-	}
-	if _, ok := metricValue(t, g, "sessiond_events_applied_total", "type", "SessionsExpired", "outcome", "ok"); !ok {
+	waitFor(t, 5*time.Second, "garbage collection", func() bool { return mustMetric(t, n.Metrics(), "sessiond_sessions_stored") == 0 })
+	wantSessionGauges(t, n, ta, sessionGauges{0, 0, 0})
+	if _, ok := metricValue(t, n.Metrics(), "sessiond_events_applied_total", "type", "SessionsExpired", "outcome", "ok"); !ok {
 		t.Error("no SessionsExpired counted")
 	}
+}
+
+// A follower that joins after the leader compacted its log gets the state
+// as a snapshot, and its gauges count it exactly.
+func TestMetrics_SessionGaugesAfterInstallingTheLeadersSnapshot(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.NodeID = "a"
+	cfg.TrailingLogs = 0 // a snapshot drops the whole log
+	leader := startNode(t, cfg)
+	defer leader.Close()
+	ctx := metricsTestContext(t)
+	ta := &tally{}
+	for _, user := range []events.UserID{"alice", "alice", "bob", "carol"} {
+		iss, err := leader.CreateSession(ctx, CreateRequest{UserID: user, AuthMethod: events.AuthImpersonation})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ta.add(iss)
+	}
+	if _, _, err := leader.ForceLogout(ctx, "alice", events.ReasonAdmin, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	want := sessionGauges{4, 2, 2}
+	wantSessionGauges(t, leader, ta, want)
+
+	fcfg := testConfig(t, t.TempDir())
+	fcfg.NodeID = "b"
+	fcfg.BootstrapSelf = false
+	follower, err := New(fcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer follower.Close()
+	waitFor(t, 10*time.Second, "adding the follower", func() bool {
+		err := leader.AddServer(follower.ID(), follower.RaftAddr(), true)
+		if err != nil {
+			t.Logf("add follower: %v (retrying)", err)
+		}
+		return err == nil
+	})
+	waitFor(t, 10*time.Second, "the follower to install the snapshot and catch up", func() bool {
+		return mustMetric(t, follower.Metrics(), "sessiond_snapshot_restore_seconds") == 1 &&
+			follower.AppliedIndex() >= leader.AppliedIndex()
+	})
+	wantSessionGauges(t, follower, ta, want)
 }
 
 func TestMetrics_SnapshotPersistAndRestoreAreTimed(t *testing.T) {
