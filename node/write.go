@@ -56,6 +56,9 @@ func (n *Node) write(ctx context.Context, ev events.Event) (*fsm.Result, error) 
 	}
 	backoff := 10 * time.Millisecond
 	for {
+		// Taken before the attempt: a new leader known by the time it
+		// fails ends the wait before the next one at once.
+		changed := n.leaders.next()
 		leaderAddr, err := n.waitForLeader(ctx)
 		if err != nil {
 			return nil, err
@@ -79,11 +82,14 @@ func (n *Node) write(ctx context.Context, ev events.Event) (*fsm.Result, error) 
 		default:
 			return nil, err
 		}
+		// The leader refused, is gone or changing: try again once another
+		// is known, or after the backoff (the same leader may answer then).
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: write not confirmed in time (it may still apply)", ErrUnavailable)
 		case <-n.stop:
 			return nil, fmt.Errorf("%w: node is shutting down", ErrUnavailable)
+		case <-changed:
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
@@ -118,24 +124,27 @@ func (n *Node) applyLocal(ctx context.Context, env events.Envelope) (*fsm.Result
 	return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
 
-// waitForLeader waits, up to LeaderWait and ctx, until a leader is known.
-// It returns "" when this node leads, else the leader's address.
+// waitForLeader waits, up to LeaderWait and ctx, until a leader is known,
+// and returns the moment Raft learns of one (leaderwatch.go). It returns ""
+// when this node leads, else the leader's address.
 func (n *Node) waitForLeader(ctx context.Context) (string, error) {
-	check := func() (string, bool) {
-		if n.IsLeader() {
-			return "", true
+	var deadline *time.Timer // started once there is something to wait for
+	defer func() {
+		if deadline != nil {
+			deadline.Stop()
 		}
-		addr, _ := n.Leader()
-		return addr, addr != ""
-	}
-	if addr, ok := check(); ok {
-		return addr, nil
-	}
-	deadline := time.NewTimer(n.cfg.LeaderWait)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
+	}()
 	for {
+		changed := n.leaders.next()
+		if n.IsLeader() {
+			return "", nil
+		}
+		if addr, _ := n.Leader(); addr != "" {
+			return addr, nil
+		}
+		if deadline == nil {
+			deadline = time.NewTimer(n.cfg.LeaderWait)
+		}
 		select {
 		case <-ctx.Done():
 			return "", fmt.Errorf("%w: no leader", ErrUnavailable)
@@ -143,10 +152,7 @@ func (n *Node) waitForLeader(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("%w: no leader within %s", ErrUnavailable, n.cfg.LeaderWait)
 		case <-n.stop:
 			return "", fmt.Errorf("%w: node is shutting down", ErrUnavailable)
-		case <-tick.C:
-			if addr, ok := check(); ok {
-				return addr, nil
-			}
+		case <-changed:
 		}
 	}
 }
