@@ -119,7 +119,7 @@ func newMetrics(n *Node) *metrics {
 
 // applied is the state machine's OnApply hook: it runs on the apply
 // goroutine for every applied command entry and must stay cheap.
-func (m *metrics) applied(_ *Node, a fsm.AppliedEvent) {
+func (m *metrics) applied(a fsm.AppliedEvent) {
 	outcome := "ok"
 	res := a.Result
 	switch {
@@ -131,11 +131,6 @@ func (m *metrics) applied(_ *Node, a fsm.AppliedEvent) {
 	}
 	m.eventsApplied.WithLabelValues(a.Envelope.Type().String(), outcome).Inc()
 }
-
-// restored is the state machine's OnRestore hook. The session gauges read
-// the state machine's own counts, which a restore rebuilds: nothing here
-// follows the state.
-func (m *metrics) restored() {}
 
 // forwardDone counts one forwarded write.
 func (m *metrics) forwardDone(ctx context.Context, took time.Duration, err error) {

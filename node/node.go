@@ -113,11 +113,11 @@ func New(cfg Config) (*Node, error) {
 			records := make([]EventRecord, len(applied))
 			for i, a := range applied {
 				records[i] = recordOf(a)
-				n.metrics.applied(n, a)
+				n.metrics.applied(a)
 			}
 			n.events.add(records)
 		},
-		OnRestore:     func(index uint64) { n.events.reset(index); n.metrics.restored() },
+		OnRestore:     func(index uint64) { n.events.reset(index) },
 		RefuseBatches: cfg.noBatchEntries,
 	})
 
