@@ -26,7 +26,7 @@ type SessionCreated struct {
 	LoginID           string `msgpack:"login"`
 	CredentialVersion uint64 `msgpack:"cv"`
 	// EndSessions are sessions of the same user to end in the same step
-	// (SPEC §3 session limits), sorted.
+	// (docs/logins.md#session-limits), sorted.
 	EndSessions []SessionID `msgpack:"end"`
 }
 
@@ -78,9 +78,9 @@ type SessionsExpired struct {
 	Until int64 `msgpack:"until"`
 }
 
-// SessionsTouched records when sessions were last used (SPEC §3 idle
-// timeout). Each node batches the uses it saw; Touches is sorted by session
-// id and each time is no later than the event's.
+// SessionsTouched records when sessions were last used (idle timeout,
+// docs/logins.md#idle-timeout). Each node batches the uses it saw; Touches is
+// sorted by session id and each time is no later than the event's.
 type SessionsTouched struct {
 	Touches []Touch `msgpack:"t"`
 }

@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-// Policy holds the replicated lifetime, limit and lockout settings of SPEC
-// §3. It travels in PolicySet events and is part of the state machine's
-// state: every node computes expiry times from the same policy and the
-// event's time.
+// Policy holds the replicated lifetime, limit and lockout settings
+// (docs/logins.md#policy-settings). It travels in PolicySet events and is part
+// of the state machine's state: every node computes expiry times from the same
+// policy and the event's time.
 type Policy struct {
 	AccessTTL time.Duration `msgpack:"access_ttl"`
 	// RefreshTTL is the explicit refresh lifetime; 0 means it follows
@@ -46,7 +46,7 @@ const (
 	OnLimitEvictOldest = "evict_oldest"
 )
 
-// DefaultPolicy is SPEC §3's defaults.
+// DefaultPolicy is the documented defaults (docs/logins.md#policy-settings).
 func DefaultPolicy() Policy {
 	return Policy{
 		AccessTTL:                   15 * time.Minute,
@@ -87,7 +87,7 @@ func (p Policy) AppLimit(app string) int {
 	return p.AppMaxSessions[i].MaxSessions
 }
 
-// Policy ranges of SPEC §3.
+// Policy ranges (docs/logins.md#policy-settings).
 const (
 	maxSessionLimit = 10000
 	day             = 24 * time.Hour
@@ -105,8 +105,9 @@ func outOfRange(field string, d, lo, hi time.Duration) error {
 	return &PolicyError{Field: field, Message: fmt.Sprintf("must be between %s and %s (got %s)", lo, hi, d)}
 }
 
-// Validate checks every setting against SPEC §3's ranges. The error is a
-// *PolicyError naming the field as the API spells it.
+// Validate checks every setting against the documented ranges
+// (docs/logins.md#policy-settings). The error is a *PolicyError naming the
+// field as the API spells it.
 func (p Policy) Validate() error {
 	check := func(field string, d, lo, hi time.Duration) error {
 		if d < lo || d > hi {

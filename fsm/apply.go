@@ -152,10 +152,10 @@ func (st *state) checkLogin(now int64, ev *events.SessionCreated) *Result {
 	return nil
 }
 
-// makeRoom applies the session limits (SPEC §3) to a new session: first the
-// sessions the request asked to end, then, over a limit, either a refusal
-// that changes nothing (deny) or the revocation of the oldest sessions
-// (evict_oldest). It returns how many sessions it revoked, or a failed
+// makeRoom applies the session limits (docs/logins.md#session-limits) to a new
+// session: first the sessions the request asked to end, then, over a limit,
+// either a refusal that changes nothing (deny) or the revocation of the oldest
+// sessions (evict_oldest). It returns how many sessions it revoked, or a failed
 // result.
 func (st *state) makeRoom(now int64, ev *events.SessionCreated) (int, *Result) {
 	userLimit := st.policy.MaxSessionsPerUser

@@ -15,7 +15,7 @@ func TestCreate_ExpiryFollowsDefaultPolicy(t *testing.T) {
 	p := DefaultPolicy()
 	if p.AccessTTL != 15*time.Minute || p.EffectiveRefreshTTL() != 22*time.Minute+30*time.Second ||
 		p.AbsoluteTTL != 30*24*time.Hour || p.RememberMeTTL != 30*24*time.Hour || !p.RefreshFollowsAccess() {
-		t.Fatalf("DefaultPolicy does not match SPEC §3: %+v", p)
+		t.Fatalf("DefaultPolicy does not match docs/logins.md#policy-settings: %+v", p)
 	}
 	cases := []struct {
 		name        string

@@ -445,8 +445,9 @@ func TestPolicySet_RefreshTTLFollowsAccessTTL(t *testing.T) {
 }
 
 func TestLimits_DeniedPasswordLoginChangesNothing(t *testing.T) {
-	// SPEC §2: an entry the rules reject is a no-op. A password login over
-	// the limit is refused (409); it must not clear the failure count.
+	// docs/cluster.md#the-replicated-state-machine: an entry the rules reject
+	// is a no-op. A password login over the limit is refused (409); it must not
+	// clear the failure count.
 	w := newTwins(t)
 	w.mustApply(t0, policySet(func(p *Policy) {
 		p.MaxSessionsPerUser = 1

@@ -10,5 +10,5 @@ type (
 	Lockout  = events.Lockout
 )
 
-// DefaultPolicy is SPEC §3's defaults.
+// DefaultPolicy is the documented defaults (docs/logins.md#policy-settings).
 func DefaultPolicy() Policy { return events.DefaultPolicy() }

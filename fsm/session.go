@@ -69,8 +69,8 @@ type Session struct {
 }
 
 // Limits of the fields packed into Session.text. The API allows far less
-// (SPEC §4: ids and apps ≤ 128, device fields ≤ 512 bytes); an event past
-// them is refused as invalid, the same way on every node.
+// (docs/api.md#input-limits: ids and apps ≤ 128, device fields ≤ 512 bytes); an
+// event past them is refused as invalid, the same way on every node.
 const (
 	maxPackedID    = 1<<8 - 1
 	maxPackedApp   = 1<<8 - 1
@@ -174,7 +174,8 @@ type tokenPair struct {
 	rotatedAt       int64
 }
 
-// maxLivePairs bounds the token pairs a session holds at once (SPEC §3).
+// maxLivePairs bounds the token pairs a session holds at once
+// (docs/logins.md#refresh-grace).
 const maxLivePairs = 4
 
 func (s *Session) ex() *sessionExtra {

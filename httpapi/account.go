@@ -18,12 +18,12 @@ import (
 	"github.com/sessiond/sessiond/fsm"
 )
 
-// The self-service page (SPEC §4, GET /account/sessions): "your devices",
-// this one marked, end one, sign out everywhere else. It is plain HTML, CSS
-// and JavaScript embedded in the binary, served with a strict Content
+// The self-service page (docs/api.md#endpoints, GET /account/sessions): "your
+// devices", this one marked, end one, sign out everywhere else. It is plain
+// HTML, CSS and JavaScript embedded in the binary, served with a strict Content
 // Security Policy (no inline script or style, nothing from elsewhere, no
-// framing); its script calls the /v1/me routes (me.go) with the session
-// cookie and the X-Requested-With header.
+// framing); its script calls the /v1/me routes (me.go) with the session cookie
+// and the X-Requested-With header.
 
 //go:embed account/account.html account/account.css account/account.js
 var accountFiles embed.FS

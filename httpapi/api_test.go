@@ -236,7 +236,7 @@ func expectError(t testing.TB, what string, r response, status int, code string,
 	return msg
 }
 
-// tokenResponse is SPEC §4's token answer.
+// tokenResponse is the token answer of docs/api.md#token-answers.
 type tokenResponse struct {
 	SessionID        string    `json:"session_id"`
 	UserID           string    `json:"user_id"`
@@ -1560,9 +1560,9 @@ func TestJSONBody_NullIsNotAnObject(t *testing.T) {
 	}
 }
 
-// user_id may hold @ : + (SPEC §1), which clients percent-encode in a path
-// segment (JavaScript's encodeURIComponent gives alice%40example.com). The
-// encoded and the literal path name the same user.
+// user_id may hold @ : + (docs/api.md#concepts), which clients percent-encode
+// in a path segment (JavaScript's encodeURIComponent gives
+// alice%40example.com). The encoded and the literal path name the same user.
 func TestUserRoutes_AcceptPercentEncodedUserID(t *testing.T) {
 	t.Parallel()
 	a := startAPI(t)

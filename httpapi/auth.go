@@ -222,10 +222,10 @@ func (s *Server) exchange(c echo.Context) error {
 	return s.answerIssued(c, issued, withCookies, "urn:ietf:params:oauth:token-type:access_token")
 }
 
-// Cookies (SPEC §4): the session cookie holds the signed access token, the
-// refresh cookie the signed refresh token. Both are HttpOnly, SameSite=Lax,
-// Path=/, Secure with the __Host- prefix except in loopback dev mode, and
-// persistent only for remember-me sessions.
+// Cookies (docs/api.md#cookies): the session cookie holds the signed access
+// token, the refresh cookie the signed refresh token. Both are HttpOnly,
+// SameSite=Lax, Path=/, Secure with the __Host- prefix except in loopback dev
+// mode, and persistent only for remember-me sessions.
 
 func (s *Server) cookieNames() (session, refresh string) { return cookies.Names(s.cfg.CookieDevMode) }
 

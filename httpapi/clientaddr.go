@@ -12,10 +12,10 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// Client addresses (SPEC §5 --trusted-proxies). The client address is what
-// the login rate limit counts and what a session's device.ip records when
-// the caller leaves it out; every use reads it through c.RealIP(), that is
-// through the one extractor built here.
+// Client addresses (--trusted-proxies, docs/security.md#rate-limits). The
+// client address is what the login rate limit counts and what a session's
+// device.ip records when the caller leaves it out; every use reads it through
+// c.RealIP(), that is through the one extractor built here.
 //
 // With no trusted proxies it is the TCP peer, and no header is read: not
 // X-Forwarded-For, X-Real-IP nor Forwarded, whoever sends them, loopback

@@ -1,7 +1,7 @@
 package httpapi_test
 
-// Browser cookies (SPEC §4): the signed session and refresh cookies set by
-// ?cookie=true, their attributes in production and dev mode, cookie
+// Browser cookies (docs/api.md#cookies): the signed session and refresh cookies
+// set by ?cookie=true, their attributes in production and dev mode, cookie
 // authentication, automatic refresh and logout.
 
 import (

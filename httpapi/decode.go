@@ -19,7 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// MaxBodyBytes is the largest request body accepted (SPEC §4).
+// MaxBodyBytes is the largest request body accepted (docs/api.md#errors).
 const MaxBodyBytes = 64 << 10
 
 // readBody reads the whole request body, refusing more than MaxBodyBytes.
@@ -76,11 +76,11 @@ func bindJSON(c echo.Context, v any, optional bool) error {
 	return decodeJSON(body, v)
 }
 
-// decodeOptions make request decoding strict (SPEC §4): member names match
-// the struct's exactly (no case folding), a name given twice in one object
-// is an error, so is a name the struct does not know, and strings must be
-// valid UTF-8. All but RejectUnknownMembers are the decoder's defaults;
-// they are spelt out because the API's contract rests on them.
+// decodeOptions make request decoding strict (docs/api.md#strict-json): member
+// names match the struct's exactly (no case folding), a name given twice in one
+// object is an error, so is a name the struct does not know, and strings must
+// be valid UTF-8. All but RejectUnknownMembers are the decoder's defaults; they
+// are spelt out because the API's contract rests on them.
 var decodeOptions = json.JoinOptions(
 	json.RejectUnknownMembers(true),
 	json.MatchCaseInsensitiveNames(false),

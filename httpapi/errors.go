@@ -15,7 +15,7 @@ import (
 	"github.com/sessiond/sessiond/node"
 )
 
-// Error codes of SPEC §4.
+// Error codes of docs/api.md#errors.
 const (
 	codeBadRequest       = "bad_request"
 	codeUnauthenticated  = "unauthenticated"
@@ -35,7 +35,7 @@ const (
 // so that no answer hints at which part was wrong.
 const unauthenticatedMessage = "missing or invalid credentials"
 
-// apiError is an error with its HTTP status and SPEC code.
+// apiError is an error with its HTTP status and API error code.
 type apiError struct {
 	Status  int
 	Code    string
@@ -70,7 +70,8 @@ type errorDetail struct {
 	Sessions []sessionJSON `json:"sessions,omitempty"`
 }
 
-// toAPIError maps any error a handler returns to the SPEC's answer.
+// toAPIError maps any error a handler returns to its documented answer
+// (docs/api.md#errors).
 func toAPIError(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
@@ -140,8 +141,8 @@ func toAPIError(err error) *apiError {
 	return nil
 }
 
-// handleError is echo's error handler: every failure leaves as the SPEC's
-// error object. Anything unmapped is a bug and answered 500.
+// handleError is echo's error handler: every failure leaves as the API's error
+// object (docs/api.md#errors). Anything unmapped is a bug and answered 500.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return

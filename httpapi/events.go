@@ -14,15 +14,15 @@ import (
 	"github.com/sessiond/sessiond/node"
 )
 
-// GET /v1/events (admin): Server-Sent Events of applied events (SPEC §4).
-// It replays what this node holds after ?after= (or the Last-Event-ID a
-// reconnecting client sends), then follows new events as they are applied.
-// Each event's id is its Raft index; events of one log entry share it and
-// only the last of them carries the id, so a reconnect resumes after the
-// last index received whole: nothing lost, and nothing repeated unless the
-// stream broke inside an index. Events older than
-// the node's in-memory tail answer 410. ?follow=false ends the stream once
-// the replay is done.
+// GET /v1/events (admin): Server-Sent Events of applied events
+// (docs/api.md#endpoints). It replays what this node holds after ?after= (or
+// the Last-Event-ID a reconnecting client sends), then follows new events as
+// they are applied. Each event's id is its Raft index; events of one log entry
+// share it and only the last of them carries the id, so a reconnect resumes
+// after the last index received whole: nothing lost, and nothing repeated
+// unless the stream broke inside an index. Events older than the node's
+// in-memory tail answer 410. ?follow=false ends the stream once the replay is
+// done.
 
 // EventSource is what the event stream needs from the backend.
 type EventSource interface {

@@ -1,7 +1,7 @@
 package httpapi_test
 
-// Token exchange (SPEC §4, POST /v1/token/exchange) with a real
-// trusted-issuers file and keys generated here, and the check that no
+// Token exchange (docs/logins.md#token-exchange, POST /v1/token/exchange) with
+// a real trusted-issuers file and keys generated here, and the check that no
 // secret of any kind reaches the logs.
 
 import (

@@ -1,8 +1,8 @@
 package httpapi_test
 
-// Forward auth (SPEC §4, /v1/auth) as nginx auth_request, Traefik
-// ForwardAuth and Envoy ext_authz call it: any method, any subpath, the
-// session in response headers, 401 with WWW-Authenticate otherwise.
+// Forward auth (docs/forward-auth.md, /v1/auth) as nginx auth_request, Traefik
+// ForwardAuth and Envoy ext_authz call it: any method, any subpath, the session
+// in response headers, 401 with WWW-Authenticate otherwise.
 
 import (
 	"net/http"

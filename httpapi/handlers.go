@@ -292,7 +292,7 @@ type forceLogoutRequest struct {
 	Except *string `json:"except"`
 }
 
-// forceLogoutReasons are the reasons an admin may give (SPEC §2).
+// forceLogoutReasons are the reasons an admin may give (docs/api.md#endpoints).
 var forceLogoutReasons = map[string]events.Reason{
 	"admin":           events.ReasonAdmin,
 	"password_change": events.ReasonPasswordChange,

@@ -710,8 +710,8 @@ func TestLockout_RetryAfterIsTheRemainingLockOnTheNodeClock(t *testing.T) {
 }
 
 // A deleted user is unknown: GET answers 404, and so does a second DELETE
-// (SPEC §4: 404 for admin lookups of an unknown user), whether or not the
-// tombstones of its revoked sessions are still kept.
+// (docs/api.md#errors: 404 for admin lookups of an unknown user), whether or
+// not the tombstones of its revoked sessions are still kept.
 func TestUsers_DeleteOfADeletedUserIs404(t *testing.T) {
 	t.Parallel()
 	a := startServer(t, serverSetup{})

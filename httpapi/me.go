@@ -11,23 +11,22 @@ import (
 	"github.com/sessiond/sessiond/fsm"
 )
 
-// A user's own sessions (SPEC §4, /v1/me/*): the caller — Bearer,
-// X-Session-Token or the session cookie — lists its user's active sessions,
-// ends one of them, or signs out everywhere else. The self-service page
-// /account/sessions (account.go) is built on these three calls.
+// A user's own sessions (docs/api.md#endpoints, /v1/me/*): the caller —
+// Bearer, X-Session-Token or the session cookie — lists its user's active
+// sessions, ends one of them, or signs out everywhere else. The self-service
+// page /account/sessions (account.go) is built on these three calls.
 //
 // Cross-site request forgery: a browser attaches the session cookie to any
-// request to this origin, so a state-changing call authenticated by cookie
-// must carry something a cross-site page cannot send: the header
-// X-Requested-With (the page sends "sessiond"). A custom header cannot be
-// added cross-origin without a CORS preflight, which sessiond never grants.
-// Without it the answer is 400 bad_request — the request is malformed for
-// what it asks (the SPEC has no 403). Callers that send their token in a
-// header are not exposed (a cross-site page cannot set Authorization) and
-// need nothing more. Form bodies (what an HTML form sends) are refused on
-// these routes with 415 whoever the caller is; HTML forms cannot send
-// DELETE at all, and a POST to these routes is 405 (no method override is
-// honoured).
+// request to this origin, so a state-changing call authenticated by cookie must
+// carry something a cross-site page cannot send: the header X-Requested-With
+// (the page sends "sessiond"). A custom header cannot be added cross-origin
+// without a CORS preflight, which sessiond never grants. Without it the answer
+// is 400 bad_request — the request is malformed for what it asks (the API has
+// no 403). Callers that send their token in a header are not exposed (a
+// cross-site page cannot set Authorization) and need nothing more. Form bodies
+// (what an HTML form sends) are refused on these routes with 415 whoever the
+// caller is; HTML forms cannot send DELETE at all, and a POST to these routes
+// is 405 (no method override is honoured).
 
 // csrfHeader is the header a cookie caller must send on /v1/me writes.
 const csrfHeader = "X-Requested-With"

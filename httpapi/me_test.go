@@ -1,9 +1,9 @@
 package httpapi_test
 
-// A user's own sessions (SPEC §4, /v1/me/*) and the self-service page
-// /account/sessions: listing with the current session marked, ending one,
-// signing out everywhere else, other users' sessions answering as unknown
-// ones, CSRF protection for cookie callers, and the page's headers.
+// A user's own sessions (docs/api.md#endpoints, /v1/me/*) and the self-service
+// page /account/sessions: listing with the current session marked, ending one,
+// signing out everywhere else, other users' sessions answering as unknown ones,
+// CSRF protection for cookie callers, and the page's headers.
 
 import (
 	"bytes"
@@ -317,9 +317,9 @@ func TestMe_RevokedOrExpiredSessionCannotListOrEndAnything(t *testing.T) {
 }
 
 // A cookie caller's writes need X-Requested-With: without it the request is
-// malformed for what it asks (400; the SPEC has no 403) and changes
-// nothing. A cross-site form post cannot send it, nor any DELETE, and form
-// bodies are refused whoever the caller is.
+// malformed for what it asks (400; the API has no 403) and changes nothing. A
+// cross-site form post cannot send it, nor any DELETE, and form bodies are
+// refused whoever the caller is.
 func TestMe_CookieWritesNeedTheCSRFHeader(t *testing.T) {
 	t.Parallel()
 	a := startMe(t, serverSetup{})

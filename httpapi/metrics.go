@@ -15,9 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// GET /metrics (public, SPEC §4): Prometheus text format. The API counts
-// and times every request in a registry of its own and serves it together
-// with the node's (Raft, state machine, gossip, forwarding, snapshots,
+// GET /metrics (public, docs/api.md#endpoints): Prometheus text format. The API
+// counts and times every request in a registry of its own and serves it
+// together with the node's (Raft, state machine, gossip, forwarding, snapshots,
 // logins, Go runtime and process). Requests are labelled by echo's route
 // pattern, never the raw path, which may hold ids or tokens; a request that
 // matched no route is "unmatched".

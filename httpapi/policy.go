@@ -14,10 +14,11 @@ import (
 	"github.com/sessiond/sessiond/fsm"
 )
 
-// putPolicyRequest is SPEC §3's policy object. PUT takes the whole object:
-// a field left out takes its default; refresh_ttl left out or null follows
-// 1.5 × access_ttl (as it does when refresh_ttl_follows_access is true, so
-// that a GET answer can be sent back as it is).
+// putPolicyRequest is the policy object (docs/logins.md#policy-settings).
+// PUT takes the whole object: a field left out takes its default; refresh_ttl
+// left out or null follows 1.5 × access_ttl (as it does when
+// refresh_ttl_follows_access is true, so that a GET answer can be sent back
+// as it is).
 type putPolicyRequest struct {
 	AccessTTL                   *string        `json:"access_ttl"`
 	RefreshTTL                  *string        `json:"refresh_ttl"`
@@ -126,8 +127,8 @@ func policyFromRequest(req putPolicyRequest) (fsm.Policy, error) {
 	return p, nil
 }
 
-// PUT /v1/policy (admin): replace the policy (SPEC §3). It applies to
-// sessions created after it.
+// PUT /v1/policy (admin): replace the policy (docs/logins.md#policy-settings).
+// It applies to sessions created after it.
 func (s *Server) putPolicy(c echo.Context) error {
 	var req putPolicyRequest
 	if err := bindJSON(c, &req, false); err != nil {

@@ -1,8 +1,9 @@
 package httpapi_test
 
-// The replicated policy (SPEC §3) through GET/PUT /v1/policy, and what it
-// does to sessions: limits, lifetimes, the idle timeout and the refresh
-// reuse grace. Time moves on the node's clock, never by sleeping.
+// The replicated policy (docs/logins.md#policy-settings) through GET/PUT
+// /v1/policy, and what it does to sessions: limits, lifetimes, the idle timeout
+// and the refresh reuse grace. Time moves on the node's clock, never by
+// sleeping.
 
 import (
 	"bytes"
@@ -16,7 +17,8 @@ import (
 	"time"
 )
 
-// specDefaults is SPEC §3's default policy as GET /v1/policy answers it.
+// specDefaults is the documented default policy
+// (docs/logins.md#policy-settings) as GET /v1/policy answers it.
 func specDefaults() map[string]any {
 	return map[string]any{
 		"access_ttl":                      "15m0s",

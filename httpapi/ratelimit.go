@@ -10,9 +10,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Login rate limiting (SPEC §4 429 rate_limited). Lockout slows guessing
-// per account; this bounds how fast one client address may try at all,
-// across accounts, and keeps a flood from one address from taking every
+// Login rate limiting (429 rate_limited, docs/security.md#rate-limits). Lockout
+// slows guessing per account; this bounds how fast one client address may try
+// at all, across accounts, and keeps a flood from one address from taking every
 // argon2id slot of the node. Each node counts its own requests. The client
 // address is c.RealIP(): the peer, or what a trusted proxy forwarded
 // (clientaddr.go).

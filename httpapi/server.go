@@ -71,8 +71,8 @@ type Config struct {
 	// Logger receives request and error logs.
 	Logger *slog.Logger
 
-	// CookieKeys sign and verify session cookies (SPEC §4); nil disables
-	// cookies (?cookie=true is then refused).
+	// CookieKeys sign and verify session cookies (docs/api.md#cookies); nil
+	// disables cookies (?cookie=true is then refused).
 	CookieKeys *cookies.Keys
 	// CookieDevMode drops Secure and the __Host- prefix: only for plain
 	// HTTP on a loopback address (cookies.DevMode).

@@ -16,8 +16,9 @@ import (
 	"github.com/sessiond/sessiond/node/password"
 )
 
-// Built-in users (SPEC §4 user rows). Passwords are checked against the
-// password rules here and hashed by the node; they never reach a log.
+// Built-in users (the user rows of docs/api.md#endpoints). Passwords are
+// checked against the password rules here and hashed by the node; they never
+// reach a log.
 
 const maxEmailLength = 254
 

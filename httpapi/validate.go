@@ -5,7 +5,7 @@ import (
 	"unicode/utf8"
 )
 
-// Limits of SPEC §4.
+// Limits of docs/api.md#input-limits.
 const (
 	maxIDLength        = 128
 	maxScopes          = 32

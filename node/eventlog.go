@@ -9,11 +9,11 @@ import (
 	"github.com/sessiond/sessiond/fsm"
 )
 
-// The event tail: the last applied events, kept in memory for GET
-// /v1/events (SPEC §4). Each node keeps its own tail of what it applied;
-// a reader asks for events after an index and gets them in log order, then
-// waits for more. Records carry ids, times, reasons and outcomes — never a
-// token, a token hash, a password hash or an email.
+// The event tail: the last applied events, kept in memory for GET /v1/events
+// (docs/api.md#endpoints). Each node keeps its own tail of what it applied; a
+// reader asks for events after an index and gets them in log order, then waits
+// for more. Records carry ids, times, reasons and outcomes — never a token, a
+// token hash, a password hash or an email.
 
 // EventTailSize is how many applied events a node keeps for readers.
 const EventTailSize = 16384

@@ -12,10 +12,11 @@ import (
 	"github.com/sessiond/sessiond/node/password"
 )
 
-// BenchmarkValidate_IdleTimeout compares token validation with the idle
-// timeout off and on. With it on every validation also records a use of the
-// session for the batched SessionsTouched replication; SPEC §3 wants that to
-// cost no Raft write per validation, and the issue wants the two within 10%.
+// BenchmarkValidate_IdleTimeout compares token validation with the idle timeout
+// off and on. With it on every validation also records a use of the session for
+// the batched SessionsTouched replication; docs/logins.md#idle-timeout wants
+// that to cost no Raft write per validation, and the issue wants the two within
+// 10%.
 //
 //	go test ./node -run XXX -bench Validate_IdleTimeout -count 5
 func BenchmarkValidate_IdleTimeout(b *testing.B) {

@@ -10,8 +10,8 @@ import (
 	"github.com/sessiond/sessiond/fsm"
 )
 
-// CreateRequest asks for a new session. The caller (the HTTP layer) has
-// checked every field against SPEC §4's limits.
+// CreateRequest asks for a new session. The caller (the HTTP layer) has checked
+// every field against docs/api.md#input-limits.
 type CreateRequest struct {
 	UserID     events.UserID
 	App        string
@@ -87,8 +87,9 @@ func sortedIDs(ids []events.SessionID) []events.SessionID {
 	return slices.Compact(out)
 }
 
-// SessionLimitError is a refused session over a limit (SPEC §3 deny): it
-// lists the user's active sessions, so the caller can pick some to end.
+// SessionLimitError is a refused session over a limit (deny,
+// docs/logins.md#session-limits): it lists the user's active sessions, so the
+// caller can pick some to end.
 type SessionLimitError struct {
 	Sessions []fsm.Session
 	// Now is the node's clock when they were listed (their status is judged

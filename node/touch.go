@@ -11,12 +11,12 @@ import (
 	"github.com/sessiond/sessiond/events"
 )
 
-// Idle timeout (SPEC §3): every validation counts as a use of the session,
-// but a Raft write per validation would cost far too much. Each node keeps
-// the latest use it saw of each session that has an idle timeout and
+// Idle timeout (docs/logins.md#idle-timeout): every validation counts as a use
+// of the session, but a Raft write per validation would cost far too much. Each
+// node keeps the latest use it saw of each session that has an idle timeout and
 // replicates them in batched SessionsTouched events, at most every
-// idle_timeout/10 and no more often than once a second. Until a use is
-// applied, the node that saw it counts it itself.
+// idle_timeout/10 and no more often than once a second. Until a use is applied,
+// the node that saw it counts it itself.
 
 // touchResolution is how much later a use must be than the one already
 // pending for the session before it is recorded again. Recording is then a

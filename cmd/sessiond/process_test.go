@@ -607,8 +607,8 @@ func testSIGTERM(t *testing.T, bin string) {
 }
 
 // A read waiting for a min_index (up to 30 s) when SIGTERM arrives must not
-// hold the shutdown up, and is answered 503 ("shutting down", SPEC §4)
-// rather than cut off by the process exiting.
+// hold the shutdown up, and is answered 503 ("shutting down",
+// docs/api.md#errors) rather than cut off by the process exiting.
 func testSIGTERMWithWaitingRead(t *testing.T, bin string) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	httpAddr := freeAddr(t)
@@ -825,7 +825,7 @@ func testFlagBeatsEnvironment(t *testing.T, bin string) {
 	}
 }
 
-// specFlags are the flags SPEC §5 requires by name.
+// specFlags are the flags docs/operations.md#flags promises by name.
 var specFlags = []string{
 	"node-id", "data-dir", "http-addr", "raft-addr", "gossip-addr", "advertise-addr", "join",
 	"bootstrap-expect", "region", "voter", "api-key-file", "cookie-key-file", "max-stale",
@@ -874,16 +874,16 @@ func testHelp(t *testing.T, bin string) {
 		}
 	}
 	if len(missing) > 0 {
-		t.Logf("SPEC §5 flags this single-node build does not have yet: %s", strings.Join(missing, " "))
+		t.Logf("documented flags this build does not have yet: %s", strings.Join(missing, " "))
 	}
 	if !strings.Contains(out, "SESSIOND_") {
 		t.Errorf("--help does not mention the SESSIOND_* environment variables:\n%s", out)
 	}
 }
 
-// A node that joins others must be given the admin and cookie key files
-// every node shares (SPEC §5): keys generated per node would make cookies
-// and keys work on one node only.
+// A node that joins others must be given the admin and cookie key files every
+// node shares (docs/operations.md#flags): keys generated per node would make
+// cookies and keys work on one node only.
 func testJoiningNeedsKeyFiles(t *testing.T, bin string) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "admin.keys")

@@ -9,9 +9,10 @@ import (
 	"testing"
 )
 
-// --trusted-proxies (SPEC §5): a bad range refuses the start and names the
-// entry; the ranges given (here through SESSIOND_TRUSTED_PROXIES, a bare
-// address) decide whose X-Forwarded-For is believed.
+// --trusted-proxies (docs/security.md#rate-limits): a bad range refuses the
+// start and names the entry; the ranges given (here through
+// SESSIOND_TRUSTED_PROXIES, a bare address) decide whose X-Forwarded-For is
+// believed.
 func TestTrustedProxiesFlag(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the process tests (they build and run the sessiond binary) in -short mode")

@@ -7,7 +7,7 @@ import (
 	"net/http"
 )
 
-// Users, policy, cluster and health (SPEC §4).
+// Users, policy, cluster and health (docs/api.md#endpoints).
 
 // SetUser sets a user's email and/or password, creating the user if needed
 // (admin). Replacing a password counts as a password change.

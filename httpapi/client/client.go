@@ -212,7 +212,7 @@ type request struct {
 	kind  kind
 }
 
-// Header names of SPEC §4.
+// Header names of docs/api.md#consistency.
 const (
 	HeaderIndex       = "X-Sessiond-Index"
 	HeaderMinIndex    = "X-Sessiond-Min-Index"

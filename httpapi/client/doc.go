@@ -1,5 +1,5 @@
-// Package client is a Go client for sessiond's HTTP API (SPEC §4): sessions,
-// logins, token exchange, refresh, validation, logout, forward auth,
+// Package client is a Go client for sessiond's HTTP API (docs/api.md):
+// sessions, logins, token exchange, refresh, validation, logout, forward auth,
 // introspection and revocation, users, policy, cluster status, the event
 // stream, the self-service /v1/me routes and the health probes.
 //
@@ -51,11 +51,11 @@
 //
 // # Errors
 //
-// An error answer is an *Error holding the HTTP status, the SPEC code, the
+// An error answer is an *Error holding the HTTP status, the API's code, the
 // message, Retry-After and, for session_limit_exceeded, the user's active
 // sessions. errors.Is matches it against the sentinels ErrUnauthenticated,
-// ErrNotFound, ErrSessionLimit, ErrLocked, ErrUnavailable and the others,
-// and predicates such as IsUnauthenticated wrap that.
+// ErrNotFound, ErrSessionLimit, ErrLocked, ErrUnavailable and the others, and
+// predicates such as IsUnauthenticated wrap that.
 //
 // # Events
 //

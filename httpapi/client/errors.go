@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Error codes of SPEC §4, as Error.Code holds them.
+// Error codes of docs/api.md#errors, as Error.Code holds them.
 const (
 	CodeBadRequest           = "bad_request"
 	CodeUnauthenticated      = "unauthenticated"
@@ -63,8 +63,8 @@ var sentinels = map[string]error{
 type Error struct {
 	// Status is the HTTP status.
 	Status int
-	// Code is the SPEC's error code (CodeNotFound, ...). An answer without
-	// the error object (a proxy's page) gets the code of its status.
+	// Code is the API's error code (CodeNotFound, ...). An answer without the
+	// error object (a proxy's page) gets the code of its status.
 	Code string
 	// Message is the server's message.
 	Message string

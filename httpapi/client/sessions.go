@@ -9,7 +9,7 @@ import (
 )
 
 // Sessions: creation, login, exchange, refresh, validation, logout, forward
-// auth, introspection, revocation and admin views (SPEC §4).
+// auth, introspection, revocation and admin views (docs/api.md#endpoints).
 
 // CreateSession makes a session for a user without a login (admin).
 func (c *Client) CreateSession(ctx context.Context, req CreateSessionRequest) (*Tokens, error) {

@@ -195,7 +195,7 @@ type BulkRevokeRequest struct {
 	Apps []string
 }
 
-// Force-logout reasons (SPEC §2).
+// Force-logout reasons (docs/api.md#endpoints).
 const (
 	ReasonAdmin          = "admin"
 	ReasonPasswordChange = "password_change"
@@ -258,7 +258,7 @@ const (
 	OnLimitEvictOldest = "evict_oldest"
 )
 
-// Policy is the replicated policy of SPEC §3.
+// Policy is the replicated policy (docs/logins.md#policy-settings).
 type Policy struct {
 	AccessTTL time.Duration
 	// RefreshTTL is the effective refresh lifetime; with

@@ -589,7 +589,7 @@
     return (neg ? '-' : '') + out;
   }
 
-  // The ranges of SPEC §3, as the node checks them.
+  // The ranges of docs/logins.md#policy-settings, as the node checks them.
   var DURATIONS = {
     access_ttl: { min: MIN, max: 129600n * MIN, range: '1m and 129600m (90 days)' },
     refresh_ttl: { min: MIN, max: 525600n * MIN, range: '1m and 525600m (365 days)' },

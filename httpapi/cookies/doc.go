@@ -1,6 +1,6 @@
-// Package cookies makes sessiond's browser cookies (SPEC §4): the session and
-// refresh cookies, their attributes, and the HMAC-SHA256 signature on their
-// values.
+// Package cookies makes sessiond's browser cookies (docs/api.md#cookies): the
+// session and refresh cookies, their attributes, and the HMAC-SHA256 signature
+// on their values.
 //
 // Keys come from the --cookie-key-file: one key per line, the first signs and
 // all verify, so a key is rotated by putting a new one first and removing the

@@ -1,7 +1,8 @@
-// Package exchange verifies JWTs issued by trusted identity providers, for
-// the RFC 8693-style token exchange of SPEC §4 (POST /v1/token/exchange): a
-// caller presents a JWT from its identity provider and, once this package has
-// verified it, sessiond opens a session for the user it names.
+// Package exchange verifies JWTs issued by trusted identity providers, for the
+// RFC 8693-style token exchange (docs/logins.md#token-exchange, POST
+// /v1/token/exchange): a caller presents a JWT from its identity provider and,
+// once this package has verified it, sessiond opens a session for the user it
+// names.
 //
 // Verification uses go-jose (github.com/go-jose/go-jose/v4); only asymmetric
 // signatures are accepted, with keys read once from local files at start.

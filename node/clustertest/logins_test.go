@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// Logins, lockout, session limits, idle timeout and password changes on a
-// real three-node cluster (SPEC §3 and §4): rules decided by the state
+// Logins, lockout, session limits, idle timeout and password changes on a real
+// three-node cluster (docs/logins.md, docs/api.md): rules decided by the state
 // machine hold whichever node a request reaches.
 
 const (
@@ -97,11 +97,12 @@ func TestLockout_FailuresOnOneNodeLockLoginsOnAnother(t *testing.T) {
 	}
 }
 
-// An acknowledged unlock holds on every node at once: a login sent right
-// after it to a node that has not applied it yet must not be refused from
-// that node's stale view (SPEC §2: lockout is decided at apply time; §4: a
-// write needs no min_index). The unlock goes through the leader and the
-// login to a follower, the order in which the follower lags most.
+// An acknowledged unlock holds on every node at once: a login sent right after
+// it to a node that has not applied it yet must not be refused from that node's
+// stale view (lockout is decided at apply time,
+// docs/cluster.md#the-replicated-state-machine; a write needs no min_index,
+// docs/api.md#writes). The unlock goes through the leader and the login to a
+// follower, the order in which the follower lags most.
 func TestLockout_UnlockOnOneNodeLetsLoginsInAtOnceOnAnother(t *testing.T) {
 	c := startLogins(t, nil)
 	leader := c.Nodes[c.Leader()]
@@ -288,7 +289,7 @@ func introspectStatus(t *testing.T, m *Member, token string) string {
 }
 
 func TestIdleTimeout_UseOnOneNodeKeepsSessionAliveOnAnother(t *testing.T) {
-	const idle = time.Minute // the least SPEC allows
+	const idle = time.Minute // the least the policy allows
 	const step = 20 * time.Second
 	clock := newFakeClock()
 	c := startLogins(t, clock)
