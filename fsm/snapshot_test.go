@@ -494,6 +494,8 @@ func FuzzRestore(f *testing.F) {
 	f.Add(header.bytes(f)[:34]) // claims 2^18 sessions, then ends
 	f.Add([]byte{})
 	f.Add([]byte{0x96, 0xb5})
+	f.Add(readFile(f, goldenSnapshotV1First)) // the older format's reader
+	f.Add(readFile(f, goldenSnapshotV1))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 1<<20 {
 			return
@@ -510,6 +512,8 @@ func TestRestore_LargeStatesPassTheFuzzCheck(t *testing.T) {
 		"300 random logs":  snapshotBytes(t, g.f),
 		"the small state":  snapshotBytes(t, smallState(t).f),
 		"an empty machine": snapshotBytes(t, New(Config{})),
+		"format 1":         readFile(t, goldenSnapshotV1),
+		"format 1, first":  readFile(t, goldenSnapshotV1First),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if !checkRestore(t, data) {
@@ -517,6 +521,15 @@ func TestRestore_LargeStatesPassTheFuzzCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+func readFile(tb testing.TB, path string) []byte {
+	tb.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
 }
 
 func TestWriteSnapshot_EqualsPersist(t *testing.T) {
