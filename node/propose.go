@@ -21,7 +21,8 @@ import (
 // followers fall behind the leader and appends queue on them, which
 // lengthens every commit. With one batch in flight the followers store a
 // few large appends instead of many small ones (measured in
-// docs/architecture.md#measured). A lone write still goes out at once.
+// docs/benchmarks.md#2026-12-06-group-commit). A lone write still goes
+// out at once.
 //
 // Batch entries. While every server reads them (updateBatchEntries), the
 // writes of a batch are packed into one log entry, or a few, rather than
