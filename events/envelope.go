@@ -8,7 +8,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/sessiond/sessiond/events/msgpackcheck"
+	"github.com/sessiond/sessiond/transport/msgpackcheck"
 )
 
 // Sentinel errors of decoding. A state machine that meets any of them must

@@ -18,8 +18,8 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/sessiond/sessiond/events/msgpackcheck"
 	"github.com/sessiond/sessiond/transport"
+	"github.com/sessiond/sessiond/transport/msgpackcheck"
 )
 
 // Discovery and membership. Nodes find each other with memberlist; each

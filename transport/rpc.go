@@ -14,7 +14,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/sessiond/sessiond/events/msgpackcheck"
+	"github.com/sessiond/sessiond/transport/msgpackcheck"
 )
 
 // The RPC protocol is request/response over a pooled connection, one call at

@@ -74,7 +74,7 @@ func newRootCommand(onStuck func()) *cobra.Command {
 			"Without --addrs it starts an in-process cluster of --local nodes on 127.0.0.1.",
 		Example: "  sessionbench --local 3 --concurrency 64 --requests 200000 --duration 20s\n" +
 			"  sessionbench --addrs http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083 \\\n" +
-			"      --api-key-file deploy/compose/admin.keys --json",
+			"      --api-key-file docs/examples/compose/admin.keys --json",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/httpapi/client"
+	"github.com/sessiond/sessiond/httpapi/clustertest"
 	"github.com/sessiond/sessiond/node"
-	"github.com/sessiond/sessiond/node/clustertest"
 	"github.com/sessiond/sessiond/node/password"
 )
 

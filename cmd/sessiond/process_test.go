@@ -34,7 +34,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sessiond/sessiond/node/clustertest"
+	"github.com/sessiond/sessiond/httpapi/clustertest"
 )
 
 const (
