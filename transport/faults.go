@@ -3,6 +3,8 @@ package transport
 import (
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Faults cuts chosen pairs of nodes for tests. One Faults is shared by every
@@ -14,12 +16,17 @@ import (
 type Faults struct {
 	mu      sync.Mutex
 	blocked map[[2]string]bool
+	delays  map[[2]string]time.Duration
 	conns   map[*faultConn]struct{}
 }
 
 // NewFaults returns a fault layer that lets everything through.
 func NewFaults() *Faults {
-	return &Faults{blocked: make(map[[2]string]bool), conns: make(map[*faultConn]struct{})}
+	return &Faults{
+		blocked: make(map[[2]string]bool),
+		delays:  make(map[[2]string]time.Duration),
+		conns:   make(map[*faultConn]struct{}),
+	}
 }
 
 // Block drops traffic sent from one address to another.
@@ -93,6 +100,24 @@ type faultConn struct {
 	faults        *Faults
 	local, remote string
 	closeOnce     sync.Once
+
+	delayOnce sync.Once
+	delayed   atomic.Pointer[delayedWriter] // set once a write was delayed
+}
+
+func (c *faultConn) Write(b []byte) (int, error) {
+	if w := c.delayed.Load(); w != nil {
+		return w.write(b, c.faults.delay(c.local, c.remote))
+	}
+	d := c.faults.delay(c.local, c.remote)
+	if d <= 0 {
+		return c.Conn.Write(b)
+	}
+	// From the first delayed write on, every write of this connection goes
+	// through the one queue, so bytes keep their order when the delay
+	// changes or is removed.
+	c.delayOnce.Do(func() { c.delayed.Store(newDelayedWriter(c.Conn)) })
+	return c.delayed.Load().write(b, d)
 }
 
 func (c *faultConn) Close() error {
@@ -101,5 +126,8 @@ func (c *faultConn) Close() error {
 		delete(c.faults.conns, c)
 		c.faults.mu.Unlock()
 	})
+	if w := c.delayed.Load(); w != nil {
+		return w.close()
+	}
 	return c.Conn.Close()
 }
