@@ -58,13 +58,26 @@ func FuzzReadPreamble(f *testing.F) {
 	f.Add([]byte{'X', 0})
 	f.Add([]byte{'R', 200, 'a'})
 	f.Add([]byte{})
+	f.Add(append(preamble(KindRaftGroup, "127.0.0.1:7000"), 6, 'r', 'e', 'g', '-', 'e', 'u'))
+	f.Add(append(preamble(KindRaftGroup, "127.0.0.1:7000"), 2, 'E', 'U'))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		kind, addr, err := readPreamble(bytesConn{r: bytes.NewReader(data)})
+		kind, addr, group, err := readPreamble(bytesConn{r: bytes.NewReader(data)})
 		if err != nil {
 			return
 		}
-		if kind != KindRaft && kind != KindRPC {
+		if kind != KindRaft && kind != KindRPC && kind != KindRaftGroup {
 			t.Fatalf("accepted kind %q", kind)
+		}
+		if (kind == KindRaftGroup) != (group != "") {
+			t.Fatalf("readPreamble(%q): kind %q with group %q", data, kind, group)
+		}
+		if group != "" {
+			if err := ValidGroupName(group); err != nil {
+				t.Fatalf("readPreamble(%q) accepted group %q: %v", data, group, err)
+			}
+			if at := 2 + len(addr); len(data) < at+1+len(group) || int(data[at]) != len(group) || string(data[at+1:at+1+len(group)]) != group {
+				t.Fatalf("readPreamble(%q) = group %q: not what the bytes say", data, group)
+			}
 		}
 		if len(data) < 2 || Kind(data[0]) != kind || int(data[1]) != len(addr) || string(data[2:2+len(addr)]) != addr {
 			t.Fatalf("readPreamble(%q) = %q, %q: not what the bytes say", data, kind, addr)

@@ -16,8 +16,13 @@ import (
 type Kind byte
 
 const (
+	// KindRaft is Raft traffic of the default group (a node's only group
+	// before a node hosted several).
 	KindRaft Kind = 'R'
 	KindRPC  Kind = 'C'
+	// KindRaftGroup is Raft traffic of a named group: the preamble names it
+	// after the dialer's address.
+	KindRaftGroup Kind = 'G'
 )
 
 // ErrClosed is returned once the transport is closed.
@@ -50,7 +55,9 @@ type Transport struct {
 	advertiseMu sync.RWMutex
 	log         *slog.Logger
 
-	raftConns chan net.Conn
+	raftConns chan net.Conn // the default group's inbound Raft connections
+	groupsMu  sync.Mutex
+	groups    map[string]*groupLayer // the named groups attached
 	rpc       func(conn net.Conn, peer string)
 	rpcMu     sync.RWMutex
 
@@ -90,6 +97,7 @@ func Listen(cfg Config) (*Transport, error) {
 		advertise: advertise,
 		log:       cfg.Logger.With("subsystem", "transport"),
 		raftConns: make(chan net.Conn, 16),
+		groups:    make(map[string]*groupLayer),
 		closed:    make(chan struct{}),
 	}
 	t.closedCtx, t.cancel = context.WithCancel(context.Background())
@@ -135,16 +143,25 @@ func (t *Transport) Close() error {
 		err = t.ln.Close()
 		t.wg.Wait()
 		// Raft connections accepted but never taken by Raft.
-		for {
-			select {
-			case c := <-t.raftConns:
-				c.Close()
-			default:
-				return
-			}
+		closeQueued(t.raftConns)
+		t.groupsMu.Lock()
+		for _, l := range t.groups {
+			closeQueued(l.conns)
 		}
+		t.groupsMu.Unlock()
 	})
 	return err
+}
+
+func closeQueued(conns chan net.Conn) {
+	for {
+		select {
+		case c := <-conns:
+			c.Close()
+		default:
+			return
+		}
+	}
 }
 
 func (t *Transport) acceptLoop() {
@@ -186,7 +203,7 @@ func (t *Transport) handshake(raw net.Conn) {
 		}
 		conn = tc
 	}
-	kind, peer, err := readPreamble(conn)
+	kind, peer, group, err := readPreamble(conn)
 	if err != nil {
 		t.log.Debug("refused a connection: bad preamble", "remote", raw.RemoteAddr().String(), "error", err)
 		conn.Close()
@@ -207,6 +224,17 @@ func (t *Transport) handshake(raw net.Conn) {
 		case <-t.closed:
 			conn.Close()
 		}
+	case KindRaftGroup:
+		t.groupsMu.Lock()
+		l, ok := t.groups[group]
+		t.groupsMu.Unlock()
+		if !ok {
+			// Not hosted here (yet): the dialer's Raft retries.
+			t.log.Debug("refused a Raft connection for a group not hosted here", "peer", peer, "group", group)
+			conn.Close()
+			return
+		}
+		l.hand(conn)
 	case KindRPC:
 		t.rpcMu.RLock()
 		serve := t.rpc
@@ -221,24 +249,46 @@ func (t *Transport) handshake(raw net.Conn) {
 	}
 }
 
-func readPreamble(conn net.Conn) (Kind, string, error) {
+// readPreamble reads a connection's opening bytes: its kind, the dialer's
+// advertised address and, for KindRaftGroup, the group's name.
+func readPreamble(conn net.Conn) (kind Kind, peer, group string, err error) {
 	var head [2]byte
 	if _, err := io.ReadFull(conn, head[:]); err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
-	kind := Kind(head[0])
-	if kind != KindRaft && kind != KindRPC {
-		return 0, "", fmt.Errorf("unknown connection kind %q", head[0])
+	kind = Kind(head[0])
+	if kind != KindRaft && kind != KindRPC && kind != KindRaftGroup {
+		return 0, "", "", fmt.Errorf("unknown connection kind %q", head[0])
 	}
 	addr := make([]byte, head[1])
 	if _, err := io.ReadFull(conn, addr); err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
-	return kind, string(addr), nil
+	if kind != KindRaftGroup {
+		return kind, string(addr), "", nil
+	}
+	if _, err := io.ReadFull(conn, head[:1]); err != nil {
+		return 0, "", "", err
+	}
+	name := make([]byte, head[0])
+	if _, err := io.ReadFull(conn, name); err != nil {
+		return 0, "", "", err
+	}
+	if err := ValidGroupName(string(name)); err != nil {
+		return 0, "", "", err
+	}
+	return kind, string(addr), string(name), nil
 }
 
 // Dial connects to a peer for the given kind of traffic.
 func (t *Transport) Dial(addr string, kind Kind, timeout time.Duration) (net.Conn, error) {
+	if kind == KindRaftGroup {
+		return nil, errors.New("transport: dial a named group through its RaftGroupLayer")
+	}
+	return t.dial(addr, kind, "", timeout)
+}
+
+func (t *Transport) dial(addr string, kind Kind, group string, timeout time.Duration) (net.Conn, error) {
 	select {
 	case <-t.closed:
 		return nil, ErrClosed
@@ -269,6 +319,9 @@ func (t *Transport) Dial(addr string, kind Kind, timeout time.Duration) (net.Con
 		conn = tc
 	}
 	preamble := append([]byte{byte(kind), byte(len(self))}, self...)
+	if kind == KindRaftGroup {
+		preamble = append(append(preamble, byte(len(group))), group...)
+	}
 	if _, err := conn.Write(preamble); err != nil {
 		conn.Close()
 		return nil, err
