@@ -130,7 +130,7 @@ func (s *Server) login(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	issued, err := s.backend.Login(ctx, node.LoginRequest{
+	issued, err := s.users.Login(ctx, node.LoginRequest{
 		Email: req.Email, UserID: events.UserID(req.UserID), Password: req.Password, Session: create,
 	})
 	if err != nil {
@@ -195,7 +195,7 @@ func (s *Server) exchange(c echo.Context) error {
 		return &apiError{Status: http.StatusUnauthorized, Code: codeUnauthenticated, Message: unauthenticatedMessage,
 			detail: "token exchange: no trusted issuers configured"}
 	}
-	id, err := s.cfg.Exchange.Verify(req.SubjectToken, s.backend.Now())
+	id, err := s.cfg.Exchange.Verify(req.SubjectToken, s.sessions.Now())
 	if err != nil {
 		// The reason (never the token) helps an operator; the client learns nothing.
 		return &apiError{Status: http.StatusUnauthorized, Code: codeUnauthenticated, Message: unauthenticatedMessage, detail: err.Error()}
@@ -215,7 +215,7 @@ func (s *Server) exchange(c echo.Context) error {
 	create.Attributes = id.Attributes
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	issued, err := s.backend.CreateSession(ctx, create)
+	issued, err := s.sessions.CreateSession(ctx, create)
 	if err != nil {
 		return err
 	}
@@ -232,7 +232,7 @@ func (s *Server) cookieNames() (session, refresh string) { return cookies.Names(
 func (s *Server) setSessionCookies(c echo.Context, issued node.Issued) {
 	sess := issued.Session
 	expires := time.Unix(0, min(sess.RefreshExpiresAt, sess.ExpiresAt))
-	now := s.backend.Now()
+	now := s.sessions.Now()
 	sessionName, refreshName := s.cookieNames()
 	keys, dev := s.cfg.CookieKeys, s.cfg.CookieDevMode
 	c.SetCookie(cookies.Cookie(sessionName, keys.Sign(issued.AccessToken), dev, sess.RememberMe, expires, now))
@@ -283,9 +283,9 @@ func (s *Server) validateCaller(c echo.Context) (fsm.Session, error) {
 		return fsm.Session{}, err
 	}
 	token, fromCookie := s.sessionToken(c)
-	sess, err := s.backend.Validate(c.Request().Context(), token)
+	sess, err := s.sessions.Validate(c.Request().Context(), token)
 	// The state the token was judged in: Validate may have caught up.
-	setIndex(c, s.backend.AppliedIndex())
+	s.setAppliedIndex(c)
 	if err == nil || !fromCookie || !errors.Is(err, fsm.ErrUnauthenticated) {
 		return sess, err
 	}
@@ -296,7 +296,7 @@ func (s *Server) validateCaller(c echo.Context) (fsm.Session, error) {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	issued, rerr := s.refreshes.do(ctx, refresh, s.backend.Refresh)
+	issued, rerr := s.refreshes.do(ctx, refresh, s.sessions.Refresh)
 	if rerr != nil {
 		if errors.Is(rerr, fsm.ErrUnauthenticated) || errors.Is(rerr, fsm.ErrRefreshReuse) {
 			s.clearSessionCookies(c)

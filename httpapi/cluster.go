@@ -38,11 +38,11 @@ type memberJSON struct {
 }
 
 // GET /v1/cluster (admin): this node's view of the cluster.
-func (s *Server) cluster(c echo.Context) error {
+func (s *Server) getCluster(c echo.Context) error {
 	if err := s.readAt(c); err != nil {
 		return err
 	}
-	st := s.backend.ClusterStatus()
+	st := s.cluster.ClusterStatus()
 	out := clusterJSON{
 		NodeID: st.NodeID, Region: st.Region,
 		Leader:    leaderJSON{ID: st.LeaderID, RaftAddr: st.LeaderAddr},
@@ -67,11 +67,24 @@ func (s *Server) removeMember(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	if err := s.backend.RemoveMember(ctx, id); err != nil {
+	if err := s.cluster.RemoveMember(ctx, id); err != nil {
 		if errors.Is(err, node.ErrUnknownMember) {
 			return &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "no such member"}
 		}
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// GET /healthz: the process is up and serving HTTP.
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// GET /readyz: a leader is known and this node has caught up.
+func (s *Server) readyz(c echo.Context) error {
+	if !s.cluster.Ready() {
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "not ready: no leader known yet, or still catching up"}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "index": s.cluster.AppliedIndex()})
 }

@@ -13,13 +13,23 @@ import (
 	"github.com/sessiond/sessiond/httpapi"
 )
 
-// consoleStubBackend answers only what serving the console touches (the
-// consistency headers); any data call would panic, which these tests must
+// consoleStubBackend plays the roles Config.Backend asks for, but serving
+// the console touches only the Cluster role's consistency headers: the
+// other roles are nil, so any data call would panic, which these tests must
 // never reach.
-type consoleStubBackend struct{ httpapi.Backend }
+type consoleStubBackend struct {
+	httpapi.Sessions
+	httpapi.Users
+	httpapi.PolicyStore
+	consoleStubCluster
+}
 
-func (consoleStubBackend) AppliedIndex() uint64       { return 7 }
-func (consoleStubBackend) LastContact() time.Duration { return 0 }
+// consoleStubCluster answers what the consistency headers ask of every
+// answer; anything else would panic.
+type consoleStubCluster struct{ httpapi.Cluster }
+
+func (consoleStubCluster) AppliedIndex() uint64       { return 7 }
+func (consoleStubCluster) LastContact() time.Duration { return 0 }
 
 const wantConsoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"

@@ -24,7 +24,8 @@ import (
 // in-memory tail answer 410. ?follow=false ends the stream once the replay is
 // done.
 
-// EventSource is what the event stream needs from the backend.
+// EventSource is the optional role the event stream needs; New finds it on
+// Config.Backend (*node.Node plays it), and without it /v1/events is 404.
 type EventSource interface {
 	Events(after uint64, max int) ([]node.EventRecord, <-chan struct{}, error)
 	// OldestEvent is the index after which this node holds every event.
@@ -49,8 +50,8 @@ type eventJSON struct {
 }
 
 func (s *Server) streamEvents(c echo.Context) error {
-	src, ok := s.backend.(EventSource)
-	if !ok {
+	src := s.eventSource
+	if src == nil {
 		return &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "this node keeps no event stream"}
 	}
 	after, given, err := eventsStart(c)

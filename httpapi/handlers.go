@@ -14,9 +14,9 @@ import (
 	"github.com/sessiond/sessiond/node"
 )
 
-// now is the backend's clock in Unix nanoseconds: statuses and expires_in
+// now is the node's clock (Sessions.Now) in Unix nanoseconds: statuses and expires_in
 // are judged at the same "now" the node's reads use.
-func (s *Server) now() int64 { return s.backend.Now().UnixNano() }
+func (s *Server) now() int64 { return s.sessions.Now().UnixNano() }
 
 // presentedToken is the access token of a session caller:
 // "Authorization: Bearer <token>" or "X-Session-Token: <token>".
@@ -71,7 +71,7 @@ func (s *Server) createSession(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	issued, err := s.backend.CreateSession(ctx, node.CreateRequest{
+	issued, err := s.sessions.CreateSession(ctx, node.CreateRequest{
 		UserID:     events.UserID(req.UserID),
 		App:        app,
 		AuthMethod: events.AuthImpersonation,
@@ -103,7 +103,7 @@ func (s *Server) refresh(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	issued, err := s.backend.Refresh(ctx, req.RefreshToken)
+	issued, err := s.sessions.Refresh(ctx, req.RefreshToken)
 	if err != nil {
 		return err
 	}
@@ -130,13 +130,13 @@ func (s *Server) logout(c echo.Context) error {
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
 	token, fromCookie := s.sessionToken(c)
-	index, err := s.backend.Logout(ctx, token)
+	index, err := s.sessions.Logout(ctx, token)
 	if fromCookie && errors.Is(err, fsm.ErrUnauthenticated) {
 		// The access cookie has expired: the refresh cookie still names the
 		// session, and revoking a refresh token ends its session.
 		_, refreshName := s.cookieNames()
 		if refresh := s.cookieValue(c, refreshName); refresh != "" {
-			index, err = s.backend.RevokeToken(ctx, refresh)
+			index, err = s.sessions.RevokeToken(ctx, refresh)
 		}
 	}
 	if fromCookie && s.cfg.CookieKeys != nil && (err == nil || errors.Is(err, fsm.ErrUnauthenticated)) {
@@ -187,12 +187,12 @@ func (s *Server) getSession(c echo.Context) error {
 	if err := s.readAt(c); err != nil {
 		return err
 	}
-	sess, ok := s.backend.Session(id)
+	sess, ok := s.sessions.Session(id)
 	if !ok {
 		return errSessionNotFound
 	}
 	noStore(c)
-	return c.JSON(http.StatusOK, toSessionJSON(sess, s.backend.SessionStatus(sess)))
+	return c.JSON(http.StatusOK, toSessionJSON(sess, s.sessions.SessionStatus(sess)))
 }
 
 // DELETE /v1/sessions/:id (admin): revoke a session and its refresh token.
@@ -212,7 +212,7 @@ func (s *Server) revokeByID(c echo.Context, scope events.RevokeScope) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	index, err := s.backend.RevokeSession(ctx, id, scope, events.ReasonAdmin)
+	index, err := s.sessions.RevokeSession(ctx, id, scope, events.ReasonAdmin)
 	if err != nil {
 		return err
 	}
@@ -249,13 +249,13 @@ func (s *Server) bulkRevoke(c echo.Context) error {
 		}
 		// A time in the future means everything so far; it also keeps
 		// far-future times from overflowing Unix nanoseconds.
-		if req.CreatedBefore.Before(s.backend.Now()) {
+		if req.CreatedBefore.Before(s.sessions.Now()) {
 			before = *req.CreatedBefore
 		}
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	n, index, err := s.backend.BulkRevoke(ctx, before, req.Apps)
+	n, index, err := s.sessions.BulkRevoke(ctx, before, req.Apps)
 	if err != nil {
 		return err
 	}
@@ -276,7 +276,7 @@ func (s *Server) userSessions(c echo.Context) error {
 	if err := s.readAt(c); err != nil {
 		return err
 	}
-	list := s.backend.UserSessions(user)
+	list := s.sessions.UserSessions(user)
 	out := sessionsJSON{Sessions: make([]sessionJSON, 0, len(list))}
 	for _, sess := range list {
 		out.Sessions = append(out.Sessions, toSessionJSON(sess, fsm.StatusActive)) // only active ones are listed
@@ -330,7 +330,7 @@ func (s *Server) forceLogout(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	n, index, err := s.backend.ForceLogout(ctx, user, reason, events.SessionID(except))
+	n, index, err := s.sessions.ForceLogout(ctx, user, reason, events.SessionID(except))
 	if err != nil {
 		return err
 	}
@@ -350,11 +350,11 @@ func (s *Server) introspect(c echo.Context) error {
 	if err := s.vouchTighter(c); err != nil {
 		return err
 	}
-	info, err := s.backend.Introspect(c.Request().Context(), req.Token)
+	info, err := s.sessions.Introspect(c.Request().Context(), req.Token)
 	if err != nil {
 		return err
 	}
-	setIndex(c, s.backend.AppliedIndex())
+	s.setAppliedIndex(c)
 	noStore(c)
 	return c.JSON(http.StatusOK, toIntrospectionJSON(info))
 }
@@ -369,31 +369,10 @@ func (s *Server) revokeToken(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	index, err := s.backend.RevokeToken(ctx, req.Token)
+	index, err := s.sessions.RevokeToken(ctx, req.Token)
 	if err != nil {
 		return err
 	}
 	setIndex(c, index)
 	return c.NoContent(http.StatusOK)
-}
-
-// GET /v1/policy (admin).
-func (s *Server) getPolicy(c echo.Context) error {
-	if err := s.readAt(c); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, toPolicyJSON(s.backend.Policy()))
-}
-
-// GET /healthz: the process is up and serving HTTP.
-func (s *Server) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// GET /readyz: a leader is known and this node has caught up.
-func (s *Server) readyz(c echo.Context) error {
-	if !s.backend.Ready() {
-		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "not ready: no leader known yet, or still catching up"}
-	}
-	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "index": s.backend.AppliedIndex()})
 }

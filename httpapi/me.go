@@ -62,7 +62,7 @@ func (s *Server) mySessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list := s.backend.UserSessions(caller.UserID)
+	list := s.sessions.UserSessions(caller.UserID)
 	out := mySessionsJSON{Sessions: make([]mySessionJSON, 0, len(list))}
 	for _, sess := range list {
 		out.Sessions = append(out.Sessions, mySessionJSON{
@@ -89,7 +89,7 @@ func (s *Server) endMySession(c echo.Context) error {
 	}
 	// The caller's state is the leader's as of callerForWrite, and a
 	// session's user never changes: the ownership seen here holds at apply.
-	target, ok := s.backend.Session(id)
+	target, ok := s.sessions.Session(id)
 	if !ok || target.UserID != caller.UserID {
 		return errSessionNotFound
 	}
@@ -99,7 +99,7 @@ func (s *Server) endMySession(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	index, err := s.backend.RevokeSession(ctx, id, events.RevokeWholeSession, reason)
+	index, err := s.sessions.RevokeSession(ctx, id, events.RevokeWholeSession, reason)
 	if errors.Is(err, fsm.ErrNotFound) {
 		return errSessionNotFound // collected since it was looked up
 	}
@@ -135,7 +135,7 @@ func (s *Server) endOtherSessions(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	n, index, err := s.backend.ForceLogout(ctx, caller.UserID, events.ReasonUser, except)
+	n, index, err := s.sessions.ForceLogout(ctx, caller.UserID, events.ReasonUser, except)
 	if err != nil {
 		return err
 	}
@@ -159,8 +159,8 @@ func (s *Server) callerForWrite(c echo.Context) (fsm.Session, error) {
 	if err := s.confirmWithLeader(c, defaultReadWait); err != nil {
 		return caller, err
 	}
-	current, ok := s.backend.Session(caller.ID())
-	if !ok || s.backend.SessionStatus(current) != fsm.StatusActive {
+	current, ok := s.sessions.Session(caller.ID())
+	if !ok || s.sessions.SessionStatus(current) != fsm.StatusActive {
 		return caller, errUnauthenticated
 	}
 	return current, nil

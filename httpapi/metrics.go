@@ -37,7 +37,7 @@ type metricsSource interface {
 func (s *Server) metricsRoutes(e *echo.Echo) {
 	reg := prometheus.NewRegistry()
 	gatherers := prometheus.Gatherers{reg}
-	if src, ok := s.backend.(metricsSource); ok {
+	if src, ok := s.cfg.Backend.(metricsSource); ok {
 		gatherers = append(gatherers, src.Metrics())
 	} else {
 		// The node's registry has the runtime and process collectors; a

@@ -127,6 +127,14 @@ func policyFromRequest(req putPolicyRequest) (fsm.Policy, error) {
 	return p, nil
 }
 
+// GET /v1/policy (admin).
+func (s *Server) getPolicy(c echo.Context) error {
+	if err := s.readAt(c); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toPolicyJSON(s.policy.Policy()))
+}
+
 // PUT /v1/policy (admin): replace the policy (docs/logins.md#policy-settings).
 // It applies to sessions created after it.
 func (s *Server) putPolicy(c echo.Context) error {
@@ -140,7 +148,7 @@ func (s *Server) putPolicy(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	index, err := s.backend.SetPolicy(ctx, p)
+	index, err := s.policy.SetPolicy(ctx, p)
 	if err != nil {
 		return err
 	}

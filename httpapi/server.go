@@ -9,60 +9,19 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
-	"github.com/sessiond/sessiond/events"
-	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi/cookies"
 	"github.com/sessiond/sessiond/httpapi/exchange"
-	"github.com/sessiond/sessiond/node"
 )
-
-// Backend is what the API needs from a node. *node.Node implements it.
-type Backend interface {
-	CreateSession(ctx context.Context, req node.CreateRequest) (node.Issued, error)
-	Refresh(ctx context.Context, refreshToken string) (node.Issued, error)
-	Validate(ctx context.Context, accessToken string) (fsm.Session, error)
-	Introspect(ctx context.Context, token string) (node.TokenInfo, error)
-	Vouch(ctx context.Context, maxStale time.Duration) error
-	MaxStale() time.Duration
-	Logout(ctx context.Context, accessToken string) (uint64, error)
-	RevokeToken(ctx context.Context, token string) (uint64, error)
-	RevokeSession(ctx context.Context, id events.SessionID, scope events.RevokeScope, reason events.Reason) (uint64, error)
-	ForceLogout(ctx context.Context, user events.UserID, reason events.Reason, except events.SessionID) (int, uint64, error)
-	BulkRevoke(ctx context.Context, createdBefore time.Time, apps []string) (int, uint64, error)
-	Session(id events.SessionID) (fsm.Session, bool)
-	UserSessions(user events.UserID) []fsm.Session
-	SessionStatus(s fsm.Session) fsm.Status
-	Policy() fsm.Policy
-	AppliedIndex() uint64
-	WaitForIndex(ctx context.Context, index uint64) error
-	LastContact() time.Duration
-	Ready() bool
-	Now() time.Time
-	ReadBarrier(ctx context.Context) (uint64, error)
-	ClusterStatus() node.ClusterStatus
-	RemoveMember(ctx context.Context, id string) error
-
-	Login(ctx context.Context, req node.LoginRequest) (node.Issued, error)
-	SetUser(ctx context.Context, req node.SetUserRequest) (int, uint64, error)
-	SetPassword(ctx context.Context, user events.UserID, newPassword string, reason events.Reason) (int, uint64, error)
-	DeleteUser(ctx context.Context, user events.UserID) (int, uint64, error)
-	SetUserLimit(ctx context.Context, user events.UserID, max *int) (uint64, error)
-	Unlock(ctx context.Context, user events.UserID) (uint64, error)
-	User(id events.UserID) (node.UserInfo, bool)
-	SetPolicy(ctx context.Context, p fsm.Policy) (uint64, error)
-}
-
-var _ Backend = (*node.Node)(nil)
 
 // Config configures a Server.
 type Config struct {
-	// Backend serves the operations.
+	// Backend plays every role the API needs (roles.go); New gives each
+	// handler only the roles it uses. *node.Node is one.
 	Backend Backend
 	// APIKeys are the admin keys; any of them is accepted (rotation).
 	APIKeys []string
@@ -129,30 +88,39 @@ func (c Config) Validate() error {
 
 // Server is the HTTP API of one node.
 type Server struct {
-	cfg     Config
-	backend Backend
-	log     *slog.Logger
-	keys    [][sha256.Size]byte
-	echo    *echo.Echo
-	http    *http.Server
+	cfg Config
+	// The roles of the backend (roles.go).
+	sessions Sessions
+	users    Users
+	policy   PolicyStore
+	cluster  Cluster
+	// eventSource serves the event stream; nil when the backend keeps none.
+	eventSource EventSource
+
+	log  *slog.Logger
+	keys [][sha256.Size]byte
+	echo *echo.Echo
+	http *http.Server
 	// draining is cancelled when shutdown begins.
 	draining context.Context
 	// refreshes shares automatic cookie refreshes of one refresh token.
 	refreshes cookieRefresher
 }
 
-// Longest min_index wait a read may ask for, and the default.
-const (
-	defaultReadWait = 2 * time.Second
-	maxReadWait     = 30 * time.Second
-)
-
 // New builds the server and its routes.
 func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, backend: cfg.Backend, log: cfg.Logger.With("subsystem", "http")}
+	s := &Server{
+		cfg:      cfg,
+		sessions: cfg.Backend,
+		users:    cfg.Backend,
+		policy:   cfg.Backend,
+		cluster:  cfg.Backend,
+		log:      cfg.Logger.With("subsystem", "http"),
+	}
+	s.eventSource, _ = cfg.Backend.(EventSource)
 	for _, k := range cfg.APIKeys {
 		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
 	}
@@ -230,7 +198,7 @@ func (s *Server) routes(e *echo.Echo) {
 	s.metricsRoutes(e)
 	s.consoleRoutes(e)
 	s.selfServiceRoutes(e)
-	e.GET("/v1/cluster", s.cluster, admin)
+	e.GET("/v1/cluster", s.getCluster, admin)
 	e.DELETE("/v1/cluster/members/:id", s.removeMember, admin)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -280,36 +248,6 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// consistencyHeaders gives every answer X-Sessiond-Index (the applied
-// index, unless the handler set the index of its write or read) and
-// X-Sessiond-Last-Contact.
-func (s *Server) consistencyHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		res := c.Response()
-		res.Before(func() {
-			h := res.Header()
-			if h.Get(headerIndex) == "" {
-				h.Set(headerIndex, strconv.FormatUint(s.backend.AppliedIndex(), 10))
-			}
-			h.Set(headerLastContact, strconv.FormatInt(lastContactMillis(s.backend.LastContact()), 10))
-		})
-		return next(c)
-	}
-}
-
-func lastContactMillis(d time.Duration) int64 {
-	if d < 0 {
-		return -1
-	}
-	return d.Milliseconds()
-}
-
-const (
-	headerIndex       = "X-Sessiond-Index"
-	headerLastContact = "X-Sessiond-Last-Contact"
-	headerMinIndex    = "X-Sessiond-Min-Index"
-)
-
 // requestLog logs each request at debug level by route pattern: never the
 // raw path, query or headers, which may hold tokens or keys.
 func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
@@ -333,107 +271,7 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// readAt prepares a read and sets X-Sessiond-Index to the applied index it
-// is served at. It honours:
-//   - min_index (query, or header X-Sessiond-Min-Index) within ?wait=
-//     (default 2s, at most 30s): read-your-writes on any node;
-//   - consistency=leader: the leader confirms its leadership and this node
-//     applies up to the leader's commit index first (linearizable).
-func (s *Server) readAt(c echo.Context) error {
-	wait, err := readWait(c)
-	if err != nil {
-		return err
-	}
-	raw := c.QueryParam("min_index")
-	if raw == "" {
-		raw = c.Request().Header.Get(headerMinIndex)
-	}
-	if raw != "" {
-		minIndex, err := strconv.ParseUint(raw, 10, 64)
-		if err != nil {
-			return badRequest("min_index must be a non-negative integer")
-		}
-		if s.backend.AppliedIndex() < minIndex {
-			ctx, cancel := context.WithTimeout(c.Request().Context(), wait)
-			stop := context.AfterFunc(s.draining, cancel)
-			s.log.Debug("read waiting for index", "min_index", minIndex, "wait", wait)
-			err := s.backend.WaitForIndex(ctx, minIndex)
-			stop()
-			cancel()
-			if err != nil {
-				return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
-					Message: "index " + raw + " not reached within " + wait.String()}
-			}
-		}
-	}
-	switch consistency := c.QueryParam("consistency"); consistency {
-	case "", "default", "stale":
-	case "leader":
-		if err := s.confirmWithLeader(c, wait); err != nil {
-			return err
-		}
-	default:
-		return badRequest("consistency must be leader or default")
-	}
-	c.Response().Header().Set(headerIndex, strconv.FormatUint(s.backend.AppliedIndex(), 10))
-	return nil
-}
-
-// readWait is ?wait=, default 2s, capped at 30s.
-func readWait(c echo.Context) (time.Duration, error) {
-	w := c.QueryParam("wait")
-	if w == "" {
-		return defaultReadWait, nil
-	}
-	wait, err := time.ParseDuration(w)
-	if err != nil || wait < 0 {
-		return 0, badRequest("wait must be a non-negative Go duration such as 500ms or 2s")
-	}
-	return min(wait, maxReadWait), nil
-}
-
-// confirmWithLeader runs a read barrier through the leader.
-func (s *Server) confirmWithLeader(c echo.Context, wait time.Duration) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), max(wait, time.Second))
-	defer cancel()
-	if _, err := s.backend.ReadBarrier(ctx); err != nil {
-		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
-			Message: "no leader confirmed this read in time"}
-	}
-	return nil
-}
-
-// vouchTighter applies ?max_stale=, which can only tighten the node's own
-// bound (--max-stale): when this node's state is older than the smaller of
-// the two, it confirms through the leader before the token is judged, and
-// answers 503 when it cannot. The node's own bound is enforced by every
-// validation (node.Validate, node.Introspect) whether or not this runs.
-func (s *Server) vouchTighter(c echo.Context) error {
-	v := c.QueryParam("max_stale")
-	if v == "" {
-		return nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return badRequest("max_stale must be a non-negative Go duration")
-	}
-	if d >= s.backend.MaxStale() {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), defaultReadWait)
-	defer cancel()
-	if err := s.backend.Vouch(ctx, d); err != nil {
-		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
-			Message: "this node cannot confirm its state within max_stale " + d.String()}
-	}
-	return nil
-}
-
 // writeContext bounds a write by the configured timeout.
 func (s *Server) writeContext(c echo.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.Request().Context(), s.cfg.WriteTimeout)
-}
-
-func setIndex(c echo.Context, index uint64) {
-	c.Response().Header().Set(headerIndex, strconv.FormatUint(index, 10))
 }

@@ -92,7 +92,7 @@ func (s *Server) getUser(c echo.Context) error {
 	if err := s.readAt(c); err != nil {
 		return err
 	}
-	info, ok := s.backend.User(user)
+	info, ok := s.users.User(user)
 	if !ok {
 		return errUserNotFound
 	}
@@ -128,7 +128,7 @@ func (s *Server) putUser(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	revoked, index, err := s.backend.SetUser(ctx, node.SetUserRequest{UserID: user, Email: req.Email, Password: req.Password})
+	revoked, index, err := s.users.SetUser(ctx, node.SetUserRequest{UserID: user, Email: req.Email, Password: req.Password})
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (s *Server) deleteUser(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	revoked, index, err := s.backend.DeleteUser(ctx, user)
+	revoked, index, err := s.users.DeleteUser(ctx, user)
 	if err != nil {
 		if isNotFound(err) {
 			return errUserNotFound
@@ -183,7 +183,7 @@ func (s *Server) putPassword(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	revoked, index, err := s.backend.SetPassword(ctx, user, req.Password, reason)
+	revoked, index, err := s.users.SetPassword(ctx, user, req.Password, reason)
 	if err != nil {
 		if isNotFound(err) {
 			return errUserNotFound
@@ -227,7 +227,7 @@ func (s *Server) putLimits(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	index, err := s.backend.SetUserLimit(ctx, user, max)
+	index, err := s.users.SetUserLimit(ctx, user, max)
 	if err != nil {
 		return err
 	}
@@ -243,7 +243,7 @@ func (s *Server) unlock(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	index, err := s.backend.Unlock(ctx, user)
+	index, err := s.users.Unlock(ctx, user)
 	if err != nil {
 		if isNotFound(err) {
 			return errUserNotFound
