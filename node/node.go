@@ -6,15 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/node/password"
@@ -25,53 +20,20 @@ import (
 // database open.
 var ErrDataDirInUse = errors.New("node: data dir is in use by another process")
 
-// Node is one running sessiond node.
+// Node is one running sessiond node: the shared transport, gossip and
+// metrics, and the Raft group it takes part in (raftgroup.go).
 type Node struct {
 	cfg    Config
 	log    *slog.Logger
-	fsm    *fsm.FSM
-	raft   *raft.Raft
-	trans  *raft.NetworkTransport
 	mux    *transport.Transport // Raft and forwarding traffic on one port
 	rpc    *transport.RPCClient // forwarding to the leader
 	gossip *gossip              // nil when discovery is off
-
-	// bootstrapped is set once this node knows a cluster exists (it had
-	// Raft state, bootstrapped it, or heard from a leader).
-	bootstrapped atomic.Bool
-	// leaderReady is true while this node leads and has applied everything
-	// committed before its term (a Barrier after the election).
-	leaderReady atomic.Bool
-	leaderGen   atomic.Uint64
-	// leaders wakes waiters on Raft's leader changes (leaderwatch.go).
-	leaders *leaderWatch
-	// carrier tells followers of new commits (commitcarrier.go).
-	carrier *commitCarrier
-	// fresh says how current this node's state is: whether it may vouch
-	// for tokens from it (vouch.go).
-	fresh  *freshness
-	store  *raftboltdb.BoltStore
-	snaps  *raft.FileSnapshotStore
 	nodeID raft.ServerID
 
-	// proposals queue the leader's writes for proposeLoop.
-	proposals chan *proposal
-	// batchEntries is true while every server in the Raft configuration
-	// reads batch entries, so proposeLoop may pack writes into them.
-	batchEntries atomic.Bool
-	// batchMu: proposeLoop holds it shared from reading batchEntries until
-	// its entries are handed to Raft; updateBatchEntries holds it to decide,
-	// and AddServer to turn packing off and note a server in adding.
-	batchMu   sync.RWMutex
-	adding    map[string]int // servers AddServer adds that do not read batch entries (batchMu)
-	stampMu   sync.Mutex
-	lastStamp int64
+	// The node's one Raft group today, the default group. Its fields
+	// (raft, fsm, proposals, fresh, ...) read as the node's own.
+	*raftGroup
 
-	// touches are uses of sessions with an idle timeout seen here and not
-	// yet replicated.
-	touches *touchTracker
-	// events is the tail of applied events for GET /v1/events.
-	events *eventTail
 	// metrics is the node's Prometheus registry and instruments.
 	metrics *metrics
 
@@ -96,17 +58,13 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, nodeID: raft.ServerID(cfg.NodeID), stop: make(chan struct{})}
 	n.stopCtx, n.stopNow = context.WithCancel(context.Background())
-	n.proposals = make(chan *proposal, maxProposalBatch)
-	n.adding = make(map[string]int)
 	if n.cfg.Passwords == nil {
 		n.cfg.Passwords = password.NewHasher(password.DefaultParams, 0)
 	}
-	n.touches = newTouchTracker()
-	n.fresh = newFreshness()
 	if n.cfg.Clock == nil {
 		n.cfg.Clock = time.Now
 	}
-	n.events = newEventTail(EventTailSize, 0)
+	n.raftGroup = newRaftGroup(defaultGroup, cfg.DataDir)
 	n.metrics = newMetrics(n)
 	n.fsm = fsm.New(fsm.Config{
 		OnApply: func(applied []fsm.AppliedEvent) {
@@ -121,20 +79,11 @@ func New(cfg Config) (*Node, error) {
 		RefuseBatches: cfg.noBatchEntries,
 	})
 
-	var err error
-	n.store, err = raftboltdb.New(raftboltdb.Options{
-		Path: filepath.Join(cfg.DataDir, "raft.db"),
-		BoltOptions: &bbolt.Options{
-			Timeout:        time.Second,
-			NoFreelistSync: true,
-			FreelistType:   bbolt.FreelistMapType,
-		},
-	})
-	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("%w: %s", ErrDataDirInUse, cfg.DataDir)
-		}
-		return nil, fmt.Errorf("node: open raft log: %w", err)
+	// The group's files first: a data dir another process holds is
+	// refused before this node binds its port.
+	hlog := newHCLog(cfg.Logger, "raft")
+	if err := n.openStores(cfg.SnapshotsRetained, hlog, log); err != nil {
+		return nil, err
 	}
 	ok := false
 	defer func() {
@@ -144,13 +93,7 @@ func New(cfg Config) (*Node, error) {
 		}
 	}()
 
-	// Under the bolt lock, before Raft lists its snapshots.
-	removeLeftoverSnapshots(cfg.DataDir, log)
-	hlog := newHCLog(cfg.Logger, "raft")
-	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, cfg.SnapshotsRetained, hlog.Named("snapshots"))
-	if err != nil {
-		return nil, fmt.Errorf("node: open snapshots: %w", err)
-	}
+	var err error
 	n.mux, err = transport.Listen(transport.Config{
 		BindAddr: cfg.RaftAddr,
 		TLS:      cfg.TLS,
@@ -168,8 +111,12 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.rpc = transport.NewRPCClient(n.mux)
+	stream, err := n.streamLayer(n.mux)
+	if err != nil {
+		return nil, err
+	}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  n.mux.RaftLayer(),
+		Stream:  stream,
 		MaxPool: 3,
 		// 1: no pipelined replication. hashicorp/raft's pipeline can
 		// deadlock: when its response decoder stops (a follower refused an
@@ -388,8 +335,9 @@ func (n *Node) closeResources() error {
 	}
 	if n.trans != nil {
 		errs = append(errs, n.trans.Close())
-	} else if n.mux != nil {
-		errs = append(errs, n.mux.Close())
+	}
+	if n.mux != nil {
+		errs = append(errs, n.mux.Close()) // a second Close is harmless
 	}
 	if n.store != nil {
 		errs = append(errs, n.store.Close())

@@ -1,0 +1,130 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/transport"
+)
+
+// A raftGroup is one Raft group a node takes part in: one log, its stores
+// and snapshots in a directory of its own, the Raft instance, the state
+// machine it feeds, and what the write and read paths keep per log — the
+// proposer's queue and time stamps, batch-entry support, leadership and the
+// freshness this node vouches with. A node hosts one group today, the
+// default group, whose files are the data dir's top level (raft.db and
+// snapshots/, as before groups had a name). Regions add a group per region
+// and a global group; each is a raftGroup of its own on the node's one
+// transport, chosen by name in the connection preamble, and nothing on a
+// group's write path is shared with another group.
+type raftGroup struct {
+	// name is the group's name on the wire; defaultGroup for the group
+	// whose connections carry no name.
+	name string
+	// dir holds the group's raft.db and snapshots/.
+	dir string
+
+	fsm     *fsm.FSM
+	raft    *raft.Raft
+	trans   *raft.NetworkTransport
+	store   *raftboltdb.BoltStore
+	snaps   *raft.FileSnapshotStore
+	carrier *commitCarrier // tells followers of new commits (commitcarrier.go)
+
+	// bootstrapped is set once this node knows the group exists (it had
+	// Raft state, bootstrapped it, or heard from a leader).
+	bootstrapped atomic.Bool
+	// leaderReady is true while this node leads and has applied everything
+	// committed before its term (a Barrier after the election).
+	leaderReady atomic.Bool
+	leaderGen   atomic.Uint64
+	// leaders wakes waiters on Raft's leader changes (leaderwatch.go).
+	leaders *leaderWatch
+	// fresh says how current this node's copy of the group's state is:
+	// whether it may vouch for tokens from it (vouch.go).
+	fresh *freshness
+
+	// proposals queue the leader's writes for proposeLoop.
+	proposals chan *proposal
+	// batchEntries is true while every server in the Raft configuration
+	// reads batch entries, so proposeLoop may pack writes into them.
+	batchEntries atomic.Bool
+	// batchMu: proposeLoop holds it shared from reading batchEntries until
+	// its entries are handed to Raft; updateBatchEntries holds it to decide,
+	// and AddServer to turn packing off and note a server in adding.
+	batchMu   sync.RWMutex
+	adding    map[string]int // servers AddServer adds that do not read batch entries (batchMu)
+	stampMu   sync.Mutex
+	lastStamp int64 // event times never go back within one log
+
+	// touches are uses of the group's sessions with an idle timeout seen
+	// here and not yet replicated.
+	touches *touchTracker
+	// events is the tail of the group's applied events for GET /v1/events.
+	events *eventTail
+}
+
+// defaultGroup names the group a node hosted before groups had names: its
+// connections use transport.KindRaft and its files sit at the top of the
+// data dir, so data dirs and peers of earlier versions keep working.
+const defaultGroup = ""
+
+func newRaftGroup(name, dir string) *raftGroup {
+	return &raftGroup{
+		name:      name,
+		dir:       dir,
+		proposals: make(chan *proposal, maxProposalBatch),
+		adding:    make(map[string]int),
+		touches:   newTouchTracker(),
+		fresh:     newFreshness(),
+		events:    newEventTail(EventTailSize, 0),
+	}
+}
+
+// openStores opens the group's log and stable store (raft.db) and its
+// snapshot store. A raft.db another process holds open is ErrDataDirInUse.
+func (g *raftGroup) openStores(retainSnapshots int, hlog hclog.Logger, log *slog.Logger) error {
+	var err error
+	g.store, err = raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(g.dir, "raft.db"),
+		BoltOptions: &bbolt.Options{
+			Timeout:        time.Second,
+			NoFreelistSync: true,
+			FreelistType:   bbolt.FreelistMapType,
+		},
+	})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return fmt.Errorf("%w: %s", ErrDataDirInUse, g.dir)
+		}
+		return fmt.Errorf("node: open raft log: %w", err)
+	}
+	// Under the bolt lock, before Raft lists its snapshots.
+	removeLeftoverSnapshots(g.dir, log)
+	g.snaps, err = raft.NewFileSnapshotStoreWithLogger(g.dir, retainSnapshots, hlog.Named("snapshots"))
+	if err != nil {
+		return fmt.Errorf("node: open snapshots: %w", err)
+	}
+	return nil
+}
+
+// streamLayer is the group's share of the node's transport: the default
+// group's connections carry no name, a named group's name them.
+func (g *raftGroup) streamLayer(mux *transport.Transport) (raft.StreamLayer, error) {
+	if g.name == defaultGroup {
+		return mux.RaftLayer(), nil
+	}
+	return mux.RaftGroupLayer(g.name)
+}
