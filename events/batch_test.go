@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 func encodeAll(t *testing.T, envs []Envelope) [][]byte {
@@ -117,16 +118,7 @@ func TestBatch_Golden(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := hex.EncodeToString(entry) + "\n"
-	path := filepath.Join("testdata", "batch.golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (create it with -update): %v", err)
-	}
+	want := testkit.Golden(t, filepath.Join("testdata", "batch.golden"), []byte(got), *update)
 	if got != string(want) {
 		t.Fatalf("batch wire form changed:\n got %s\nwant %s", got, want)
 	}

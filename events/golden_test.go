@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"encoding/hex"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -25,19 +26,7 @@ func TestWireFormat_Golden(t *testing.T) {
 		}
 		out.WriteString(env.Type().String() + " " + hex.EncodeToString(data) + "\n")
 	}
-	path := filepath.Join("testdata", "envelopes.golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (create it with -update): %v", err)
-	}
+	want := testkit.Golden(t, filepath.Join("testdata", "envelopes.golden"), []byte(out.String()), *update)
 	if !bytes.Equal(want, []byte(out.String())) {
 		t.Fatalf("wire format changed:\n got:\n%s\nwant:\n%s", out.String(), want)
 	}

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -164,52 +164,69 @@ func TestApplyBatch_EqualsApplyOneByOne(t *testing.T) {
 	}
 }
 
+// Waiters are woken by the entry they wait for, not before; synctest.Wait
+// lets every waiter reach its wait (or return) before the test looks.
 func TestWaitForIndex_ReturnsOnceApplied(t *testing.T) {
-	h := newHarness(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	errs := make(chan error, 3)
-	var started sync.WaitGroup
-	for _, idx := range []uint64{1, 3, 3} {
-		started.Add(1)
-		go func() {
-			started.Done()
-			errs <- h.f.WaitForIndex(ctx, idx)
-		}()
-	}
-	started.Wait()
-	for i := 1; i <= 3; i++ {
-		h.create(t0, events.SessionID(fmt.Sprint("s", i)), "alice")
-	}
-	for range 3 {
-		if err := <-errs; err != nil {
-			t.Errorf("WaitForIndex: %v", err)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		errs := make(chan error, 3)
+		for _, idx := range []uint64{1, 3, 3} {
+			go func() { errs <- h.f.WaitForIndex(ctx, idx) }()
 		}
-	}
-	// Already applied: returns at once.
-	if err := h.f.WaitForIndex(ctx, 2); err != nil {
-		t.Errorf("WaitForIndex of an applied index: %v", err)
-	}
+		synctest.Wait()
+		if len(errs) != 0 {
+			t.Fatalf("%d waits returned before anything was applied", len(errs))
+		}
+		for i, returned := range []int{1, 1, 3} { // after applying index i+1
+			h.create(t0, events.SessionID(fmt.Sprint("s", i+1)), "alice")
+			synctest.Wait()
+			if len(errs) != returned {
+				t.Fatalf("index %d applied: %d waits returned, want %d", i+1, len(errs), returned)
+			}
+		}
+		for range 3 {
+			if err := <-errs; err != nil {
+				t.Errorf("WaitForIndex: %v", err)
+			}
+		}
+		// Already applied: returns at once.
+		start := time.Now()
+		if err := h.f.WaitForIndex(ctx, 2); err != nil {
+			t.Errorf("WaitForIndex of an applied index: %v", err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("WaitForIndex of an applied index took %v", d)
+		}
+	})
 }
 
 func TestWaitForIndex_TimesOut(t *testing.T) {
-	h := newHarness(t)
-	h.create(t0, "s1", "alice")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	err := h.f.WaitForIndex(ctx, 2)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("WaitForIndex past the deadline: %v, want context.DeadlineExceeded", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("WaitForIndex returned after %v", d)
-	}
-	cctx, ccancel := context.WithCancel(context.Background())
-	ccancel()
-	if err := h.f.WaitForIndex(cctx, 99); !errors.Is(err, context.Canceled) {
-		t.Errorf("WaitForIndex with a cancelled context: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		h.create(t0, "s1", "alice")
+		const limit = 20 * time.Millisecond
+		ctx, cancel := context.WithTimeout(t.Context(), limit)
+		defer cancel()
+		start := time.Now()
+		err := h.f.WaitForIndex(ctx, 2)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("WaitForIndex past the deadline: %v, want context.DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d != limit {
+			t.Errorf("WaitForIndex returned after %v, want at its deadline, %v", d, limit)
+		}
+		cctx, ccancel := context.WithCancel(t.Context())
+		ccancel()
+		start = time.Now()
+		if err := h.f.WaitForIndex(cctx, 99); !errors.Is(err, context.Canceled) {
+			t.Errorf("WaitForIndex with a cancelled context: %v", err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("WaitForIndex with a cancelled context took %v", d)
+		}
+	})
 }
 
 func TestWaitForIndex_WokenByRestore(t *testing.T) {

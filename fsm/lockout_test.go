@@ -126,31 +126,29 @@ func TestLockout_FailuresWhileLockedDoNotExtendIt(t *testing.T) {
 }
 
 func TestLockout_EmailFailuresLockTheUserAndUserFailuresLockTheEmail(t *testing.T) {
-	t.Run("by email", func(t *testing.T) {
-		w := newTwins(t)
-		cv := withAlice(w)
-		for i := range 3 {
-			w.mustApply(t0+int64(i)*minute, failed3(aliceEmail, "alice"))
-		}
-		until := t0 + 17*minute
-		w.wantLocked(t0+3*minute, map[string]int64{aliceEmail: until, aliceUser: until})
-		if res := w.unchangedBy(t0+3*minute, login("s1", "alice", aliceUser, cv), ErrLocked); res.LockedUntil != until {
-			t.Errorf("login by user id: LockedUntil %s", relOrZero(res.LockedUntil))
-		}
-	})
-	t.Run("by user id", func(t *testing.T) {
-		w := newTwins(t)
-		cv := withAlice(w)
-		for i := range 3 {
-			w.mustApply(t0+int64(i)*minute, failed3(aliceUser, "alice"))
-		}
-		until := t0 + 17*minute
+	until := t0 + 17*minute
+	for _, c := range []struct {
+		name      string
+		failed    string           // the key the failures are counted under
+		locked    map[string]int64 // key -> locked until
+		loginWith string           // a login by the other key
+	}{
+		{"by email", aliceEmail, map[string]int64{aliceEmail: until, aliceUser: until}, aliceUser},
 		// Only the user key is counted, but a login by email checks it too.
-		w.wantLocked(t0+3*minute, map[string]int64{aliceEmail: 0, aliceUser: until})
-		if res := w.unchangedBy(t0+3*minute, login("s1", "alice", aliceEmail, cv), ErrLocked); res.LockedUntil != until {
-			t.Errorf("login by email: LockedUntil %s", relOrZero(res.LockedUntil))
-		}
-	})
+		{"by user id", aliceUser, map[string]int64{aliceEmail: 0, aliceUser: until}, aliceEmail},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newTwins(t)
+			cv := withAlice(w)
+			for i := range 3 {
+				w.mustApply(t0+int64(i)*minute, failed3(c.failed, "alice"))
+			}
+			w.wantLocked(t0+3*minute, c.locked)
+			if res := w.unchangedBy(t0+3*minute, login("s1", "alice", c.loginWith, cv), ErrLocked); res.LockedUntil != until {
+				t.Errorf("login by %s: LockedUntil %s", c.loginWith, relOrZero(res.LockedUntil))
+			}
+		})
+	}
 	t.Run("mixed", func(t *testing.T) {
 		w := newTwins(t)
 		cv := withAlice(w)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/sessiond/sessiond/events"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -78,19 +78,7 @@ func goldenState(tb testing.TB) *harness {
 func TestSnapshot_GoldenFormat(t *testing.T) {
 	h := goldenState(t)
 	got := snapshotBytes(t, h.f)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(goldenSnapshot), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(goldenSnapshot, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("wrote %s (%d bytes)", goldenSnapshot, len(got))
-	}
-	want, err := os.ReadFile(goldenSnapshot)
-	if err != nil {
-		t.Fatalf("%v (run `go test ./fsm -run Golden -update` to create it)", err)
-	}
+	want := testkit.Golden(t, goldenSnapshot, got, *update)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("the snapshot format changed (%d bytes, golden %d). If that is intended, bump snapshotFormat, keep a reader for format %d, and regenerate with -update.\ngot  %x\nwant %x",
 			len(got), len(want), snapshotFormat, got, want)
@@ -369,6 +357,20 @@ func TestRestore_HeaderCountDoesNotDriveAllocation(t *testing.T) {
 	raw := rawSnapshot{magic: snapshotMagic, format: snapshotFormat, index: 1, nSessions: 1 << 18, noTrailer: true}
 	raw.policy = &Policy{}
 	data := raw.bytes(t)[:34] // the header alone, then EOF
+	if alloc := refusedRestoreAlloc(t, "a header without records", data); alloc > refusedRestoreLimit {
+		t.Errorf("Restore of a %d-byte stream claiming %d sessions allocated %d MB before failing (limit %d MB); the allocation grows linearly with the claimed count up to 2^40",
+			len(data), raw.nSessions, alloc>>20, refusedRestoreLimit>>20)
+	}
+}
+
+// refusedRestoreLimit is the most a Restore may allocate before it refuses
+// a small stream.
+const refusedRestoreLimit = 8 << 20
+
+// refusedRestoreAlloc restores data into an empty FSM, fails the test if
+// Restore accepts it, and returns the bytes allocated meanwhile.
+func refusedRestoreAlloc(t *testing.T, what string, data []byte) uint64 {
+	t.Helper()
 	f := New(Config{})
 	var m0, m1 runtime.MemStats
 	runtime.GC()
@@ -376,13 +378,9 @@ func TestRestore_HeaderCountDoesNotDriveAllocation(t *testing.T) {
 	err := f.Restore(&closeTracker{Reader: bytes.NewReader(data)})
 	runtime.ReadMemStats(&m1)
 	if err == nil {
-		t.Fatal("Restore accepted a header without records")
+		t.Fatalf("Restore accepted %s", what)
 	}
-	const limit = 8 << 20
-	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > limit {
-		t.Errorf("Restore of a %d-byte stream claiming %d sessions allocated %d MB before failing (limit %d MB); the allocation grows linearly with the claimed count up to 2^40",
-			len(data), raw.nSessions, alloc>>20, limit>>20)
-	}
+	return m1.TotalAlloc - m0.TotalAlloc
 }
 
 // Regression guard (was a bug in fsm/snapshot.go, readSnapshot: `d.dec.Decode(&st.policy)`): the
@@ -401,19 +399,9 @@ func TestRestore_PolicyListLengthDoesNotDriveAllocation(t *testing.T) {
 	policy = append(policy, 0xdd, 0x00, 0x20, 0x00, 0x00)
 	raw := rawSnapshot{magic: snapshotMagic, format: snapshotFormat, index: 1, policy: msgpack.RawMessage(policy), noTrailer: true}
 	data := raw.bytes(t)
-	f := New(Config{})
-	var m0, m1 runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&m0)
-	err := f.Restore(&closeTracker{Reader: bytes.NewReader(data)})
-	runtime.ReadMemStats(&m1)
-	if err == nil {
-		t.Fatal("Restore accepted a truncated policy")
-	}
-	const limit = 8 << 20
-	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > limit {
+	if alloc := refusedRestoreAlloc(t, "a truncated policy", data); alloc > refusedRestoreLimit {
 		t.Errorf("Restore of a %d-byte stream whose policy claims 2^20 app limits allocated %d MB before failing (limit %d MB); 2^32-1 would need ~100 GB",
-			len(data), alloc>>20, limit>>20)
+			len(data), alloc>>20, refusedRestoreLimit>>20)
 	}
 }
 

@@ -38,6 +38,34 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
+// artifactsDir is where a browser test leaves its screenshots:
+// $SESSIOND_ARTIFACTS (made if missing), else a temporary directory.
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("SESSIOND_ARTIFACTS")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("artifacts dir: %v", err)
+	}
+	return dir
+}
+
+// headlessChromium are the allocator options of a browser test: the
+// chromium at execPath, headless, in a window of the given size.
+func headlessChromium(execPath string, width, height int, more ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(execPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(width, height),
+	)
+	return append(opts, more...)
+}
+
 // skipBrowserTest skips t and, under CI ($SESSIOND_ARTIFACTS set), notes
 // the skip in skipped-tests.txt there: go test prints skips only with -v,
 // and .ci/run prints that file so that a skipped browser test is seen.
@@ -119,22 +147,8 @@ func TestAccountPage_EndToEndInChromium(t *testing.T) {
 	a := startMe(t, serverSetup{}) // dev-mode cookies on plain HTTP 127.0.0.1
 	page := a.base + "/account/sessions"
 
-	dir := os.Getenv("SESSIOND_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("lang", "en-US"),
-		chromedp.WindowSize(1024, 900),
-	)
+	dir := artifactsDir(t)
+	opts := headlessChromium(chromium, 1024, 900, chromedp.Flag("lang", "en-US"))
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(allocCtx)

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/node"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 const (
@@ -32,29 +32,6 @@ const (
 	absoluteTTL  = 30 * 24 * time.Hour
 	readyTimeout = 10 * time.Second
 )
-
-// testWriter sends log lines to t.Log until the test's cleanup ends it, so a
-// straggling goroutine cannot log into a finished test.
-type testWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
 
 // testAPI is one node with its HTTP API, reached over real HTTP.
 type testAPI struct {
@@ -75,36 +52,13 @@ func startAPI(t *testing.T, opts ...func(*node.Config)) *testAPI {
 	}})
 }
 
-// waitFor polls cond until it holds or limit passes.
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // response is an answer read whole.
-type response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
+type response = testkit.Answer
 
-func (r response) String() string {
-	return fmt.Sprintf("%d %s", r.Status, bytes.TrimSpace(r.Body))
-}
-
-// rawBody is a request body sent as is (with the Content-Type given in the
-// headers), as opposed to a value marshalled to JSON.
-type rawBody []byte
-
-// do sends a request. body is nil (no body), a rawBody, an io.Reader (sent
-// chunked, length unknown) or a value sent as JSON. hdrs are name, value
-// pairs. Every answer is checked for the consistency headers.
+// do sends a request. body is nil (no body), a testkit.Raw (sent as is,
+// with the Content-Type given in the headers), an io.Reader (sent chunked,
+// length unknown) or a value sent as JSON. hdrs are name, value pairs.
+// Every answer is checked for the consistency headers.
 func (a *testAPI) do(t testing.TB, method, path string, body any, hdrs ...string) response {
 	t.Helper()
 	r, err := a.send(method, path, body, hdrs...)
@@ -117,42 +71,7 @@ func (a *testAPI) do(t testing.TB, method, path string, body any, hdrs ...string
 
 // send is do without the testing.TB, for goroutines other than the test's.
 func (a *testAPI) send(method, path string, body any, hdrs ...string) (response, error) {
-	var rd io.Reader
-	contentType := ""
-	switch b := body.(type) {
-	case nil:
-	case rawBody:
-		rd = bytes.NewReader(b)
-	case io.Reader:
-		rd = struct{ io.Reader }{b} // hide the length: sent chunked
-	default:
-		data, err := json.Marshal(b)
-		if err != nil {
-			return response{}, err
-		}
-		rd = bytes.NewReader(data)
-		contentType = "application/json"
-	}
-	req, err := http.NewRequest(method, a.base+path, rd)
-	if err != nil {
-		return response{}, err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for i := 0; i+1 < len(hdrs); i += 2 {
-		req.Header.Set(hdrs[i], hdrs[i+1])
-	}
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return response{}, fmt.Errorf("read body: %w", err)
-	}
-	return response{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
+	return testkit.Send(a.client, method, a.base+path, body, hdrs...)
 }
 
 // admin is do with the admin API key.
@@ -334,6 +253,14 @@ func (a *testAPI) expectInvalid(t testing.TB, what, access string) {
 func (a *testAPI) refresh(t testing.TB, refreshToken string) response {
 	t.Helper()
 	return a.do(t, http.MethodPost, "/v1/refresh", map[string]string{"refresh_token": refreshToken})
+}
+
+// refreshOK refreshes and checks the 200.
+func (a *testAPI) refreshOK(t testing.TB, what, refreshToken string) tokenResponse {
+	t.Helper()
+	r := a.refresh(t, refreshToken)
+	expectStatus(t, what, r, http.StatusOK)
+	return decode[tokenResponse](t, r)
 }
 
 func (a *testAPI) getSession(t testing.TB, id string) sessionInfo {
@@ -519,9 +446,7 @@ func TestRefresh_RotatesTokenPair(t *testing.T) {
 		t.Errorf("scopes after refresh %v", s.Scopes)
 	}
 	// The new refresh token is itself good for one more rotation.
-	r = a.refresh(t, second.RefreshToken)
-	expectStatus(t, "second refresh", r, http.StatusOK)
-	third := decode[tokenResponse](t, r)
+	third := a.refreshOK(t, "second refresh", second.RefreshToken)
 	a.expectValid(t, "third access token", third.AccessToken)
 	a.expectInvalid(t, "second access token after the second refresh", second.AccessToken)
 
@@ -541,9 +466,7 @@ func TestRefresh_ReuseOfRotatedTokenRevokesSession(t *testing.T) {
 	t.Parallel()
 	a := startAPI(t)
 	first := a.create(t, "dave", nil)
-	r := a.refresh(t, first.RefreshToken)
-	expectStatus(t, "refresh", r, http.StatusOK)
-	second := decode[tokenResponse](t, r)
+	second := a.refreshOK(t, "refresh", first.RefreshToken)
 	a.expectValid(t, "new access token before the reuse", second.AccessToken)
 
 	// Someone replays the rotated refresh token: treated as theft.
@@ -709,12 +632,12 @@ func TestBulkRevoke_CreatedBeforeRevokesOnlyEarlierSessions(t *testing.T) {
 		early = append(early, a.create(t, fmt.Sprintf("early%d", i), nil))
 	}
 	cut := time.Now()
-	waitFor(t, time.Second, "the clock to pass the cut", func() bool { return time.Now().After(cut) })
+	testkit.Eventually(t, time.Second, "the clock to pass the cut", func() bool { return time.Now().After(cut) })
 	for i := range 3 {
 		late = append(late, a.create(t, fmt.Sprintf("late%d", i), nil))
 	}
 	r := a.admin(t, http.MethodPost, "/v1/sessions/revoke",
-		rawBody(`{"created_before":"`+cut.UTC().Format(time.RFC3339Nano)+`"}`), "Content-Type", "application/json")
+		testkit.Raw(`{"created_before":"`+cut.UTC().Format(time.RFC3339Nano)+`"}`), "Content-Type", "application/json")
 	expectStatus(t, "bulk revoke", r, http.StatusOK)
 	res := decode[revokedCount](t, r)
 	if res.Revoked != 3 || res.Index == 0 || headerIndex(t, r) != res.Index {
@@ -785,10 +708,10 @@ func TestIntrospect_ReportsEveryTokenState(t *testing.T) {
 	check("refresh token (JSON)", a.introspect(t, tok.RefreshToken), "refresh_token", tok.RefreshExpiresAt)
 
 	form := url.Values{"token": {tok.AccessToken}, "token_type_hint": {"access_token"}}.Encode()
-	r := a.admin(t, http.MethodPost, "/v1/introspect", rawBody(form), "Content-Type", "application/x-www-form-urlencoded")
+	r := a.admin(t, http.MethodPost, "/v1/introspect", testkit.Raw(form), "Content-Type", "application/x-www-form-urlencoded")
 	expectStatus(t, "introspect (form)", r, http.StatusOK)
 	check("access token (form)", decode[introspection](t, r), "access_token", tok.AccessExpiresAt)
-	r = a.admin(t, http.MethodPost, "/v1/introspect", rawBody("token="+url.QueryEscape(tok.RefreshToken)),
+	r = a.admin(t, http.MethodPost, "/v1/introspect", testkit.Raw("token="+url.QueryEscape(tok.RefreshToken)),
 		"Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
 	expectStatus(t, "introspect refresh (form)", r, http.StatusOK)
 	check("refresh token (form)", decode[introspection](t, r), "refresh_token", tok.RefreshExpiresAt)
@@ -822,10 +745,10 @@ func TestIntrospect_ReportsEveryTokenState(t *testing.T) {
 		"unknown JSON field": {`{"token":"x","extra":1}`, "application/json"},
 		"malformed JSON":     {`{"token":`, "application/json"},
 	} {
-		expectError(t, name, a.admin(t, http.MethodPost, "/v1/introspect", rawBody(req.body), "Content-Type", req.ct),
+		expectError(t, name, a.admin(t, http.MethodPost, "/v1/introspect", testkit.Raw(req.body), "Content-Type", req.ct),
 			http.StatusBadRequest, "bad_request")
 	}
-	expectError(t, "text/plain introspection", a.admin(t, http.MethodPost, "/v1/introspect", rawBody("token=x"),
+	expectError(t, "text/plain introspection", a.admin(t, http.MethodPost, "/v1/introspect", testkit.Raw("token=x"),
 		"Content-Type", "text/plain"), http.StatusUnsupportedMediaType, "unsupported_media_type")
 	expectError(t, "introspection without key", a.do(t, http.MethodPost, "/v1/introspect",
 		map[string]string{"token": tok.AccessToken}), http.StatusUnauthorized, "unauthenticated")
@@ -836,7 +759,7 @@ func TestRevoke_AccessTokenStopsOnlyThatToken(t *testing.T) {
 	t.Parallel()
 	a := startAPI(t)
 	tok := a.create(t, "nina", nil)
-	r := a.do(t, http.MethodPost, "/v1/revoke", rawBody("token="+tok.AccessToken+"&token_type_hint=access_token"),
+	r := a.do(t, http.MethodPost, "/v1/revoke", testkit.Raw("token="+tok.AccessToken+"&token_type_hint=access_token"),
 		"Content-Type", "application/x-www-form-urlencoded")
 	expectStatus(t, "revoke access token", r, http.StatusOK)
 	if headerIndex(t, r) == 0 {
@@ -847,9 +770,7 @@ func TestRevoke_AccessTokenStopsOnlyThatToken(t *testing.T) {
 		t.Errorf("introspect revoked access token: %+v", in)
 	}
 	// The session lives on: its refresh token still refreshes.
-	r = a.refresh(t, tok.RefreshToken)
-	expectStatus(t, "refresh after access revocation", r, http.StatusOK)
-	next := decode[tokenResponse](t, r)
+	next := a.refreshOK(t, "refresh after access revocation", tok.RefreshToken)
 	a.expectValid(t, "access token minted after the revocation", next.AccessToken)
 	a.expectInvalid(t, "revoked access token stays revoked", tok.AccessToken)
 	// Revoking it again is still 200.
@@ -878,9 +799,9 @@ func TestRevoke_UnknownTokenAnswers200(t *testing.T) {
 	for _, garbage := range []string{"garbage", "sa_" + strings.Repeat("C", 43), "sr_" + strings.Repeat("D", 43)} {
 		expectStatus(t, "revoke "+garbage, a.do(t, http.MethodPost, "/v1/revoke", map[string]string{"token": garbage}), http.StatusOK)
 		expectStatus(t, "revoke (form) "+garbage, a.do(t, http.MethodPost, "/v1/revoke",
-			rawBody("token="+url.QueryEscape(garbage)), "Content-Type", "application/x-www-form-urlencoded"), http.StatusOK)
+			testkit.Raw("token="+url.QueryEscape(garbage)), "Content-Type", "application/x-www-form-urlencoded"), http.StatusOK)
 	}
-	expectError(t, "revoke text/plain", a.do(t, http.MethodPost, "/v1/revoke", rawBody("token=x"), "Content-Type", "text/plain"),
+	expectError(t, "revoke text/plain", a.do(t, http.MethodPost, "/v1/revoke", testkit.Raw("token=x"), "Content-Type", "text/plain"),
 		http.StatusUnsupportedMediaType, "unsupported_media_type")
 	expectError(t, "revoke without token", a.do(t, http.MethodPost, "/v1/revoke", map[string]string{}),
 		http.StatusBadRequest, "bad_request", "token")
@@ -970,29 +891,7 @@ func TestAdminSession_UnknownIDIsNotFound(t *testing.T) {
 func TestPolicy_DefaultsMatchSpec(t *testing.T) {
 	t.Parallel()
 	a := startAPI(t)
-	r := a.admin(t, http.MethodGet, "/v1/policy", nil)
-	expectStatus(t, "GET /v1/policy", r, http.StatusOK)
-	got := decode[map[string]any](t, r)
-	want := map[string]any{
-		"access_ttl":                      "15m0s",
-		"refresh_ttl":                     "22m30s",
-		"refresh_ttl_follows_access":      true,
-		"absolute_ttl":                    "720h0m0s",
-		"idle_timeout":                    "0s",
-		"sliding_refresh":                 false,
-		"remember_me_ttl":                 "720h0m0s",
-		"max_sessions_per_user":           float64(0),
-		"app_max_sessions":                map[string]any{},
-		"on_session_limit":                "deny",
-		"lockout":                         map[string]any{"max_failures": float64(5), "window": "15m0s", "duration": "15m0s"},
-		"force_logout_on_password_change": true,
-		"refresh_reuse_grace":             "0s",
-	}
-	if !reflect.DeepEqual(got, want) {
-		gotJSON, _ := json.MarshalIndent(got, "", "  ")
-		wantJSON, _ := json.MarshalIndent(want, "", "  ")
-		t.Errorf("policy\n%s\nwant\n%s", gotJSON, wantJSON)
-	}
+	expectPolicy(t, "GET /v1/policy", a.getPolicy(t), specDefaults())
 	expectError(t, "policy without key", a.do(t, http.MethodGet, "/v1/policy", nil), http.StatusUnauthorized, "unauthenticated")
 }
 
@@ -1012,9 +911,9 @@ func TestConsistency_EveryAnswerCarriesIndexAndLastContact(t *testing.T) {
 		"404 route":    a.do(t, http.MethodGet, "/no/such/route", nil),
 		"404 session":  a.admin(t, http.MethodGet, "/v1/sessions/unknown", nil),
 		"405":          a.do(t, http.MethodPut, "/v1/refresh", nil),
-		"400":          a.do(t, http.MethodPost, "/v1/refresh", rawBody("{"), "Content-Type", "application/json"),
-		"415":          a.do(t, http.MethodPost, "/v1/refresh", rawBody("x"), "Content-Type", "text/plain"),
-		"413":          a.do(t, http.MethodPost, "/v1/refresh", rawBody(make([]byte, 100<<10)), "Content-Type", "application/json"),
+		"400":          a.do(t, http.MethodPost, "/v1/refresh", testkit.Raw("{"), "Content-Type", "application/json"),
+		"415":          a.do(t, http.MethodPost, "/v1/refresh", testkit.Raw("x"), "Content-Type", "text/plain"),
+		"413":          a.do(t, http.MethodPost, "/v1/refresh", testkit.Raw(make([]byte, 100<<10)), "Content-Type", "application/json"),
 		"503":          a.do(t, http.MethodGet, "/v1/session?min_index=999999999&wait=10ms", nil, "X-Session-Token", tok.AccessToken),
 		"revoke":       a.do(t, http.MethodPost, "/v1/revoke", map[string]string{"token": "x"}),
 		"list":         a.admin(t, http.MethodGet, "/v1/users/uma/sessions", nil),
@@ -1037,9 +936,7 @@ func TestConsistency_MinIndexReadsYourWrites(t *testing.T) {
 	t.Parallel()
 	a := startAPI(t)
 	tok := a.create(t, "vera", nil)
-	r := a.refresh(t, tok.RefreshToken)
-	expectStatus(t, "refresh", r, http.StatusOK)
-	next := decode[tokenResponse](t, r)
+	next := a.refreshOK(t, "refresh", tok.RefreshToken)
 	last := next.Index
 
 	reads := map[string]response{
@@ -1117,7 +1014,7 @@ func TestCreateSession_RejectsBadInput(t *testing.T) {
 	device := func(field, v string) map[string]any {
 		return map[string]any{"user_id": "u", "device": map[string]string{field: v}}
 	}
-	js := func(v any) rawBody {
+	js := func(v any) testkit.Raw {
 		b, err := json.Marshal(v)
 		if err != nil {
 			t.Fatal(err)
@@ -1132,19 +1029,19 @@ func TestCreateSession_RejectsBadInput(t *testing.T) {
 		code     string
 		mentions []string
 	}{
-		{"malformed JSON", rawBody(`{"user_id":`), "application/json", 400, "bad_request", nil},
-		{"not JSON at all", rawBody(`user_id=u`), "application/json", 400, "bad_request", nil},
-		{"unknown field", rawBody(`{"user_id":"u","colour":"red"}`), "application/json", 400, "bad_request", []string{"colour"}},
-		{"trailing object", rawBody(`{"user_id":"u"} {"user_id":"v"}`), "application/json", 400, "bad_request", nil},
-		{"trailing garbage", rawBody(`{"user_id":"u"}x`), "application/json", 400, "bad_request", nil},
-		{"array body", rawBody(`[{"user_id":"u"}]`), "application/json", 400, "bad_request", nil},
-		{"empty body", rawBody(``), "application/json", 400, "bad_request", nil},
-		{"wrong type", rawBody(`{"user_id":5}`), "application/json", 400, "bad_request", []string{"user_id"}},
-		{"1 MiB body", rawBody(bigJSON), "application/json", 413, "payload_too_large", nil},
+		{"malformed JSON", testkit.Raw(`{"user_id":`), "application/json", 400, "bad_request", nil},
+		{"not JSON at all", testkit.Raw(`user_id=u`), "application/json", 400, "bad_request", nil},
+		{"unknown field", testkit.Raw(`{"user_id":"u","colour":"red"}`), "application/json", 400, "bad_request", []string{"colour"}},
+		{"trailing object", testkit.Raw(`{"user_id":"u"} {"user_id":"v"}`), "application/json", 400, "bad_request", nil},
+		{"trailing garbage", testkit.Raw(`{"user_id":"u"}x`), "application/json", 400, "bad_request", nil},
+		{"array body", testkit.Raw(`[{"user_id":"u"}]`), "application/json", 400, "bad_request", nil},
+		{"empty body", testkit.Raw(``), "application/json", 400, "bad_request", nil},
+		{"wrong type", testkit.Raw(`{"user_id":5}`), "application/json", 400, "bad_request", []string{"user_id"}},
+		{"1 MiB body", testkit.Raw(bigJSON), "application/json", 413, "payload_too_large", nil},
 		{"1 MiB body, chunked", bytes.NewReader(bigJSON), "application/json", 413, "payload_too_large", nil},
-		{"text/plain", rawBody(`{"user_id":"u"}`), "text/plain", 415, "unsupported_media_type", nil},
-		{"no content type", rawBody(`{"user_id":"u"}`), "", 415, "unsupported_media_type", nil},
-		{"form body", rawBody(`user_id=u`), "application/x-www-form-urlencoded", 415, "unsupported_media_type", nil},
+		{"text/plain", testkit.Raw(`{"user_id":"u"}`), "text/plain", 415, "unsupported_media_type", nil},
+		{"no content type", testkit.Raw(`{"user_id":"u"}`), "", 415, "unsupported_media_type", nil},
+		{"form body", testkit.Raw(`user_id=u`), "application/x-www-form-urlencoded", 415, "unsupported_media_type", nil},
 		{"missing user_id", js(map[string]any{}), "application/json", 400, "bad_request", []string{"user_id"}},
 		{"empty user_id", js(map[string]any{"user_id": ""}), "application/json", 400, "bad_request", []string{"user_id"}},
 		{"129-char user_id", js(map[string]any{"user_id": strings.Repeat("u", 129)}), "application/json", 400, "bad_request", []string{"user_id"}},
@@ -1162,9 +1059,9 @@ func TestCreateSession_RejectsBadInput(t *testing.T) {
 		{"ip over 512 bytes", js(device("ip", strings.Repeat("1", 513))), "application/json", 400, "bad_request", []string{"ip"}},
 		{"label over 512 bytes", js(device("label", strings.Repeat("é", 257))), "application/json", 400, "bad_request", []string{"label"}},
 		{"NUL in device label", js(device("label", "lap\x00top")), "application/json", 400, "bad_request", []string{"label"}},
-		{"NUL in user agent", rawBody(`{"user_id":"u","device":{"user_agent":"a\u0000b"}}`), "application/json", 400, "bad_request", []string{"user_agent"}},
-		{"invalid UTF-8", rawBody("{\"user_id\":\"u\",\"device\":{\"label\":\"\xff\xfe\"}}"), "application/json", 400, "bad_request", nil},
-		{"unknown device field", rawBody(`{"user_id":"u","device":{"os":"linux"}}`), "application/json", 400, "bad_request", []string{"os"}},
+		{"NUL in user agent", testkit.Raw(`{"user_id":"u","device":{"user_agent":"a\u0000b"}}`), "application/json", 400, "bad_request", []string{"user_agent"}},
+		{"invalid UTF-8", testkit.Raw("{\"user_id\":\"u\",\"device\":{\"label\":\"\xff\xfe\"}}"), "application/json", 400, "bad_request", nil},
+		{"unknown device field", testkit.Raw(`{"user_id":"u","device":{"os":"linux"}}`), "application/json", 400, "bad_request", []string{"os"}},
 	}
 	for _, tc := range cases {
 		var hdrs []string
@@ -1201,13 +1098,13 @@ func TestRefresh_RejectsBadBodies(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"malformed", rawBody(`{"refresh_token"`), "application/json", 400, "bad_request"},
-		{"unknown field", rawBody(`{"refresh_token":"x","foo":1}`), "application/json", 400, "bad_request"},
-		{"trailing data", rawBody(`{"refresh_token":"x"}{}`), "application/json", 400, "bad_request"},
-		{"1 MiB", rawBody(big), "application/json", 413, "payload_too_large"},
+		{"malformed", testkit.Raw(`{"refresh_token"`), "application/json", 400, "bad_request"},
+		{"unknown field", testkit.Raw(`{"refresh_token":"x","foo":1}`), "application/json", 400, "bad_request"},
+		{"trailing data", testkit.Raw(`{"refresh_token":"x"}{}`), "application/json", 400, "bad_request"},
+		{"1 MiB", testkit.Raw(big), "application/json", 413, "payload_too_large"},
 		{"1 MiB chunked", bytes.NewReader(big), "application/json", 413, "payload_too_large"},
-		{"form", rawBody(`refresh_token=x`), "application/x-www-form-urlencoded", 415, "unsupported_media_type"},
-		{"text", rawBody(`x`), "text/plain", 415, "unsupported_media_type"},
+		{"form", testkit.Raw(`refresh_token=x`), "application/x-www-form-urlencoded", 415, "unsupported_media_type"},
+		{"text", testkit.Raw(`x`), "text/plain", 415, "unsupported_media_type"},
 	} {
 		expectError(t, tc.name, a.do(t, http.MethodPost, "/v1/refresh", tc.body, "Content-Type", tc.ct), tc.status, tc.code)
 		a.stillServes(t)
@@ -1216,7 +1113,7 @@ func TestRefresh_RejectsBadBodies(t *testing.T) {
 	form := append([]byte("token="), bytes.Repeat([]byte("a"), 1<<20)...)
 	expectError(t, "1 MiB introspection form", a.admin(t, http.MethodPost, "/v1/introspect", bytes.NewReader(form),
 		"Content-Type", "application/x-www-form-urlencoded"), 413, "payload_too_large")
-	expectError(t, "1 MiB revocation form", a.do(t, http.MethodPost, "/v1/revoke", rawBody(form),
+	expectError(t, "1 MiB revocation form", a.do(t, http.MethodPost, "/v1/revoke", testkit.Raw(form),
 		"Content-Type", "application/x-www-form-urlencoded"), 413, "payload_too_large")
 	a.stillServes(t)
 }
@@ -1351,27 +1248,9 @@ func TestRefresh_ConcurrentSameTokenHasOneWinner(t *testing.T) {
 
 // --- Lifetimes -----------------------------------------------------------
 
-// testClock is the node's clock in tests that move time.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func TestExpiry_TokensExpireOnTheNodeClock(t *testing.T) {
 	t.Parallel()
-	clock := &testClock{now: time.Now().UTC()}
+	clock := testkit.NewClock(time.Now().UTC())
 	a := startAPI(t, func(c *node.Config) { c.Clock = clock.Now })
 	t0 := clock.Now()
 	tok := a.create(t, "exp", nil)
@@ -1387,9 +1266,7 @@ func TestExpiry_TokensExpireOnTheNodeClock(t *testing.T) {
 	if s := a.getSession(t, tok.SessionID); s.Status != "active" {
 		t.Errorf("session with a live refresh token: status %q, want active", s.Status)
 	}
-	r := a.refresh(t, tok.RefreshToken)
-	expectStatus(t, "refresh after the access token expired", r, http.StatusOK)
-	next := decode[tokenResponse](t, r)
+	next := a.refreshOK(t, "refresh after the access token expired", tok.RefreshToken)
 	if next.ExpiresIn < 890 || next.ExpiresIn > 900 {
 		t.Errorf("expires_in %d after refresh, want about 900 on the node clock", next.ExpiresIn)
 	}
@@ -1410,7 +1287,7 @@ func TestExpiry_TokensExpireOnTheNodeClock(t *testing.T) {
 	if s := a.getSession(t, tok.SessionID); s.Status != "expired" {
 		t.Errorf("session past every expiry: status %q, want expired", s.Status)
 	}
-	r = a.admin(t, http.MethodGet, "/v1/users/exp/sessions", nil)
+	r := a.admin(t, http.MethodGet, "/v1/users/exp/sessions", nil)
 	if n := len(decode[sessionList](t, r).Sessions); n != 0 {
 		t.Errorf("user lists %d sessions, want none once expired", n)
 	}
@@ -1470,7 +1347,7 @@ func TestBodyLimit_Exactly64KiBIsAccepted(t *testing.T) {
 	a := startAPI(t)
 	const limit = 64 << 10
 	body := []byte(`{"user_id":"edge"}`)
-	pad := func(n int) rawBody {
+	pad := func(n int) testkit.Raw {
 		return append(append([]byte{}, body...), bytes.Repeat([]byte(" "), n-len(body))...)
 	}
 	r := a.admin(t, http.MethodPost, "/v1/sessions", pad(limit), "Content-Type", "application/json")
@@ -1488,15 +1365,15 @@ func TestMalformedInput_NeverAnswers5xx(t *testing.T) {
 	t.Parallel()
 	a := startAPI(t)
 	tok := a.create(t, "victim", nil)
-	bodies := map[string]rawBody{
-		"deep nesting":   rawBody(strings.Repeat("[", 30000) + strings.Repeat("]", 30000)),
-		"deep object":    rawBody(strings.Repeat(`{"a":`, 12000) + "1" + strings.Repeat("}", 12000)),
-		"binary":         rawBody([]byte{0, 1, 2, 0xff, 0xfe, '{', 0x80}),
-		"number":         rawBody("1e999999"),
-		"huge string":    rawBody(`{"user_id":"` + strings.Repeat("\\u00e9", 10000) + `"}`),
-		"lone surrogate": rawBody(`{"user_id":"\ud800","token":"\ud800","refresh_token":"\udfff"}`),
-		"nested types":   rawBody(`{"user_id":{"a":[1,2]},"scopes":"x","attributes":[1],"device":7,"apps":{},"created_before":5,"reason":[],"token":false}`),
-		"form garbage":   rawBody("%zz=%%&&token=%ff"),
+	bodies := map[string]testkit.Raw{
+		"deep nesting":   testkit.Raw(strings.Repeat("[", 30000) + strings.Repeat("]", 30000)),
+		"deep object":    testkit.Raw(strings.Repeat(`{"a":`, 12000) + "1" + strings.Repeat("}", 12000)),
+		"binary":         testkit.Raw([]byte{0, 1, 2, 0xff, 0xfe, '{', 0x80}),
+		"number":         testkit.Raw("1e999999"),
+		"huge string":    testkit.Raw(`{"user_id":"` + strings.Repeat("\\u00e9", 10000) + `"}`),
+		"lone surrogate": testkit.Raw(`{"user_id":"\ud800","token":"\ud800","refresh_token":"\udfff"}`),
+		"nested types":   testkit.Raw(`{"user_id":{"a":[1,2]},"scopes":"x","attributes":[1],"device":7,"apps":{},"created_before":5,"reason":[],"token":false}`),
+		"form garbage":   testkit.Raw("%zz=%%&&token=%ff"),
 	}
 	routes := []struct{ method, path string }{
 		{http.MethodPost, "/v1/sessions"},
@@ -1549,7 +1426,7 @@ func TestJSONBody_NullIsNotAnObject(t *testing.T) {
 		{http.MethodPost, "/v1/introspect"},
 	} {
 		for _, body := range []string{"null", "[]", "1", `"x"`, "true"} {
-			r := a.admin(t, rt.method, rt.path, rawBody(body), "Content-Type", "application/json")
+			r := a.admin(t, rt.method, rt.path, testkit.Raw(body), "Content-Type", "application/json")
 			if r.Status != http.StatusBadRequest {
 				t.Errorf("%s %s with body %s: %s, want 400 bad_request", rt.method, rt.path, body, r)
 			}
@@ -1600,7 +1477,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	const form = "application/x-www-form-urlencoded" // what curl -d sends
 
 	r := a.admin(t, http.MethodPost, "/v1/sessions",
-		rawBody(`{"user_id":"alice","app":"web","scopes":["read"],"device":{"user_agent":"curl","label":"laptop"}}`),
+		testkit.Raw(`{"user_id":"alice","app":"web","scopes":["read"],"device":{"user_agent":"curl","label":"laptop"}}`),
 		"Content-Type", "application/json")
 	expectStatus(t, "create", r, http.StatusCreated)
 	s := decode[tokenResponse](t, r)
@@ -1613,7 +1490,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 		}
 	}
 
-	r = a.do(t, http.MethodPost, "/v1/refresh", rawBody(`{"refresh_token":"`+s.RefreshToken+`"}`), "Content-Type", "application/json")
+	r = a.do(t, http.MethodPost, "/v1/refresh", testkit.Raw(`{"refresh_token":"`+s.RefreshToken+`"}`), "Content-Type", "application/json")
 	expectStatus(t, "refresh", r, http.StatusOK)
 	s2 := decode[tokenResponse](t, r)
 	a.expectInvalid(t, "old access token", s.AccessToken)
@@ -1621,7 +1498,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	expectError(t, "old refresh token again", a.refresh(t, s.RefreshToken), http.StatusUnauthorized, "unauthenticated")
 	a.expectInvalid(t, "new access token after the theft", s2.AccessToken)
 
-	r = a.admin(t, http.MethodPost, "/v1/introspect", rawBody("token="+s2.AccessToken), "Content-Type", form)
+	r = a.admin(t, http.MethodPost, "/v1/introspect", testkit.Raw("token="+s2.AccessToken), "Content-Type", form)
 	expectStatus(t, "introspect", r, http.StatusOK)
 	if got := string(bytes.TrimSpace(r.Body)); got != `{"active":false,"status":"revoked","token_type":"access_token"}` {
 		t.Errorf("introspection answered %s, README shows {\"active\":false,\"status\":\"revoked\",\"token_type\":\"access_token\"}", got)
@@ -1637,7 +1514,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	if l := decode[sessionList](t, r); len(l.Sessions) != 2 || l.Sessions[0].SessionID != w2.SessionID {
 		t.Errorf("alice's sessions %+v, want the two new ones, newest first", l.Sessions)
 	}
-	r = a.admin(t, http.MethodDelete, "/v1/users/alice/sessions", rawBody(`{"reason":"admin"}`), "Content-Type", "application/json")
+	r = a.admin(t, http.MethodDelete, "/v1/users/alice/sessions", testkit.Raw(`{"reason":"admin"}`), "Content-Type", "application/json")
 	expectStatus(t, "force logout", r, http.StatusOK)
 	if n := decode[revokedCount](t, r).Revoked; n != 2 {
 		t.Errorf("force logout revoked %d, want 2", n)
@@ -1650,12 +1527,12 @@ func TestREADMEWalkthrough(t *testing.T) {
 	// time after both sessions were made (at most a second).
 	made := a.getSession(t, mobile.SessionID).CreatedAt
 	var stamp string
-	waitFor(t, 2*time.Second, "a whole second after the sessions were made", func() bool {
+	testkit.Eventually(t, 2*time.Second, "a whole second after the sessions were made", func() bool {
 		now := time.Now().UTC().Truncate(time.Second)
 		stamp = now.Format("2006-01-02T15:04:05Z")
 		return now.After(made)
 	})
-	r = a.admin(t, http.MethodPost, "/v1/sessions/revoke", rawBody(`{"created_before":"`+stamp+`","apps":["web"]}`), "Content-Type", "application/json")
+	r = a.admin(t, http.MethodPost, "/v1/sessions/revoke", testkit.Raw(`{"created_before":"`+stamp+`","apps":["web"]}`), "Content-Type", "application/json")
 	expectStatus(t, "bulk revoke", r, http.StatusOK)
 	if n := decode[revokedCount](t, r).Revoked; n != 1 {
 		t.Errorf("bulk revoke of web revoked %d, want 1", n)
@@ -1665,6 +1542,6 @@ func TestREADMEWalkthrough(t *testing.T) {
 
 	expectStatus(t, "logout", a.do(t, http.MethodDelete, "/v1/session", nil, "Authorization", "Bearer "+mobile.AccessToken), http.StatusNoContent)
 	last := a.create(t, "carol", nil)
-	expectStatus(t, "RFC 7009 revocation", a.do(t, http.MethodPost, "/v1/revoke", rawBody("token="+last.RefreshToken), "Content-Type", form), http.StatusOK)
+	expectStatus(t, "RFC 7009 revocation", a.do(t, http.MethodPost, "/v1/revoke", testkit.Raw("token="+last.RefreshToken), "Content-Type", form), http.StatusOK)
 	a.expectInvalid(t, "session ended by revoking its refresh token", last.AccessToken)
 }

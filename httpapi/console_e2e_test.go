@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/node"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 const consoleKey = "console-e2e-admin-key-0123456789"
@@ -52,36 +52,15 @@ func startConsoleNode(t *testing.T) *consoleNode {
 // and answers the status and body.
 func (c *consoleNode) call(t *testing.T, method, path string, body any, bearer string) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	auth := []string{"X-API-Key", consoleKey}
 	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	} else {
-		req.Header.Set("X-API-Key", consoleKey)
+		auth = []string{"Authorization", "Bearer " + bearer}
 	}
-	res, err := c.client.Do(req)
+	r, err := testkit.Send(c.client, method, c.base+path, body, auth...)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return res.StatusCode, b
+	return r.Status, r.Body
 }
 
 // mustCall is call that wants the given status and decodes the answer.
@@ -110,24 +89,11 @@ type consoleBrowser struct {
 
 func newConsoleBrowser(t *testing.T, execPath string) *consoleBrowser {
 	t.Helper()
-	dir := os.Getenv("SESSIOND_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("artifacts dir: %v", err)
-	}
+	dir := artifactsDir(t)
 	// The whole browser lives at most this long.
 	parent, cancelParent := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancelParent)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(execPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 900),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(parent, opts...)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(parent, headlessChromium(execPath, 1280, 900)...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
 	t.Cleanup(cancel)
@@ -178,19 +144,14 @@ func consoleEval[T any](b *consoleBrowser, expr string) (T, error) {
 // waitJS waits until the expression is true in the page.
 func (b *consoleBrowser) waitJS(what, expr string) {
 	b.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
 	var lastErr error
-	for {
+	if !testkit.Wait(20*time.Second, func() bool {
 		ok, err := consoleEval[bool](b, expr)
-		if err == nil && ok {
-			return
-		}
 		lastErr = err
-		if time.Now().After(deadline) {
-			b.shot("timeout")
-			b.t.Fatalf("timed out waiting for %s (%s): last error %v", what, expr, lastErr)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil && ok
+	}) {
+		b.shot("timeout")
+		b.t.Fatalf("timed out waiting for %s (%s): last error %v", what, expr, lastErr)
 	}
 }
 

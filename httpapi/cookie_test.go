@@ -13,6 +13,7 @@ import (
 
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/httpapi/cookies"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 const (
@@ -121,6 +122,16 @@ func (b *browser) take(t testing.TB, r response) bool {
 func (a *testAPI) withBrowser(t testing.TB, method, path string, b *browser) response {
 	t.Helper()
 	return a.do(t, method, path, nil, "Cookie", b.header())
+}
+
+// aliceWithCookies starts a node on clock with cookies on (dev: the
+// development cookies) and logs alice in with a new browser.
+func aliceWithCookies(t *testing.T, clock *testkit.Clock, dev bool) (*testAPI, *browser, tokenResponse) {
+	t.Helper()
+	a := startServer(t, serverSetup{Clock: clock, API: withCookies(t, dev)})
+	a.putUser(t, "alice", aliceEmail, alicePassword)
+	b := newBrowser(dev)
+	return a, b, a.cookieLogin(t, b, map[string]any{"email": aliceEmail, "password": alicePassword})
 }
 
 // cookieLogin logs in with ?cookie=true and checks the cookies against the
@@ -269,10 +280,7 @@ func TestCookies_KeyRotationKeepsOldCookiesValid(t *testing.T) {
 func TestCookies_ExpiredAccessCookieIsRefreshedAutomatically(t *testing.T) {
 	t.Parallel()
 	clock := newClock()
-	a := startServer(t, serverSetup{Clock: clock, API: withCookies(t, false)})
-	a.putUser(t, "alice", aliceEmail, alicePassword)
-	b := newBrowser(false)
-	tok := a.cookieLogin(t, b, map[string]any{"email": aliceEmail, "password": alicePassword})
+	a, b, tok := aliceWithCookies(t, clock, false)
 	oldSession, oldRefresh := b.session, b.refresh
 
 	clock.Advance(defaultTTL + time.Second) // access expired, refresh not
@@ -350,10 +358,7 @@ func expectCleared(t testing.TB, what string, r response, dev bool) {
 func TestCookies_ConcurrentAutomaticRefreshesShareOnePair(t *testing.T) {
 	t.Parallel()
 	clock := newClock()
-	a := startServer(t, serverSetup{Clock: clock, API: withCookies(t, false)})
-	a.putUser(t, "alice", aliceEmail, alicePassword)
-	b := newBrowser(false)
-	tok := a.cookieLogin(t, b, map[string]any{"email": aliceEmail, "password": alicePassword})
+	a, b, tok := aliceWithCookies(t, clock, false)
 	clock.Advance(defaultTTL + time.Second)
 
 	const tabs = 4
@@ -405,10 +410,7 @@ func TestCookies_LogoutRevokesAndClearsBothCookies(t *testing.T) {
 	t.Parallel()
 	clock := newClock()
 	for _, dev := range []bool{false, true} {
-		a := startServer(t, serverSetup{Clock: clock, API: withCookies(t, dev)})
-		a.putUser(t, "alice", aliceEmail, alicePassword)
-		b := newBrowser(dev)
-		tok := a.cookieLogin(t, b, map[string]any{"email": aliceEmail, "password": alicePassword})
+		a, b, tok := aliceWithCookies(t, clock, dev)
 		r := a.withBrowser(t, http.MethodDelete, "/v1/session", b)
 		expectStatus(t, "logout with cookies", r, http.StatusNoContent)
 		expectCleared(t, "logout", r, dev)

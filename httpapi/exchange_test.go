@@ -31,6 +31,7 @@ import (
 
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/httpapi/exchange"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 const (
@@ -336,7 +337,7 @@ func TestExchange_BadRequestsAre400(t *testing.T) {
 		expectError(t, c.name, a.do(t, http.MethodPost, "/v1/token/exchange", c.body), http.StatusBadRequest, "bad_request", c.mention)
 	}
 	expectError(t, "form body", a.do(t, http.MethodPost, "/v1/token/exchange",
-		rawBody("subject_token="+good+"&subject_token_type="+jwtType), "Content-Type", "application/x-www-form-urlencoded"),
+		testkit.Raw("subject_token="+good+"&subject_token_type="+jwtType), "Content-Type", "application/x-www-form-urlencoded"),
 		http.StatusUnsupportedMediaType, "unsupported_media_type")
 	// A subject that is not a valid user id is refused, not stored.
 	expectError(t, "subject with a space", a.exchange(t, p.rs256(t, idpClaims("al ice", time.Now(), nil)), nil, ""),
@@ -401,27 +402,9 @@ func TestExchange_SetsCookiesWhenAsked(t *testing.T) {
 
 // --- Secrets never logged ------------------------------------------------
 
-// syncBuffer is a bytes.Buffer safe for the loggers' goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestLogs_NeverHoldASecret(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	p := newIDP(t)
 	keys := testCookieKeys(t)
 	clock := newClock()
@@ -490,9 +473,7 @@ func TestLogs_NeverHoldASecret(t *testing.T) {
 	addToken("second login", second)
 
 	// Refresh, introspection, revocation, validation.
-	r = a.refresh(t, second.RefreshToken)
-	expectStatus(t, "refresh", r, http.StatusOK)
-	refreshed := decode[tokenResponse](t, r)
+	refreshed := a.refreshOK(t, "refresh", second.RefreshToken)
 	addToken("refreshed", refreshed)
 	a.expectValid(t, "refreshed", refreshed.AccessToken)
 	a.introspect(t, refreshed.RefreshToken)

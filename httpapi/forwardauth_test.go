@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // expectAuthHeaders checks a 200 forward-auth answer for the session.
@@ -42,7 +44,7 @@ func TestForwardAuth_ValidTokenAnswersSessionHeadersForAnyMethodAndPath(t *testi
 		}
 	}
 	// A body sent along (some proxies forward it) is ignored.
-	r := a.do(t, http.MethodPost, "/v1/auth/upload", rawBody("not json at all"), "Content-Type", "text/plain", "Authorization", "Bearer "+tok.AccessToken)
+	r := a.do(t, http.MethodPost, "/v1/auth/upload", testkit.Raw("not json at all"), "Content-Type", "text/plain", "Authorization", "Bearer "+tok.AccessToken)
 	expectAuthHeaders(t, "POST with a body", r, tok, "alice", "read write")
 	// X-Session-Token works too.
 	r = a.do(t, http.MethodGet, "/v1/auth", nil, "X-Session-Token", tok.AccessToken)
@@ -105,10 +107,7 @@ func TestForwardAuth_InvalidOrMissingTokenIs401WithWWWAuthenticate(t *testing.T)
 func TestForwardAuth_CookieAuthAndAutomaticRefresh(t *testing.T) {
 	t.Parallel()
 	clock := newClock()
-	a := startServer(t, serverSetup{Clock: clock, API: withCookies(t, true)})
-	a.putUser(t, "alice", aliceEmail, alicePassword)
-	b := newBrowser(true)
-	tok := a.cookieLogin(t, b, map[string]any{"email": aliceEmail, "password": alicePassword})
+	a, b, tok := aliceWithCookies(t, clock, true)
 	r := a.withBrowser(t, http.MethodGet, "/v1/auth/app/page", b)
 	expectAuthHeaders(t, "cookie", r, tok, "alice", "")
 	if v := r.Header.Values("Set-Cookie"); len(v) != 0 {

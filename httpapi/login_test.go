@@ -22,6 +22,7 @@ import (
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/node"
 	"github.com/sessiond/sessiond/node/password"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // cheapHasher keeps argon2id fast under the race detector: the tests check
@@ -33,7 +34,7 @@ func cheapHasher() *password.Hasher {
 // serverSetup is what startServer changes from startAPI's defaults.
 type serverSetup struct {
 	// Clock, when set, is the node's clock.
-	Clock *testClock
+	Clock *testkit.Clock
 	// API changes the HTTP API's configuration (cookie keys, exchange).
 	API func(*httpapi.Config)
 	// Node changes the node's configuration.
@@ -51,9 +52,7 @@ func startServer(t *testing.T, setup serverSetup) *testAPI {
 	t.Helper()
 	logger := setup.Logger
 	if logger == nil {
-		w := &testWriter{t: t}
-		t.Cleanup(w.stop) // registered first: runs after everything else
-		logger = slog.New(slog.NewTextHandler(w, nil))
+		logger = testkit.Logger(t, slog.LevelInfo) // its cleanup registered first: runs after everything else
 	}
 
 	cfg := node.Default()
@@ -70,15 +69,7 @@ func startServer(t *testing.T, setup serverSetup) *testAPI {
 	if setup.Node != nil {
 		setup.Node(&cfg)
 	}
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Errorf("close node: %v", err)
-		}
-	})
+	n := newNode(t, cfg)
 
 	apiCfg := httpapi.Default()
 	apiCfg.Backend = n
@@ -115,7 +106,7 @@ func startServer(t *testing.T, setup serverSetup) *testAPI {
 	}
 	t.Cleanup(client.CloseIdleConnections)
 	a := &testAPI{base: "http://" + l.Addr().String(), client: client, node: n}
-	waitFor(t, readyTimeout, "GET /readyz to answer 200", func() bool {
+	testkit.Eventually(t, readyTimeout, "GET /readyz to answer 200", func() bool {
 		resp, err := client.Get(a.base + "/readyz")
 		if err != nil {
 			return false
@@ -127,8 +118,23 @@ func startServer(t *testing.T, setup serverSetup) *testAPI {
 	return a
 }
 
+// newNode starts a node and closes it when the test ends.
+func newNode(t *testing.T, cfg node.Config) *node.Node {
+	t.Helper()
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("close node: %v", err)
+		}
+	})
+	return n
+}
+
 // newClock is a node clock starting now, on a whole second.
-func newClock() *testClock { return &testClock{now: time.Now().UTC().Truncate(time.Second)} }
+func newClock() *testkit.Clock { return testkit.NewClock(time.Now().UTC().Truncate(time.Second)) }
 
 // putUser sets a user's email and password and checks the 200.
 func (a *testAPI) putUser(t testing.TB, id, email, pw string) {
@@ -175,6 +181,18 @@ type userChange struct {
 	UserID  string `json:"user_id"`
 	Revoked int    `json:"revoked"`
 	Index   uint64 `json:"index"`
+}
+
+// expectRevoked checks that a change to a user answered 200 and revoked n
+// sessions, and returns the answer.
+func expectRevoked(t testing.TB, what string, r response, n int) userChange {
+	t.Helper()
+	expectStatus(t, what, r, http.StatusOK)
+	ch := decode[userChange](t, r)
+	if ch.Revoked != n {
+		t.Errorf("%s answered %s, want %d revoked", what, r.Body, n)
+	}
+	return ch
 }
 
 // passwordHash is the argon2id string the state machine holds for a user.
@@ -288,9 +306,8 @@ func TestUsers_DeleteRevokesSessions(t *testing.T) {
 	other := a.create(t, "bob", nil)
 
 	r := a.admin(t, http.MethodDelete, "/v1/users/alice", nil)
-	expectStatus(t, "DELETE user", r, http.StatusOK)
-	if ch := decode[userChange](t, r); ch.Revoked != 3 || ch.UserID != "alice" {
-		t.Errorf("DELETE user answered %s, want 3 revoked", r.Body)
+	if ch := expectRevoked(t, "DELETE user", r, 3); ch.UserID != "alice" {
+		t.Errorf("DELETE user answered %s, want user_id alice", r.Body)
 	}
 	for _, tok := range []tokenResponse{s1, s2, s3} {
 		a.expectInvalid(t, "session of the deleted user", tok.AccessToken)
@@ -321,10 +338,7 @@ func TestUsers_PasswordChangeRevokesSessionsByDefault(t *testing.T) {
 			s2 := a.loginOK(t, "login by user id", map[string]any{"user_id": user, "password": oldPW})
 
 			r := a.admin(t, http.MethodPut, "/v1/users/"+user+"/password", map[string]string{"password": newPW, "reason": reason})
-			expectStatus(t, "PUT password", r, http.StatusOK)
-			if ch := decode[userChange](t, r); ch.Revoked != 2 {
-				t.Errorf("PUT password answered %s, want 2 revoked", r.Body)
-			}
+			expectRevoked(t, "PUT password", r, 2)
 			wantReason := "password_" + reason
 			for _, tok := range []tokenResponse{s1, s2} {
 				a.expectInvalid(t, "session after the password "+reason, tok.AccessToken)
@@ -349,10 +363,7 @@ func TestUsers_PasswordChangeKeepsSessionsWhenPolicyOff(t *testing.T) {
 	for _, reason := range []string{"change", "reset"} {
 		newPW := "new password for " + reason
 		r := a.admin(t, http.MethodPut, "/v1/users/alice/password", map[string]string{"password": newPW, "reason": reason})
-		expectStatus(t, "PUT password "+reason, r, http.StatusOK)
-		if ch := decode[userChange](t, r); ch.Revoked != 0 {
-			t.Errorf("PUT password %s answered %s, want 0 revoked", reason, r.Body)
-		}
+		expectRevoked(t, "PUT password "+reason, r, 0)
 		a.expectValid(t, "session after the password "+reason, s1.AccessToken)
 		a.loginOK(t, "login with the new password", map[string]any{"user_id": "alice", "password": newPW})
 	}
@@ -361,10 +372,7 @@ func TestUsers_PasswordChangeKeepsSessionsWhenPolicyOff(t *testing.T) {
 	// PUT /v1/users/{id} replacing the password is a change too: the policy
 	// is off, so nothing is revoked.
 	r := a.admin(t, http.MethodPut, "/v1/users/alice", map[string]string{"password": alicePassword})
-	expectStatus(t, "PUT user with a new password", r, http.StatusOK)
-	if ch := decode[userChange](t, r); ch.Revoked != 0 {
-		t.Errorf("PUT user answered %s, want 0 revoked with the policy off", r.Body)
-	}
+	expectRevoked(t, "PUT user with a new password, the policy off", r, 0)
 	a.expectValid(t, "session after PUT user", s1.AccessToken)
 }
 
@@ -374,10 +382,7 @@ func TestUsers_PutUserReplacingPasswordRevokesSessions(t *testing.T) {
 	a.putUser(t, "alice", aliceEmail, alicePassword)
 	s1 := a.loginOK(t, "login", map[string]any{"email": aliceEmail, "password": alicePassword})
 	r := a.admin(t, http.MethodPut, "/v1/users/alice", map[string]string{"password": "another good password"})
-	expectStatus(t, "PUT user with a new password", r, http.StatusOK)
-	if ch := decode[userChange](t, r); ch.Revoked != 1 {
-		t.Errorf("PUT user answered %s, want 1 revoked", r.Body)
-	}
+	expectRevoked(t, "PUT user with a new password", r, 1)
 	a.expectInvalid(t, "session after the password was replaced", s1.AccessToken)
 }
 
@@ -522,7 +527,7 @@ func TestLogin_NeedsExactlyOneIdentifier(t *testing.T) {
 	} {
 		expectError(t, c.name, a.login(t, c.body), http.StatusBadRequest, "bad_request", c.mentions...)
 	}
-	expectError(t, "form body", a.do(t, http.MethodPost, "/v1/login", rawBody("user_id=alice&password=x"),
+	expectError(t, "form body", a.do(t, http.MethodPost, "/v1/login", testkit.Raw("user_id=alice&password=x"),
 		"Content-Type", "application/x-www-form-urlencoded"), http.StatusUnsupportedMediaType, "unsupported_media_type")
 	// None of the refused requests counted as a failed login.
 	a.loginOK(t, "login after the refused requests", map[string]any{"user_id": "alice", "password": alicePassword})
@@ -554,6 +559,16 @@ func expectLocked(t testing.TB, what string, r response, lo, hi int) []byte {
 	return r.Body
 }
 
+// startLockout starts a node on clock (nil: the wall clock) with
+// smallLockout and the user alice.
+func startLockout(t *testing.T, clock *testkit.Clock) *testAPI {
+	t.Helper()
+	a := startServer(t, serverSetup{Clock: clock})
+	a.putPolicy(t, smallLockout)
+	a.putUser(t, "alice", aliceEmail, alicePassword)
+	return a
+}
+
 func (a *testAPI) failLogins(t testing.TB, n int, body map[string]any) {
 	t.Helper()
 	for i := range n {
@@ -564,9 +579,7 @@ func (a *testAPI) failLogins(t testing.TB, n int, body map[string]any) {
 func TestLockout_LocksAfterMaxFailuresEvenWithTheRightPassword(t *testing.T) {
 	t.Parallel()
 	clock := newClock()
-	a := startServer(t, serverSetup{Clock: clock})
-	a.putPolicy(t, smallLockout)
-	a.putUser(t, "alice", aliceEmail, alicePassword)
+	a := startLockout(t, clock)
 
 	// A success resets the count.
 	a.failLogins(t, 2, map[string]any{"email": aliceEmail, "password": "wrong password"})
@@ -594,9 +607,7 @@ func TestLockout_LocksAfterMaxFailuresEvenWithTheRightPassword(t *testing.T) {
 
 func TestLockout_FailuresByUserIDLockLoginsByEmail(t *testing.T) {
 	t.Parallel()
-	a := startServer(t, serverSetup{})
-	a.putPolicy(t, smallLockout)
-	a.putUser(t, "alice", aliceEmail, alicePassword)
+	a := startLockout(t, nil)
 	a.failLogins(t, 3, map[string]any{"user_id": "alice", "password": "wrong password"})
 	expectLocked(t, "login by email", a.login(t, map[string]any{"email": aliceEmail, "password": alicePassword}), 870, 900)
 	expectLocked(t, "login by user id", a.login(t, map[string]any{"user_id": "alice", "password": alicePassword}), 870, 900)
@@ -604,9 +615,7 @@ func TestLockout_FailuresByUserIDLockLoginsByEmail(t *testing.T) {
 
 func TestLockout_UnknownIdentifiersLockToo(t *testing.T) {
 	t.Parallel()
-	a := startServer(t, serverSetup{})
-	a.putPolicy(t, smallLockout)
-	a.putUser(t, "alice", aliceEmail, alicePassword)
+	a := startLockout(t, nil)
 	a.failLogins(t, 3, map[string]any{"email": aliceEmail, "password": "wrong password"})
 	known := expectLocked(t, "known email", a.login(t, map[string]any{"email": aliceEmail, "password": "wrong password"}), 870, 900)
 	for _, body := range []map[string]any{
@@ -626,9 +635,7 @@ func TestLockout_UnknownIdentifiersLockToo(t *testing.T) {
 
 func TestLockout_UnlockLetsTheRightPasswordIn(t *testing.T) {
 	t.Parallel()
-	a := startServer(t, serverSetup{})
-	a.putPolicy(t, smallLockout)
-	a.putUser(t, "alice", aliceEmail, alicePassword)
+	a := startLockout(t, nil)
 	a.failLogins(t, 2, map[string]any{"email": aliceEmail, "password": "wrong password"})
 	a.failLogins(t, 1, map[string]any{"user_id": "alice", "password": "wrong password"})
 	expectLocked(t, "locked", a.login(t, map[string]any{"email": aliceEmail, "password": alicePassword}), 870, 900)
@@ -647,9 +654,7 @@ func TestLockout_UnlockLetsTheRightPasswordIn(t *testing.T) {
 func TestLockout_EndsByItselfOnTheNodeClock(t *testing.T) {
 	t.Parallel()
 	clock := newClock()
-	a := startServer(t, serverSetup{Clock: clock})
-	a.putPolicy(t, smallLockout)
-	a.putUser(t, "alice", aliceEmail, alicePassword)
+	a := startLockout(t, clock)
 	a.failLogins(t, 3, map[string]any{"email": aliceEmail, "password": "wrong password"})
 	expectLocked(t, "locked", a.login(t, map[string]any{"email": aliceEmail, "password": alicePassword}), 1, 900)
 	clock.Advance(14 * time.Minute)
@@ -670,9 +675,7 @@ func TestLockout_EndsByItselfOnTheNodeClock(t *testing.T) {
 // counted before it still count.
 func TestLockout_LoginRefusedByTheSessionLimitKeepsTheFailureCount(t *testing.T) {
 	t.Parallel()
-	a := startServer(t, serverSetup{})
-	a.putPolicy(t, smallLockout)
-	a.putUser(t, "alice", aliceEmail, alicePassword)
+	a := startLockout(t, nil)
 	expectStatus(t, "limit", a.admin(t, http.MethodPut, "/v1/users/alice/limits", map[string]any{"max_sessions": 1}), http.StatusOK)
 	a.loginOK(t, "first login", map[string]any{"email": aliceEmail, "password": alicePassword})
 	a.failLogins(t, 2, map[string]any{"email": aliceEmail, "password": "wrong password"})
@@ -685,9 +688,7 @@ func TestLockout_LoginRefusedByTheSessionLimitKeepsTheFailureCount(t *testing.T)
 // Turning the lockout off (max_failures 0) releases every lock.
 func TestLockout_TurningItOffReleasesLocks(t *testing.T) {
 	t.Parallel()
-	a := startServer(t, serverSetup{})
-	a.putPolicy(t, smallLockout)
-	a.putUser(t, "alice", aliceEmail, alicePassword)
+	a := startLockout(t, nil)
 	a.failLogins(t, 3, map[string]any{"email": aliceEmail, "password": "wrong password"})
 	expectLocked(t, "locked", a.login(t, map[string]any{"email": aliceEmail, "password": alicePassword}), 870, 900)
 	a.putPolicy(t, map[string]any{"lockout": map[string]any{"max_failures": 0}})
@@ -701,9 +702,7 @@ func TestLockout_TurningItOffReleasesLocks(t *testing.T) {
 func TestLockout_RetryAfterIsTheRemainingLockOnTheNodeClock(t *testing.T) {
 	t.Parallel()
 	clock := newClock()
-	a := startServer(t, serverSetup{Clock: clock})
-	a.putPolicy(t, smallLockout)
-	a.putUser(t, "alice", aliceEmail, alicePassword)
+	a := startLockout(t, clock)
 	a.failLogins(t, 3, map[string]any{"email": aliceEmail, "password": "wrong password"})
 	clock.Advance(10 * time.Minute)
 	expectLocked(t, "five minutes left", a.login(t, map[string]any{"email": aliceEmail, "password": alicePassword}), 295, 300)

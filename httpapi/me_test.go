@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // User agents of the devices in these tests, with the names the API gives
@@ -341,7 +342,7 @@ func TestMe_CookieWritesNeedTheCSRFHeader(t *testing.T) {
 	a.expectValid(t, "the caller after refused requests", me.AccessToken)
 
 	// A cross-site form post: form content type, another origin, no header.
-	form := rawBody("include_current=true&_method=DELETE")
+	form := testkit.Raw("include_current=true&_method=DELETE")
 	formHeaders := []string{"Cookie", b.header(), "Content-Type", "application/x-www-form-urlencoded", "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"}
 	for _, path := range []string{"/v1/me/sessions", "/v1/me/sessions?include_current=true", "/v1/me/sessions/" + other.SessionID, "/v1/me/sessions?_method=DELETE"} {
 		r := a.do(t, http.MethodPost, path, form, formHeaders...)
@@ -352,7 +353,7 @@ func TestMe_CookieWritesNeedTheCSRFHeader(t *testing.T) {
 		expectError(t, "form DELETE "+path, r, http.StatusUnsupportedMediaType, "unsupported_media_type")
 	}
 	for _, ct := range []string{"multipart/form-data; boundary=x", "text/plain"} {
-		r := a.do(t, http.MethodDelete, "/v1/me/sessions", rawBody("--x--"), "Cookie", b.header(), "X-Requested-With", "sessiond", "Content-Type", ct)
+		r := a.do(t, http.MethodDelete, "/v1/me/sessions", testkit.Raw("--x--"), "Cookie", b.header(), "X-Requested-With", "sessiond", "Content-Type", ct)
 		expectError(t, "DELETE with "+ct, r, http.StatusUnsupportedMediaType, "unsupported_media_type")
 	}
 	r := a.do(t, http.MethodDelete, "/v1/me/sessions", map[string]any{"include_current": true}, bearer(me)...)

@@ -4,121 +4,61 @@ package httpapi_test
 // 127.0.0.1, traffic over HTTP, and the scrape parsed as Prometheus text.
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/node"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 const metricsTestKey = "metrics-test-admin-key-0123456789"
 
-// metricsLog collects log lines for the test to search, and passes them to
-// t.Log until the test's cleanup ends.
-type metricsLog struct {
-	mu   sync.Mutex
-	t    testing.TB
-	buf  bytes.Buffer
-	done bool
-}
-
-func (w *metricsLog) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *metricsLog) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
-func (w *metricsLog) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
-
 // metricsAPI is one node (gossip on, cheap password hashing) with its API.
 type metricsAPI struct {
-	base   string
-	client *http.Client
-	node   *node.Node
-	log    *metricsLog // the API's log, at debug level
+	*testAPI
+	log *testkit.SyncBuffer // the API's log, at debug level
 }
 
 func startMetricsAPI(t *testing.T, tweakAPI ...func(*httpapi.Config)) *metricsAPI {
 	t.Helper()
-	apiLog := &metricsLog{t: t}
-	t.Cleanup(apiLog.stop)
-	nodeLog := &metricsLog{t: t}
-	t.Cleanup(nodeLog.stop)
+	apiLog := &testkit.SyncBuffer{}
+	toTest := testkit.NewLogWriter(t)
 	a := startServer(t, serverSetup{
 		Node: func(cfg *node.Config) {
 			cfg.NodeID = "m1"
 			cfg.GossipAddr = "127.0.0.1:0"
-			cfg.Logger = slog.New(slog.NewTextHandler(nodeLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			cfg.Logger = slog.New(slog.NewTextHandler(toTest, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		},
 		API: func(cfg *httpapi.Config) {
 			cfg.APIKeys = []string{metricsTestKey}
-			cfg.Logger = slog.New(slog.NewTextHandler(apiLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(apiLog, toTest), &slog.HandlerOptions{Level: slog.LevelDebug}))
 			for _, tw := range tweakAPI {
 				tw(cfg)
 			}
 		},
 	})
-	return &metricsAPI{base: a.base, client: a.client, node: a.node, log: apiLog}
+	return &metricsAPI{testAPI: a, log: apiLog}
 }
 
-// call sends a request (body as JSON unless nil); hdrs are name, value
-// pairs. It returns the status, headers and body.
+// call sends a request (body as JSON unless nil) without checking the
+// consistency headers; hdrs are name, value pairs. It returns the status,
+// headers and body.
 func (a *metricsAPI) call(t testing.TB, method, path string, body any, hdrs ...string) (int, http.Header, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, a.base+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdrs); i += 2 {
-		req.Header.Set(hdrs[i], hdrs[i+1])
-	}
-	resp, err := a.client.Do(req)
+	r, err := a.send(method, path, body, hdrs...)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, data
+	return r.Status, r.Header, r.Body
 }
 
 func (a *metricsAPI) expect(t testing.TB, want int, method, path string, body any, hdrs ...string) []byte {
@@ -149,7 +89,7 @@ func (a *metricsAPI) createSession(t testing.TB, user string) metricsTokens {
 
 // scrape is GET /metrics without credentials, parsed; it also returns the
 // text as served.
-func (a *metricsAPI) scrape(t testing.TB) (scrape, string) {
+func (a *metricsAPI) scrape(t testing.TB) (testkit.Metrics, string) {
 	t.Helper()
 	st, hdr, data := a.call(t, http.MethodGet, "/metrics", nil)
 	if st != http.StatusOK {
@@ -158,65 +98,17 @@ func (a *metricsAPI) scrape(t testing.TB) (scrape, string) {
 	if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Errorf("GET /metrics Content-Type %q, want the text format", ct)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(bytes.NewReader(data))
-	if err != nil {
-		t.Fatalf("parse scrape: %v\n%s", err, data)
-	}
-	return scrape(fams), string(data)
-}
-
-type scrape map[string]*dto.MetricFamily
-
-// get is a sample's value (a histogram's count) and whether it exists;
-// labels are name, value pairs that must all match.
-func (s scrape) get(name string, labels ...string) (float64, bool) {
-	f := s[name]
-	if f == nil {
-		return 0, false
-	}
-	for _, m := range f.GetMetric() {
-		ok := true
-		for i := 0; i+1 < len(labels); i += 2 {
-			found := false
-			for _, l := range m.GetLabel() {
-				if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
-					found = true
-				}
-			}
-			ok = ok && found
-		}
-		if !ok {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			return m.GetCounter().GetValue(), true
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.GetHistogram().GetSampleCount()), true
-		case m.Untyped != nil:
-			return m.GetUntyped().GetValue(), true
-		}
-	}
-	return 0, false
-}
-
-// value is get, with 0 for a missing sample.
-func (s scrape) value(name string, labels ...string) float64 {
-	v, _ := s.get(name, labels...)
-	return v
+	return testkit.ParseMetrics(t, data), string(data)
 }
 
 // expectDelta checks that a sample moved by exactly want between scrapes.
-func expectDelta(t testing.TB, before, after scrape, want float64, name string, labels ...string) {
+func expectDelta(t testing.TB, before, after testkit.Metrics, want float64, name string, labels ...string) {
 	t.Helper()
-	if _, ok := after.get(name, labels...); !ok {
+	if _, ok := after.Get(name, labels...); !ok {
 		t.Errorf("no sample %s%v after the traffic", name, labels)
 		return
 	}
-	if got := after.value(name, labels...) - before.value(name, labels...); got != want {
+	if got := after.Value(name, labels...) - before.Value(name, labels...); got != want {
 		t.Errorf("%s%v moved by %v, want %v", name, labels, got, want)
 	}
 }
@@ -334,21 +226,21 @@ func TestMetrics_FamiliesPresentAndCountsMove(t *testing.T) {
 	expectDelta(t, before, after, 2, "sessiond_lockouts")
 
 	// Raft on a lone leader; writes moved the indexes.
-	if after.value("sessiond_raft_state", "state", "leader") != 1 || after.value("sessiond_raft_leader") != 1 {
+	if after.Value("sessiond_raft_state", "state", "leader") != 1 || after.Value("sessiond_raft_leader") != 1 {
 		t.Error("the lone node does not report itself leader")
 	}
-	if v := after.value("sessiond_raft_last_contact_seconds"); v != 0 {
+	if v := after.Value("sessiond_raft_last_contact_seconds"); v != 0 {
 		t.Errorf("last contact on the leader %v, want 0", v)
 	}
-	if moved := after.value("sessiond_raft_applied_index") - before.value("sessiond_raft_applied_index"); moved < 8 {
+	if moved := after.Value("sessiond_raft_applied_index") - before.Value("sessiond_raft_applied_index"); moved < 8 {
 		t.Errorf("applied index moved by %v over 8 writes", moved)
 	}
-	if after.value("sessiond_raft_commit_index") < after.value("sessiond_raft_applied_index") {
+	if after.Value("sessiond_raft_commit_index") < after.Value("sessiond_raft_applied_index") {
 		t.Error("commit index below applied index")
 	}
 
 	// Gossip knows this node; nothing was forwarded; one snapshot written.
-	if v := after.value("sessiond_gossip_members", "state", "alive"); v != 1 {
+	if v := after.Value("sessiond_gossip_members", "state", "alive"); v != 1 {
 		t.Errorf("gossip members alive = %v, want 1", v)
 	}
 	expectDelta(t, before, after, 0, "sessiond_forwarded_writes_total", "outcome", "ok")

@@ -215,15 +215,7 @@ func registeredRoutes(t *testing.T) map[string]map[string]bool {
 	cfg.DataDir = t.TempDir()
 	cfg.RaftAddr = "127.0.0.1:0"
 	cfg.Logger = logger
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Errorf("close node: %v", err)
-		}
-	})
+	n := newNode(t, cfg)
 	keys, err := cookies.NewKeys([]byte(strings.Repeat("k", cookies.MinKeyLen)))
 	if err != nil {
 		t.Fatal(err)

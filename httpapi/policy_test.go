@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // specDefaults is the documented default policy
@@ -35,6 +37,16 @@ func specDefaults() map[string]any {
 		"force_logout_on_password_change": true,
 		"refresh_reuse_grace":             "0s",
 	}
+}
+
+// startOnClock starts a node on a clock of its own (newClock) and changes
+// its policy as given.
+func startOnClock(t *testing.T, policy map[string]any) (*testAPI, *testkit.Clock) {
+	t.Helper()
+	clock := newClock()
+	a := startServer(t, serverSetup{Clock: clock})
+	a.putPolicy(t, policy)
+	return a, clock
 }
 
 // getPolicy is GET /v1/policy as a generic map.
@@ -223,11 +235,11 @@ func TestPolicy_OutOfRangeValuesAre400NamingTheField(t *testing.T) {
 		{`{"lockout":{"max_failure":3}}`, "max_failure"},
 		{`{"index":12}`, "index"},
 	} {
-		r := a.admin(t, http.MethodPut, "/v1/policy", rawBody(c.body), "Content-Type", "application/json")
+		r := a.admin(t, http.MethodPut, "/v1/policy", testkit.Raw(c.body), "Content-Type", "application/json")
 		expectError(t, c.body, r, http.StatusBadRequest, "bad_request", c.field)
 	}
 	for _, body := range []string{"", "null", "[]", `{"access_ttl":"15m"} {}`} {
-		r := a.admin(t, http.MethodPut, "/v1/policy", rawBody(body), "Content-Type", "application/json")
+		r := a.admin(t, http.MethodPut, "/v1/policy", testkit.Raw(body), "Content-Type", "application/json")
 		expectError(t, "body "+body, r, http.StatusBadRequest, "bad_request")
 	}
 	expectPolicy(t, "GET after the refused PUTs", a.getPolicy(t), customPolicyAnswer)
@@ -252,7 +264,7 @@ func TestPolicy_GetAnswerPutBackChangesNothing(t *testing.T) {
 		r := a.admin(t, http.MethodGet, "/v1/policy", nil)
 		expectStatus(t, "GET", r, http.StatusOK)
 		before := decode[map[string]any](t, r)
-		expectStatus(t, "PUT the GET answer back", a.admin(t, http.MethodPut, "/v1/policy", rawBody(r.Body), "Content-Type", "application/json"), http.StatusOK)
+		expectStatus(t, "PUT the GET answer back", a.admin(t, http.MethodPut, "/v1/policy", testkit.Raw(r.Body), "Content-Type", "application/json"), http.StatusOK)
 		expectPolicy(t, "GET after putting the GET answer back", a.getPolicy(t), before)
 	}
 }
@@ -412,7 +424,7 @@ func TestLimits_UserLimitOverridesTheGlobalOne(t *testing.T) {
 	a.create(t, "loose", nil)
 
 	for _, body := range []string{`{}`, `{"max_sessions":-1}`, `{"max_sessions":10001}`, `{"max_sessions":"3"}`, `{"max_sessions":1.5}`, `{"max":3}`} {
-		expectError(t, "limits "+body, a.admin(t, http.MethodPut, "/v1/users/loose/limits", rawBody(body), "Content-Type", "application/json"),
+		expectError(t, "limits "+body, a.admin(t, http.MethodPut, "/v1/users/loose/limits", testkit.Raw(body), "Content-Type", "application/json"),
 			http.StatusBadRequest, "bad_request")
 	}
 }
@@ -536,9 +548,7 @@ func TestLimits_EvictOldestRevokesNoMoreThanNeeded(t *testing.T) {
 
 func TestLifetimes_FixedRefreshDoesNotMove(t *testing.T) {
 	t.Parallel()
-	clock := newClock()
-	a := startServer(t, serverSetup{Clock: clock})
-	a.putPolicy(t, map[string]any{"access_ttl": "10m", "refresh_ttl": "1h"})
+	a, clock := startOnClock(t, map[string]any{"access_ttl": "10m", "refresh_ttl": "1h"})
 	t0 := clock.Now()
 	tok := a.create(t, "u", nil)
 	if !tok.RefreshExpiresAt.Equal(t0.Add(time.Hour)) {
@@ -546,9 +556,7 @@ func TestLifetimes_FixedRefreshDoesNotMove(t *testing.T) {
 	}
 	for _, step := range []time.Duration{30 * time.Minute, 29 * time.Minute} {
 		clock.Advance(step)
-		r := a.refresh(t, tok.RefreshToken)
-		expectStatus(t, "refresh", r, http.StatusOK)
-		tok = decode[tokenResponse](t, r)
+		tok = a.refreshOK(t, "refresh", tok.RefreshToken)
 		if !tok.RefreshExpiresAt.Equal(t0.Add(time.Hour)) {
 			t.Errorf("refresh moved refresh_expires_at to %v without sliding", tok.RefreshExpiresAt)
 		}
@@ -563,9 +571,7 @@ func TestLifetimes_FixedRefreshDoesNotMove(t *testing.T) {
 
 func TestLifetimes_SlidingRefreshMovesUpToExpiresAt(t *testing.T) {
 	t.Parallel()
-	clock := newClock()
-	a := startServer(t, serverSetup{Clock: clock})
-	a.putPolicy(t, map[string]any{"access_ttl": "10m", "refresh_ttl": "1h", "absolute_ttl": "2h", "sliding_refresh": true})
+	a, clock := startOnClock(t, map[string]any{"access_ttl": "10m", "refresh_ttl": "1h", "absolute_ttl": "2h", "sliding_refresh": true})
 	t0 := clock.Now()
 	tok := a.create(t, "u", nil)
 	if !tok.RefreshExpiresAt.Equal(t0.Add(time.Hour)) || !tok.ExpiresAt.Equal(t0.Add(2*time.Hour)) {
@@ -580,9 +586,7 @@ func TestLifetimes_SlidingRefreshMovesUpToExpiresAt(t *testing.T) {
 		{39 * time.Minute, 2 * time.Hour, 2 * time.Hour},    // access capped too
 	} {
 		clock.Advance(c.step)
-		r := a.refresh(t, tok.RefreshToken)
-		expectStatus(t, "sliding refresh", r, http.StatusOK)
-		tok = decode[tokenResponse](t, r)
+		tok = a.refreshOK(t, "sliding refresh", tok.RefreshToken)
 		if !tok.RefreshExpiresAt.Equal(t0.Add(c.refreshEnd)) || !tok.AccessExpiresAt.Equal(t0.Add(c.accessEnd)) || !tok.ExpiresAt.Equal(t0.Add(2*time.Hour)) {
 			t.Errorf("after refresh at t0+%s: access %v refresh %v expires %v, want t0+%s, t0+%s, t0+2h",
 				clock.Now().Sub(t0), tok.AccessExpiresAt.Sub(t0), tok.RefreshExpiresAt.Sub(t0), tok.ExpiresAt.Sub(t0), c.accessEnd, c.refreshEnd)
@@ -595,22 +599,16 @@ func TestLifetimes_SlidingRefreshMovesUpToExpiresAt(t *testing.T) {
 
 func TestLifetimes_AbsoluteTTLCapsEveryRefresh(t *testing.T) {
 	t.Parallel()
-	clock := newClock()
-	a := startServer(t, serverSetup{Clock: clock})
-	a.putPolicy(t, map[string]any{"access_ttl": "1m", "refresh_ttl": "1h", "absolute_ttl": "3m"})
+	a, clock := startOnClock(t, map[string]any{"access_ttl": "1m", "refresh_ttl": "1h", "absolute_ttl": "3m"})
 	t0 := clock.Now()
 	tok := a.create(t, "u", nil)
 	if !tok.RefreshExpiresAt.Equal(t0.Add(3*time.Minute)) || !tok.ExpiresAt.Equal(t0.Add(3*time.Minute)) {
 		t.Errorf("refresh_expires_at %v expires_at %v, want both t0+3m", tok.RefreshExpiresAt, tok.ExpiresAt)
 	}
 	clock.Advance(90 * time.Second)
-	r := a.refresh(t, tok.RefreshToken)
-	expectStatus(t, "refresh inside the absolute lifetime", r, http.StatusOK)
-	tok = decode[tokenResponse](t, r)
+	tok = a.refreshOK(t, "refresh inside the absolute lifetime", tok.RefreshToken)
 	clock.Advance(80 * time.Second)
-	r = a.refresh(t, tok.RefreshToken)
-	expectStatus(t, "refresh 10s before the absolute end", r, http.StatusOK)
-	tok = decode[tokenResponse](t, r)
+	tok = a.refreshOK(t, "refresh 10s before the absolute end", tok.RefreshToken)
 	if !tok.AccessExpiresAt.Equal(t0.Add(3*time.Minute)) || tok.ExpiresIn > 10 {
 		t.Errorf("access_expires_at %v expires_in %d, want capped at t0+3m", tok.AccessExpiresAt, tok.ExpiresIn)
 	}
@@ -624,9 +622,7 @@ func TestLifetimes_AbsoluteTTLCapsEveryRefresh(t *testing.T) {
 
 func TestLifetimes_RememberMeUsesRememberMeTTL(t *testing.T) {
 	t.Parallel()
-	clock := newClock()
-	a := startServer(t, serverSetup{Clock: clock})
-	a.putPolicy(t, map[string]any{"access_ttl": "10m", "refresh_ttl": "30m", "absolute_ttl": "1h", "remember_me_ttl": "2h"})
+	a, clock := startOnClock(t, map[string]any{"access_ttl": "10m", "refresh_ttl": "30m", "absolute_ttl": "1h", "remember_me_ttl": "2h"})
 	a.putUser(t, "u", "", alicePassword)
 	t0 := clock.Now()
 	plain := a.create(t, "u", nil)
@@ -642,9 +638,7 @@ func TestLifetimes_RememberMeUsesRememberMeTTL(t *testing.T) {
 	}
 	clock.Advance(90 * time.Minute)
 	expectError(t, "plain refresh after 90m", a.refresh(t, plain.RefreshToken), http.StatusUnauthorized, "unauthenticated")
-	r := a.refresh(t, remembered.RefreshToken)
-	expectStatus(t, "remember-me refresh after 90m", r, http.StatusOK)
-	remembered = decode[tokenResponse](t, r)
+	remembered = a.refreshOK(t, "remember-me refresh after 90m", remembered.RefreshToken)
 	clock.Advance(30 * time.Minute)
 	expectError(t, "remember-me refresh after 2h", a.refresh(t, remembered.RefreshToken), http.StatusUnauthorized, "unauthenticated")
 	expectError(t, "remember-me login refresh after 2h", a.refresh(t, login.RefreshToken), http.StatusUnauthorized, "unauthenticated")
@@ -652,9 +646,7 @@ func TestLifetimes_RememberMeUsesRememberMeTTL(t *testing.T) {
 
 func TestLifetimes_IdleTimeoutOnOneNode(t *testing.T) {
 	t.Parallel()
-	clock := newClock()
-	a := startServer(t, serverSetup{Clock: clock})
-	a.putPolicy(t, map[string]any{"idle_timeout": "1m"})
+	a, clock := startOnClock(t, map[string]any{"idle_timeout": "1m"})
 	used := a.create(t, "u", nil)
 	idle := a.create(t, "u", nil)
 	idleRefreshed := a.create(t, "u", nil)
@@ -695,7 +687,7 @@ func TestLifetimes_IdleTimeoutOnOneNode(t *testing.T) {
 // session at or after at (the batched SessionsTouched).
 func (a *testAPI) waitForLastSeen(t testing.TB, id string, at time.Time) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "a use of the session to be replicated", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a use of the session to be replicated", func() bool {
 		return !a.getSession(t, id).LastSeenAt.Before(at)
 	})
 }
@@ -705,9 +697,7 @@ func (a *testAPI) waitForLastSeen(t testing.TB, id string, at time.Time) {
 // body says "expired".
 func TestLifetimes_IdleSessionKeptAliveByUnreplicatedUseShowsActive(t *testing.T) {
 	t.Parallel()
-	clock := newClock()
-	a := startServer(t, serverSetup{Clock: clock})
-	a.putPolicy(t, map[string]any{"idle_timeout": "10m", "access_ttl": "1h"})
+	a, clock := startOnClock(t, map[string]any{"idle_timeout": "10m", "access_ttl": "1h"})
 	used := a.create(t, "u", nil)
 	// Each step is within the idle timeout of the one before; the answer
 	// right after a use may come before the background loop replicated it.
@@ -719,15 +709,11 @@ func TestLifetimes_IdleSessionKeptAliveByUnreplicatedUseShowsActive(t *testing.T
 
 func TestLifetimes_RefreshCountsAsUseForTheIdleTimeout(t *testing.T) {
 	t.Parallel()
-	clock := newClock()
-	a := startServer(t, serverSetup{Clock: clock})
-	a.putPolicy(t, map[string]any{"idle_timeout": "1m", "access_ttl": "1h"})
+	a, clock := startOnClock(t, map[string]any{"idle_timeout": "1m", "access_ttl": "1h"})
 	tok := a.create(t, "u", nil)
 	for range 4 {
 		clock.Advance(50 * time.Second)
-		r := a.refresh(t, tok.RefreshToken)
-		expectStatus(t, "refresh every 50s", r, http.StatusOK)
-		tok = decode[tokenResponse](t, r)
+		tok = a.refreshOK(t, "refresh every 50s", tok.RefreshToken)
 	}
 	a.expectValid(t, "session refreshed every 50s", tok.AccessToken)
 }
@@ -736,9 +722,7 @@ func TestLifetimes_RefreshCountsAsUseForTheIdleTimeout(t *testing.T) {
 
 func TestRefreshGrace_ConcurrentReuseWithinGraceThenTheftAfter(t *testing.T) {
 	t.Parallel()
-	clock := newClock()
-	a := startServer(t, serverSetup{Clock: clock})
-	a.putPolicy(t, map[string]any{"refresh_reuse_grace": "1m"})
+	a, clock := startOnClock(t, map[string]any{"refresh_reuse_grace": "1m"})
 	tok := a.create(t, "u", nil)
 
 	// Two tabs refresh with the same token at once.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // startStrict starts a node that trusts the test issuer, sets dev-mode
@@ -43,14 +44,30 @@ func (a *testAPI) expectNoSessions(t testing.TB, what string, users ...string) {
 	}
 }
 
+// badJSON is a request with a JSON body the API must refuse with 400
+// bad_request, naming mention; admin sends the admin key.
+type badJSON struct {
+	name, method, path, body, mention string
+	admin                             bool
+}
+
+// expectBadJSON sends each request and checks that it was refused.
+func (a *testAPI) expectBadJSON(t testing.TB, reqs []badJSON) {
+	t.Helper()
+	for _, c := range reqs {
+		hdrs := []string{"Content-Type", "application/json"}
+		if c.admin {
+			hdrs = append(hdrs, "X-API-Key", testAPIKey)
+		}
+		expectError(t, c.name, a.do(t, c.method, c.path, testkit.Raw(c.body), hdrs...), http.StatusBadRequest, "bad_request", c.mention)
+	}
+}
+
 func TestStrictJSON_CaseVariantNamesAre400(t *testing.T) {
 	t.Parallel()
 	a, p := startStrict(t)
 	jwt := p.rs256(t, idpClaims("carol", time.Now(), nil))
-	for _, c := range []struct {
-		name, method, path, body, mention string
-		admin                             bool
-	}{
+	a.expectBadJSON(t, []badJSON{
 		{"create, every name in capitals", http.MethodPost, "/v1/sessions", `{"USER_ID":"u","App":"web"}`, "USER_ID", true},
 		{"create, one name capitalised", http.MethodPost, "/v1/sessions", `{"user_id":"u","App":"web"}`, "App", true},
 		{"create, device field capitalised", http.MethodPost, "/v1/sessions", `{"user_id":"u","device":{"Label":"x"}}`, "Label", true},
@@ -64,14 +81,7 @@ func TestStrictJSON_CaseVariantNamesAre400(t *testing.T) {
 		{"policy lockout", http.MethodPut, "/v1/policy", `{"lockout":{"Max_Failures":1}}`, "Max_Failures", true},
 		{"user", http.MethodPut, "/v1/users/u", `{"Password":"` + alicePassword + `"}`, "Password", true},
 		{"user limits", http.MethodPut, "/v1/users/u/limits", `{"MAX_SESSIONS":1}`, "MAX_SESSIONS", true},
-	} {
-		hdrs := []string{"Content-Type", "application/json"}
-		if c.admin {
-			hdrs = append(hdrs, "X-API-Key", testAPIKey)
-		}
-		r := a.do(t, c.method, c.path, rawBody(c.body), hdrs...)
-		expectError(t, c.name, r, http.StatusBadRequest, "bad_request", c.mention)
-	}
+	})
 	a.expectNoSessions(t, "after case-variant creates", "u", "carol")
 	expectError(t, "user after a case-variant PUT", a.admin(t, http.MethodGet, "/v1/users/u", nil), http.StatusNotFound, "not_found")
 }
@@ -81,10 +91,7 @@ func TestStrictJSON_DuplicateKeyIs400AndCreatesNothing(t *testing.T) {
 	a, p := startStrict(t)
 	jwt := p.rs256(t, idpClaims("carol", time.Now(), nil))
 	tok := a.create(t, "u", nil)
-	for _, c := range []struct {
-		name, method, path, body, mention string
-		admin                             bool
-	}{
+	a.expectBadJSON(t, []badJSON{
 		{"create, user_id twice", http.MethodPost, "/v1/sessions", `{"user_id":"a","user_id":"b"}`, "user_id", true},
 		{"create, same value twice", http.MethodPost, "/v1/sessions", `{"user_id":"a","app":"web","app":"web"}`, "app", true},
 		{"create, device label twice", http.MethodPost, "/v1/sessions", `{"user_id":"a","device":{"label":"x","label":"y"}}`, "label", true},
@@ -101,14 +108,7 @@ func TestStrictJSON_DuplicateKeyIs400AndCreatesNothing(t *testing.T) {
 		{"policy lockout twice", http.MethodPut, "/v1/policy", `{"lockout":{"max_failures":1},"lockout":null}`, "lockout", true},
 		{"user", http.MethodPut, "/v1/users/v", `{"password":"` + alicePassword + `","password":"` + alicePassword + `"}`, "password", true},
 		{"user limits", http.MethodPut, "/v1/users/u/limits", `{"max_sessions":null,"max_sessions":1}`, "max_sessions", true},
-	} {
-		hdrs := []string{"Content-Type", "application/json"}
-		if c.admin {
-			hdrs = append(hdrs, "X-API-Key", testAPIKey)
-		}
-		r := a.do(t, c.method, c.path, rawBody(c.body), hdrs...)
-		expectError(t, c.name, r, http.StatusBadRequest, "bad_request", c.mention)
-	}
+	})
 	a.expectNoSessions(t, "after duplicate-key requests", "a", "b", "alice", "carol")
 	a.expectValid(t, "the session after duplicate-key revocations and refreshes", tok.AccessToken)
 	if r := a.admin(t, http.MethodGet, "/v1/users/u", nil); r.Status != http.StatusNotFound {
@@ -127,10 +127,7 @@ func TestStrictJSON_UnknownFieldsAre400(t *testing.T) {
 	t.Parallel()
 	a, p := startStrict(t)
 	jwt := p.rs256(t, idpClaims("carol", time.Now(), nil))
-	for _, c := range []struct {
-		name, method, path, body, mention string
-		admin                             bool
-	}{
+	a.expectBadJSON(t, []badJSON{
 		{"create", http.MethodPost, "/v1/sessions", `{"user_id":"u","colour":"red"}`, "colour", true},
 		{"create, in device", http.MethodPost, "/v1/sessions", `{"user_id":"u","device":{"os":"linux"}}`, "device.os", true},
 		{"login", http.MethodPost, "/v1/login", `{"user_id":"alice","password":"` + alicePassword + `","otp":"1"}`, "otp", false},
@@ -140,13 +137,7 @@ func TestStrictJSON_UnknownFieldsAre400(t *testing.T) {
 		{"policy", http.MethodPut, "/v1/policy", `{"session_ttl":"1m"}`, "session_ttl", true},
 		{"policy lockout", http.MethodPut, "/v1/policy", `{"lockout":{"attempts":3}}`, "attempts", true},
 		{"user limits", http.MethodPut, "/v1/users/u/limits", `{"max_sessions":1,"max_apps":1}`, "max_apps", true},
-	} {
-		hdrs := []string{"Content-Type", "application/json"}
-		if c.admin {
-			hdrs = append(hdrs, "X-API-Key", testAPIKey)
-		}
-		expectError(t, c.name, a.do(t, c.method, c.path, rawBody(c.body), hdrs...), http.StatusBadRequest, "bad_request", c.mention)
-	}
+	})
 	a.expectNoSessions(t, "after unknown-field requests", "u", "alice", "carol")
 }
 
@@ -231,7 +222,7 @@ func TestCacheControl_NoStoreOnSessionAndIntrospectionAnswers(t *testing.T) {
 	expectNoStore(t, "GET /v1/me/sessions", a.do(t, http.MethodGet, "/v1/me/sessions", nil, "Authorization", "Bearer "+tok.AccessToken), http.StatusOK)
 	expectNoStore(t, "POST /v1/introspect (JSON)", a.admin(t, http.MethodPost, "/v1/introspect", map[string]string{"token": tok.RefreshToken}), http.StatusOK)
 	expectNoStore(t, "POST /v1/introspect (form)", a.admin(t, http.MethodPost, "/v1/introspect",
-		rawBody(url.Values{"token": {tok.AccessToken}}.Encode()), "Content-Type", "application/x-www-form-urlencoded"), http.StatusOK)
+		testkit.Raw(url.Values{"token": {tok.AccessToken}}.Encode()), "Content-Type", "application/x-www-form-urlencoded"), http.StatusOK)
 	expectNoStore(t, "POST /v1/introspect (unknown token)", a.admin(t, http.MethodPost, "/v1/introspect", map[string]string{"token": "sa_unknown"}), http.StatusOK)
 }
 
@@ -271,7 +262,7 @@ func TestForceLogout_NullInTheBodyKeepsTheQueryReason(t *testing.T) {
 	tok := a.create(t, "judy", nil)
 	keep := a.create(t, "judy", nil)
 	r := a.admin(t, http.MethodDelete, "/v1/users/judy/sessions?reason=password_reset&except="+keep.SessionID,
-		rawBody(`{"reason":null,"except":null}`), "Content-Type", "application/json")
+		testkit.Raw(`{"reason":null,"except":null}`), "Content-Type", "application/json")
 	expectStatus(t, "force logout with null body fields", r, http.StatusOK)
 	if s := a.getSession(t, tok.SessionID); s.RevokeReason != "password_reset" {
 		t.Errorf("revoke_reason %q, want password_reset from the query", s.RevokeReason)

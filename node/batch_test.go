@@ -2,18 +2,23 @@ package node
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond/events"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // leaderOf waits for one of the nodes to lead and be ready for writes.
 func leaderOf(t *testing.T, nodes []*Node) *Node {
 	t.Helper()
 	var leader *Node
-	waitFor(t, 15*time.Second, "a ready leader", func() bool {
+	testkit.Eventually(t, 15*time.Second, "a ready leader", func() bool {
 		for _, n := range nodes {
 			if n.IsLeader() && n.leaderReady.Load() {
 				leader = n
@@ -53,13 +58,15 @@ func concurrentCreates(t *testing.T, n *Node, count int) uint64 {
 // them: not while one does not, and again once it has been upgraded.
 func TestBatchEntries_OnlyWhileEveryServerReadsThem(t *testing.T) {
 	const writes = 64
-	seed := mustStart(t, gossipConfig(t, "n0", 3))
-	second := mustStart(t, gossipConfig(t, "n1", 3, seed.GossipAddr()))
-	oldCfg := gossipConfig(t, "n2", 3, seed.GossipAddr())
+	// Every node that may lead also logs its warnings here.
+	var warnings testkit.SyncBuffer
+	seed := mustStart(t, alsoWarnTo(t, gossipConfig(t, "n0", 3), &warnings))
+	second := mustStart(t, alsoWarnTo(t, gossipConfig(t, "n1", 3, seed.GossipAddr()), &warnings))
+	oldCfg := alsoWarnTo(t, gossipConfig(t, "n2", 3, seed.GossipAddr()), &warnings)
 	oldCfg.noBatchEntries = true
 	old := mustStart(t, oldCfg)
 	nodes := []*Node{seed, second, old}
-	waitFor(t, 15*time.Second, "three voters", func() bool {
+	testkit.Eventually(t, 15*time.Second, "three voters", func() bool {
 		v, _ := voterCount(t, seed)
 		return v == 3
 	})
@@ -74,7 +81,7 @@ func TestBatchEntries_OnlyWhileEveryServerReadsThem(t *testing.T) {
 
 	upgraded := upgrade(t, old, oldCfg)
 	nodes = []*Node{seed, second, upgraded}
-	waitFor(t, 20*time.Second, "the leader to pack writes once every server reads batch entries", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the leader to pack writes once every server reads batch entries", func() bool {
 		for _, n := range nodes {
 			if n.IsLeader() && n.batchEntries.Load() {
 				return true
@@ -95,7 +102,7 @@ func TestBatchEntries_OnlyWhileEveryServerReadsThem(t *testing.T) {
 	lateCfg := gossipConfig(t, "n3", 0, seed.GossipAddr())
 	lateCfg.noBatchEntries = true
 	late := mustStart(t, lateCfg)
-	waitFor(t, 10*time.Second, "the leader to see the late member", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the leader to see the late member", func() bool {
 		for _, m := range leader.Members() {
 			if m.ID == "n3" && m.Status == "alive" {
 				return true
@@ -103,12 +110,14 @@ func TestBatchEntries_OnlyWhileEveryServerReadsThem(t *testing.T) {
 		}
 		return false
 	})
-	time.Sleep(5 * lateCfg.ReconcileInterval) // several reconcile rounds
+	testkit.Eventually(t, 10*time.Second, "the leader to decline the late member", func() bool {
+		return loggedLine(warnings.String(), "not adding a member of an older version", "member=n3")
+	})
 	if inRaft(t, leader, "n3") {
 		t.Fatal("the leader added a member that cannot read batch entries")
 	}
 	upgradedLate := upgrade(t, late, lateCfg)
-	waitFor(t, 15*time.Second, "the upgraded member in Raft", func() bool { return inRaft(t, leader, "n3") })
+	testkit.Eventually(t, 15*time.Second, "the upgraded member in Raft", func() bool { return inRaft(t, leader, "n3") })
 	if err := upgradedLate.WaitForIndex(ctx(t), leader.AppliedIndex()); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +130,23 @@ func TestBatchEntries_OnlyWhileEveryServerReadsThem(t *testing.T) {
 			t.Errorf("node %s holds %d sessions, the leader %d", n.ID(), got, want)
 		}
 	}
+}
+
+// alsoWarnTo makes cfg's node log its warnings to w as well as to the test
+// log.
+func alsoWarnTo(t *testing.T, cfg Config, w io.Writer) Config {
+	cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(testkit.NewLogWriter(t), w), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return cfg
+}
+
+// loggedLine reports whether one line of logs holds every part.
+func loggedLine(logs string, parts ...string) bool {
+	for line := range strings.Lines(logs) {
+		if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(line, p) }) {
+			return true
+		}
+	}
+	return false
 }
 
 // upgrade stops a node that behaves as an older version and starts it
@@ -167,7 +193,7 @@ func TestBatchEntries_WithoutGossipOnlyWhenAlone(t *testing.T) {
 		t.Fatalf("after a restart %d sessions, before %d", got, want)
 	}
 
-	waitFor(t, 5*time.Second, "the lone node to pack", lone.batchEntries.Load)
+	testkit.Eventually(t, 5*time.Second, "the lone node to pack", lone.batchEntries.Load)
 	cfg := testConfig(t, t.TempDir())
 	cfg.NodeID = "n2"
 	cfg.BootstrapSelf = false

@@ -9,6 +9,7 @@ import (
 	"github.com/sessiond/sessiond/events"
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/transport"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // startCluster starts n nodes: the first bootstraps alone, the leader adds
@@ -33,9 +34,9 @@ func startCluster(t *testing.T, size int) ([]*Node, *transport.Faults) {
 		t.Cleanup(func() { n.Close() })
 		nodes[i] = n
 	}
-	waitFor(t, 10*time.Second, "first node leads", nodes[0].IsLeader)
+	testkit.Eventually(t, 10*time.Second, "first node leads", nodes[0].IsLeader)
 	for _, n := range nodes[1:] {
-		waitFor(t, 10*time.Second, "adding "+n.ID(), func() bool {
+		testkit.Eventually(t, 10*time.Second, "adding "+n.ID(), func() bool {
 			err := nodes[0].AddServer(n.ID(), n.RaftAddr(), true)
 			if err != nil {
 				t.Logf("add %s: %v (retrying)", n.ID(), err)
@@ -44,7 +45,7 @@ func startCluster(t *testing.T, size int) ([]*Node, *transport.Faults) {
 		})
 	}
 	for _, n := range nodes {
-		waitFor(t, 10*time.Second, "node "+n.ID()+" ready", n.Ready)
+		testkit.Eventually(t, 10*time.Second, "node "+n.ID()+" ready", n.Ready)
 	}
 	return nodes, faults
 }
@@ -121,7 +122,7 @@ func TestCluster_MinorityCannotWrite(t *testing.T) {
 	}
 	// The majority side still writes.
 	var majority *Node
-	waitFor(t, 10*time.Second, "a leader on the majority side", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a leader on the majority side", func() bool {
 		for _, n := range nodes[:2] {
 			if n.IsLeader() {
 				majority = n
@@ -134,7 +135,7 @@ func TestCluster_MinorityCannotWrite(t *testing.T) {
 		t.Fatalf("majority write: %v", err)
 	}
 	faults.Heal()
-	waitFor(t, 10*time.Second, "the healed node catching up", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the healed node catching up", func() bool {
 		return cut.AppliedIndex() >= majority.AppliedIndex()
 	})
 }

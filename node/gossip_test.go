@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/events"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // gossipConfig is a fast-timing node that discovers peers through gossip.
@@ -77,7 +78,7 @@ func TestGossip_BootstrapExpectFormsOneCluster(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, 15*time.Second, "every node ready", func() bool {
+	testkit.Eventually(t, 15*time.Second, "every node ready", func() bool {
 		for _, n := range nodes {
 			if !n.Ready() {
 				return false
@@ -89,7 +90,7 @@ func TestGossip_BootstrapExpectFormsOneCluster(t *testing.T) {
 		t.Fatalf("nodes see leaders %v, want exactly one", l)
 	}
 	for _, n := range nodes {
-		waitFor(t, 10*time.Second, "node "+n.ID()+" to see every voter", func() bool {
+		testkit.Eventually(t, 10*time.Second, "node "+n.ID()+" to see every voter", func() bool {
 			v, _ := voterCount(t, n)
 			return v == size
 		})
@@ -107,7 +108,7 @@ func TestGossip_BootstrapExpectFormsOneCluster(t *testing.T) {
 
 func TestGossip_LeaderAddsLateJoinersAndReadReplicas(t *testing.T) {
 	seed := mustStart(t, gossipConfig(t, "a", 1))
-	waitFor(t, 10*time.Second, "seed leads", seed.IsLeader)
+	testkit.Eventually(t, 10*time.Second, "seed leads", seed.IsLeader)
 
 	voter := mustStart(t, gossipConfig(t, "b", 0, seed.GossipAddr()))
 	replicaCfg := gossipConfig(t, "r", 0, seed.GossipAddr())
@@ -115,11 +116,11 @@ func TestGossip_LeaderAddsLateJoinersAndReadReplicas(t *testing.T) {
 	replicaCfg.Region = "eu-west"
 	replica := mustStart(t, replicaCfg)
 
-	waitFor(t, 15*time.Second, "b as voter and r as non-voter", func() bool {
+	testkit.Eventually(t, 15*time.Second, "b as voter and r as non-voter", func() bool {
 		v, nv := voterCount(t, seed)
 		return v == 2 && nv == 1
 	})
-	waitFor(t, 10*time.Second, "replica ready", replica.Ready)
+	testkit.Eventually(t, 10*time.Second, "replica ready", replica.Ready)
 	is, err := replica.CreateSession(ctx(t), CreateRequest{UserID: "u", App: "default", AuthMethod: events.AuthImpersonation})
 	if err != nil {
 		t.Fatalf("write through a read replica: %v", err)
@@ -147,20 +148,20 @@ func TestGossip_DeadMemberIsRemovedWhenSafe(t *testing.T) {
 	// reconcile loop reads it).
 	seedCfg.DeadNodeTimeout = 500 * time.Millisecond
 	seed := mustStart(t, seedCfg)
-	waitFor(t, 10*time.Second, "seed leads", seed.IsLeader)
+	testkit.Eventually(t, 10*time.Second, "seed leads", seed.IsLeader)
 	var nodes []*Node
 	for _, id := range []string{"b", "c", "d"} {
 		cfg := gossipConfig(t, id, 0, seed.GossipAddr())
 		nodes = append(nodes, mustStart(t, cfg))
 	}
-	waitFor(t, 15*time.Second, "four voters", func() bool { v, _ := voterCount(t, seed); return v == 4 })
+	testkit.Eventually(t, 15*time.Second, "four voters", func() bool { v, _ := voterCount(t, seed); return v == 4 })
 
 	// The leader removes d once it has been gone for the dead-node
 	// timeout; three voters remain, the floor.
 	if err := nodes[2].Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "d removed", func() bool { v, _ := voterCount(t, seed); return v == 3 })
+	testkit.Eventually(t, 20*time.Second, "d removed", func() bool { v, _ := voterCount(t, seed); return v == 3 })
 
 	// c going too must not shrink the cluster below three voters.
 	if err := nodes[1].Close(); err != nil {
@@ -191,7 +192,7 @@ func TestGossip_NodeWithAnotherKeyNeverJoins(t *testing.T) {
 	friendCfg := gossipConfig(t, "b", 0, seed.GossipAddr())
 	friendCfg.GossipKey = key
 	mustStart(t, friendCfg)
-	waitFor(t, 15*time.Second, "b among the members", func() bool {
+	testkit.Eventually(t, 15*time.Second, "b among the members", func() bool {
 		for _, m := range seed.Members() {
 			if m.ID == "b" {
 				return true

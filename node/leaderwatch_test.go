@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/sessiond/sessiond/events"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 func TestLeaderWatch_WakesWaitersOnEveryLeaderChange(t *testing.T) {
@@ -57,7 +58,7 @@ func TestLeaderWatch_CutOffFollowerStandsAfterOneHeartbeatTimeout(t *testing.T) 
 	faults.Partition(leader.RaftAddr(), cut.RaftAddr())
 	defer faults.Heal()
 	// The contact just before the cut, or the cut itself if later.
-	waitFor(t, 10*time.Second, "the cut-off follower standing", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the cut-off follower standing", func() bool {
 		if c := cut.raft.LastContact(); c.After(lastContact) {
 			lastContact = c
 		}
@@ -92,7 +93,7 @@ func TestLeaderWatch_HeldWriteMovesOnceTheNextLeaderIsKnown(t *testing.T) {
 		done <- result{time.Now(), err}
 	}()
 	var known time.Time
-	waitFor(t, 10*time.Second, "a new leader known to the follower", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a new leader known to the follower", func() bool {
 		_, id := follower.Leader()
 		if id != "" && id != old.ID() {
 			known = time.Now()

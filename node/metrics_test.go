@@ -1,70 +1,23 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sessiond/sessiond/events"
 	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
-
-// metricValue reads one sample from a gatherer: a counter's or gauge's
-// value, a histogram's sample count. labels are name, value pairs that must
-// all match. ok is false when no such sample exists.
-func metricValue(t testing.TB, g prometheus.Gatherer, name string, labels ...string) (v float64, ok bool) {
-	t.Helper()
-	fams, err := g.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if !labelsMatch(m, labels) {
-				continue
-			}
-			switch {
-			case m.Counter != nil:
-				return m.GetCounter().GetValue(), true
-			case m.Gauge != nil:
-				return m.GetGauge().GetValue(), true
-			case m.Histogram != nil:
-				return float64(m.GetHistogram().GetSampleCount()), true
-			}
-		}
-	}
-	return 0, false
-}
-
-func labelsMatch(m *dto.Metric, pairs []string) bool {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		found := false
-		for _, l := range m.GetLabel() {
-			if l.GetName() == pairs[i] && l.GetValue() == pairs[i+1] {
-				found = true
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
-}
 
 func mustMetric(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
 	t.Helper()
-	v, ok := metricValue(t, g, name, labels...)
+	v, ok := testkit.Gather(t, g).Get(name, labels...)
 	if !ok {
 		t.Fatalf("no sample %s%v", name, labels)
 	}
@@ -88,7 +41,7 @@ func TestMetrics_RaftGaugesOnASingleLeader(t *testing.T) {
 	n := startNode(t, testConfig(t, t.TempDir()))
 	defer n.Close()
 	g := n.Metrics()
-	waitFor(t, 5*time.Second, "the leader to have applied its commit index", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the leader to have applied its commit index", func() bool {
 		return mustMetric(t, g, "sessiond_raft_apply_lag") == 0
 	})
 	expectMetric(t, g, 1, "sessiond_raft_state", "state", "leader")
@@ -164,7 +117,7 @@ func wantSessionGauges(t *testing.T, n *Node, ta *tally, want sessionGauges) {
 }
 
 func TestMetrics_SessionGaugesAreExactAfterEveryChange(t *testing.T) {
-	clock := &testClock{now: time.Now().UTC()}
+	clock := testkit.NewClock(time.Now().UTC())
 	cfg := testConfig(t, t.TempDir())
 	cfg.Clock = clock.Now
 	cfg.SweepInterval = 20 * time.Millisecond
@@ -257,9 +210,9 @@ func TestMetrics_SessionGaugesAreExactAfterEveryChange(t *testing.T) {
 	// Once every session has ended, garbage collection removes them all,
 	// tombstones included.
 	clock.Advance(31 * 24 * time.Hour)
-	waitFor(t, 5*time.Second, "garbage collection", func() bool { return mustMetric(t, n.Metrics(), "sessiond_sessions_stored") == 0 })
+	testkit.Eventually(t, 5*time.Second, "garbage collection", func() bool { return mustMetric(t, n.Metrics(), "sessiond_sessions_stored") == 0 })
 	wantSessionGauges(t, n, ta, sessionGauges{0, 0, 0})
-	if _, ok := metricValue(t, n.Metrics(), "sessiond_events_applied_total", "type", "SessionsExpired", "outcome", "ok"); !ok {
+	if _, ok := testkit.Gather(t, n.Metrics()).Get("sessiond_events_applied_total", "type", "SessionsExpired", "outcome", "ok"); !ok {
 		t.Error("no SessionsExpired counted")
 	}
 }
@@ -298,14 +251,14 @@ func TestMetrics_SessionGaugesAfterInstallingTheLeadersSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer follower.Close()
-	waitFor(t, 10*time.Second, "adding the follower", func() bool {
+	testkit.Eventually(t, 10*time.Second, "adding the follower", func() bool {
 		err := leader.AddServer(follower.ID(), follower.RaftAddr(), true)
 		if err != nil {
 			t.Logf("add follower: %v (retrying)", err)
 		}
 		return err == nil
 	})
-	waitFor(t, 10*time.Second, "the follower to install the snapshot and catch up", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the follower to install the snapshot and catch up", func() bool {
 		return mustMetric(t, follower.Metrics(), "sessiond_snapshot_restore_seconds") == 1 &&
 			follower.AppliedIndex() >= leader.AppliedIndex()
 	})
@@ -351,11 +304,11 @@ func TestMetrics_TouchFlushesCounted(t *testing.T) {
 	// A use at least a second after creation is one to replicate.
 	n.touches.record(iss.Session.ID(), n.now()+int64(2*time.Second), int64(time.Minute))
 	g := n.Metrics()
-	waitFor(t, 5*time.Second, "a touch flush", func() bool { return mustMetric(t, g, "sessiond_touch_flushes_total") >= 1 })
+	testkit.Eventually(t, 5*time.Second, "a touch flush", func() bool { return mustMetric(t, g, "sessiond_touch_flushes_total") >= 1 })
 	if v := mustMetric(t, g, "sessiond_touched_sessions_total"); v < 1 {
 		t.Errorf("sessiond_touched_sessions_total = %v after a flush", v)
 	}
-	if _, ok := metricValue(t, g, "sessiond_events_applied_total", "type", "SessionsTouched", "outcome", "ok"); !ok {
+	if _, ok := testkit.Gather(t, g).Get("sessiond_events_applied_total", "type", "SessionsTouched", "outcome", "ok"); !ok {
 		t.Error("no SessionsTouched counted")
 	}
 }
@@ -363,10 +316,10 @@ func TestMetrics_TouchFlushesCounted(t *testing.T) {
 func TestMetrics_RuntimeAndProcessCollectors(t *testing.T) {
 	n := startNode(t, testConfig(t, t.TempDir()))
 	defer n.Close()
-	if _, ok := metricValue(t, n.Metrics(), "go_goroutines"); !ok {
+	if _, ok := testkit.Gather(t, n.Metrics()).Get("go_goroutines"); !ok {
 		t.Error("no go_goroutines: Go collector missing")
 	}
-	if _, ok := metricValue(t, n.Metrics(), "process_start_time_seconds"); !ok {
+	if _, ok := testkit.Gather(t, n.Metrics()).Get("process_start_time_seconds"); !ok {
 		t.Error("no process_start_time_seconds: process collector missing")
 	}
 }
@@ -386,28 +339,10 @@ func TestMetrics_RegistryPerNode(t *testing.T) {
 	expectMetric(t, b.Metrics(), 0, "sessiond_sessions_stored")
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // Raft logs through hclog; the node routes them into its slog logger with
 // the subsystem named.
 func TestHCLog_RaftLogsReachSlog(t *testing.T) {
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	cfg := testConfig(t, t.TempDir())
 	cfg.Logger = slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	n := startNode(t, cfg)

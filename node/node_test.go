@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -11,32 +10,8 @@ import (
 
 	"github.com/sessiond/sessiond/events"
 	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
-
-// testClock is a settable clock shared by a test and its node.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-type logWriter struct{ t testing.TB }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
-}
 
 func testConfig(t testing.TB, dir string) Config {
 	cfg := Default()
@@ -45,7 +20,7 @@ func testConfig(t testing.TB, dir string) Config {
 	cfg.RaftAddr = "127.0.0.1:0"
 	cfg.HeartbeatTimeout = 50 * time.Millisecond
 	cfg.ElectionTimeout = 50 * time.Millisecond
-	cfg.Logger = slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Logger = testkit.Logger(t, slog.LevelWarn)
 	return cfg
 }
 
@@ -56,19 +31,8 @@ func startNode(t testing.TB, cfg Config) *Node {
 	if err != nil {
 		t.Fatalf("start node: %v", err)
 	}
-	waitFor(t, 10*time.Second, "node ready", n.Ready)
+	testkit.Eventually(t, 10*time.Second, "node ready", n.Ready)
 	return n
-}
-
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func ctx(t testing.TB) context.Context {
@@ -135,7 +99,7 @@ func TestNode_SecondProcessOnSameDataDirIsRefused(t *testing.T) {
 }
 
 func TestNode_LeaderSweepsExpiredSessions(t *testing.T) {
-	clock := &testClock{now: time.Now()}
+	clock := testkit.NewClock(time.Now())
 	cfg := testConfig(t, t.TempDir())
 	cfg.Clock = clock.Now
 	cfg.SweepInterval = 10 * time.Millisecond
@@ -151,14 +115,14 @@ func TestNode_LeaderSweepsExpiredSessions(t *testing.T) {
 	}
 	// Past the refresh expiry (22m30s by default) and one GC bucket more.
 	clock.Advance(25 * time.Minute)
-	waitFor(t, 5*time.Second, "expired session to be collected", func() bool { return n.FSM().Stats().Sessions == 0 })
+	testkit.Eventually(t, 5*time.Second, "expired session to be collected", func() bool { return n.FSM().Stats().Sessions == 0 })
 	if _, err := n.Validate(context.Background(), is.AccessToken); !errors.Is(err, fsm.ErrUnauthenticated) {
 		t.Errorf("collected session still validates: %v", err)
 	}
 }
 
 func TestNode_EventTimeNeverGoesBack(t *testing.T) {
-	clock := &testClock{now: time.Now()}
+	clock := testkit.NewClock(time.Now())
 	cfg := testConfig(t, t.TempDir())
 	cfg.Clock = clock.Now
 	n := startNode(t, cfg)
@@ -234,5 +198,3 @@ func TestMintToken_FormatAndUniqueness(t *testing.T) {
 		}
 	}
 }
-
-var _ io.Writer = logWriter{}

@@ -9,31 +9,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sessiond/sessiond/events"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
-// lockedBuffer collects log lines written from any goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// records returns the JSON log records written so far.
-func (b *lockedBuffer) records(t *testing.T) []map[string]any {
+// jsonRecords parses JSON log lines, one record a line.
+func jsonRecords(t *testing.T, logs string) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
+	sc := bufio.NewScanner(strings.NewReader(logs))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var rec map[string]any
@@ -102,7 +88,7 @@ func TestNode_StartRemovesUnfinishedSnapshotsAndKeepsComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logs lockedBuffer
+	var logs testkit.SyncBuffer
 	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	n = startNode(t, cfg)
 	defer n.Close()
@@ -124,7 +110,7 @@ func TestNode_StartRemovesUnfinishedSnapshotsAndKeepsComplete(t *testing.T) {
 	}
 
 	removed := 0
-	for _, rec := range logs.records(t) {
+	for _, rec := range jsonRecords(t, logs.String()) {
 		msg, _ := rec["msg"].(string)
 		switch {
 		case strings.Contains(msg, "removed an unfinished snapshot"):

@@ -2,13 +2,10 @@ package transport
 
 import (
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
@@ -130,34 +127,7 @@ func TestRaftGroupLayer_TwoRaftGroupsShareOnePort(t *testing.T) {
 	}
 	groups := map[string][]raftNode{}
 	for _, group := range []string{"eu", "us"} {
-		var servers []raft.Server
-		for i, tr := range trs {
-			servers = append(servers, raft.Server{ID: raft.ServerID(fmt.Sprintf("node%d", i)), Address: srvAddr(tr), Suffrage: raft.Voter})
-		}
-		for i, tr := range trs {
-			id := fmt.Sprintf("node%d", i)
-			hlog := hclog.New(&hclog.LoggerOptions{Name: group + "/" + id, Output: io.Discard})
-			trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-				Stream: attachGroup(t, tr, group), MaxPool: 3, Timeout: 2 * time.Second, Logger: hlog,
-			})
-			cfg := raft.DefaultConfig()
-			cfg.LocalID = raft.ServerID(id)
-			cfg.HeartbeatTimeout = 100 * time.Millisecond
-			cfg.ElectionTimeout = 100 * time.Millisecond
-			cfg.LeaderLeaseTimeout = 50 * time.Millisecond
-			cfg.CommitTimeout = 5 * time.Millisecond
-			cfg.Logger = hlog
-			fsm := &listFSM{}
-			r, err := raft.NewRaft(cfg, fsm, raft.NewInmemStore(), raft.NewInmemStore(), raft.NewInmemSnapshotStore(), trans)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { r.Shutdown().Error() })
-			if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
-				t.Fatal(err)
-			}
-			groups[group] = append(groups[group], raftNode{tr: tr, raft: r, fsm: fsm})
-		}
+		groups[group] = raftGroupOn(t, trs, func(tr *Transport) raft.StreamLayer { return attachGroup(t, tr, group) })
 	}
 	apply(t, groups["eu"], "eu-1")
 	apply(t, groups["us"], "us-1")
@@ -165,7 +135,8 @@ func TestRaftGroupLayer_TwoRaftGroupsShareOnePort(t *testing.T) {
 	waitEntries(t, groups["eu"], "eu-1", "eu-2")
 	waitEntries(t, groups["us"], "us-1")
 
-	// One group's Raft shutting down leaves the transports to the other.
+	// One group's Raft shutting down leaves the transports to the other
+	// (a second Shutdown at cleanup is a no-op).
 	for _, n := range groups["eu"] {
 		if err := n.raft.Shutdown().Error(); err != nil {
 			t.Fatal(err)

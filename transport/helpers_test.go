@@ -10,41 +10,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/sessiond/sessiond/transport/testkit"
 )
-
-// testLog is an io.Writer that sends each write to t.Log until the test's
-// cleanup has run; goroutines that outlive the test (Raft's, the
-// transport's) are silenced instead of panicking in t.Log.
-type testLog struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func newTestLog(t *testing.T) *testLog {
-	l := &testLog{t: t}
-	// Registered first, so it runs after every other cleanup.
-	t.Cleanup(func() {
-		l.mu.Lock()
-		l.done = true
-		l.mu.Unlock()
-	})
-	return l
-}
-
-func (l *testLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.done {
-		l.t.Log(string(p))
-	}
-	return len(p), nil
-}
-
-// testLogger is a slog logger writing to t.Log.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(newTestLog(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // listen starts a transport on 127.0.0.1:0 with a test logger and closes it
 // when the test ends.
@@ -52,7 +20,7 @@ func listen(t *testing.T, cfg Config) *Transport {
 	t.Helper()
 	cfg.BindAddr = "127.0.0.1:0"
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
+		cfg.Logger = testkit.Logger(t, slog.LevelDebug)
 	}
 	tr, err := Listen(cfg)
 	if err != nil {
@@ -234,18 +202,6 @@ func refused(t *testing.T, c net.Conn, err error) {
 	}
 	defer c.Close()
 	waitClosed(t, c, 5*time.Second)
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // srvAddr is tr's address as Raft names it.

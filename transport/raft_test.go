@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // listFSM records every distinct applied entry in order. Entries are
@@ -75,20 +77,29 @@ type raftNode struct {
 // given identity and fault layer, and bootstraps them as one cluster.
 func raftCluster(t *testing.T, n int, identity func(string) *MutualTLS, faults *Faults) []raftNode {
 	t.Helper()
-	logOut := newTestLog(t)
-	nodes := make([]raftNode, n)
+	trs := make([]*Transport, n)
+	for i := range trs {
+		trs[i] = listen(t, Config{TLS: identity(fmt.Sprintf("node%d", i)), Faults: faults})
+	}
+	return raftGroupOn(t, trs, func(tr *Transport) raft.StreamLayer { return tr.RaftLayer() })
+}
+
+// raftGroupOn starts one Raft node on each transport, each over the stream
+// layer layerOf gives it, and bootstraps them as one cluster.
+func raftGroupOn(t *testing.T, trs []*Transport, layerOf func(*Transport) raft.StreamLayer) []raftNode {
+	t.Helper()
+	logOut := testkit.NewLogWriter(t)
+	nodes := make([]raftNode, len(trs))
 	var servers []raft.Server
-	for i := range nodes {
-		id := fmt.Sprintf("node%d", i)
-		tr := listen(t, Config{TLS: identity(id), Faults: faults})
+	for i, tr := range trs {
 		nodes[i] = raftNode{tr: tr, fsm: &listFSM{}}
-		servers = append(servers, raft.Server{ID: raft.ServerID(id), Address: srvAddr(tr), Suffrage: raft.Voter})
+		servers = append(servers, raft.Server{ID: raft.ServerID(fmt.Sprintf("node%d", i)), Address: srvAddr(tr), Suffrage: raft.Voter})
 	}
 	for i := range nodes {
 		id := fmt.Sprintf("node%d", i)
 		hlog := hclog.New(&hclog.LoggerOptions{Name: id, Output: logOut, Level: hclog.Debug})
 		trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-			Stream:  nodes[i].tr.RaftLayer(),
+			Stream:  layerOf(nodes[i].tr),
 			MaxPool: 3,
 			Timeout: 2 * time.Second,
 			Logger:  hlog.Named("net"),
@@ -106,7 +117,7 @@ func raftCluster(t *testing.T, n int, identity func(string) *MutualTLS, faults *
 		}
 		nodes[i].raft = r
 		t.Cleanup(func() {
-			// Also closes the network transport and so our transport.
+			// The default group's layer also closes our transport.
 			if err := r.Shutdown().Error(); err != nil {
 				t.Errorf("shutdown %s: %v", id, err)
 			}
@@ -122,7 +133,7 @@ func raftCluster(t *testing.T, n int, identity func(string) *MutualTLS, faults *
 func waitLeader(t *testing.T, nodes []raftNode) raftNode {
 	t.Helper()
 	var leader raftNode
-	waitFor(t, 10*time.Second, "a leader", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a leader", func() bool {
 		for _, n := range nodes {
 			if n.raft.State() == raft.Leader {
 				leader = n
@@ -157,7 +168,7 @@ func apply(t *testing.T, nodes []raftNode, entry string) {
 func waitEntries(t *testing.T, nodes []raftNode, want ...string) {
 	t.Helper()
 	for _, n := range nodes {
-		waitFor(t, 10*time.Second, fmt.Sprintf("%s to apply %q", n.tr.Addr(), want), func() bool {
+		testkit.Eventually(t, 10*time.Second, fmt.Sprintf("%s to apply %q", n.tr.Addr(), want), func() bool {
 			return slices.Equal(n.fsm.Entries(), want)
 		})
 	}
@@ -194,7 +205,7 @@ func TestRaft_PartitionedLeaderIsReplacedAndCatchesUpAfterHeal(t *testing.T) {
 	if got := cut.fsm.Entries(); !slices.Equal(got, []string{"before"}) {
 		t.Fatalf("the partitioned node applied %q", got)
 	}
-	waitFor(t, 10*time.Second, "the partitioned leader to step down", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the partitioned leader to step down", func() bool {
 		return cut.raft.State() != raft.Leader
 	})
 

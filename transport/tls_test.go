@@ -86,7 +86,7 @@ func TestMutualTLS_AcceptsPeersOfTheClusterCA(t *testing.T) {
 // both ends as long as it chains to the cluster CA.
 func TestMutualTLS_AcceptsCertificateWithoutAddressSAN(t *testing.T) {
 	ca := newTestCA(t, "cluster-a")
-	noSAN := func(name string) *MutualTLS { return mustLoad(t, ca.issue(name, leafOptions{})) }
+	noSAN := func(name string) *MutualTLS { return mustLoad(t, ca.issue(name)) }
 	srv := listen(t, Config{TLS: noSAN("server")})
 	rec := newRPCRecorder(srv)
 	cli := listen(t, Config{TLS: noSAN("client")})

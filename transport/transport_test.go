@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // modes runs a test over plain TCP and over mutual TLS with one cluster CA.
@@ -338,7 +340,7 @@ func TestClose_ClosesRaftConnectionsNeverAccepted(t *testing.T) {
 	srv := listen(t, Config{})
 	cli := listen(t, Config{})
 	c := dial(t, cli, srv.Addr(), KindRaft)
-	waitFor(t, 5*time.Second, "the Raft connection to be queued", func() bool { return len(srv.raftConns) == 1 })
+	testkit.Eventually(t, 5*time.Second, "the Raft connection to be queued", func() bool { return len(srv.raftConns) == 1 })
 
 	closeWithin(t, srv, 5*time.Second)
 	waitClosed(t, c, 2*time.Second)

@@ -101,6 +101,16 @@ func TestSessionbench_LocalClusterRunsEveryPhaseWithoutErrors(t *testing.T) {
 	}
 }
 
+// expectRefused checks that the tool refuses each command line.
+func expectRefused(t *testing.T, cmdLines [][]string) {
+	t.Helper()
+	for _, args := range cmdLines {
+		if _, err := runTool(t, args...); err == nil {
+			t.Errorf("%v: accepted", args)
+		}
+	}
+}
+
 func TestSessionbench_TimeoutStopsTheRunWithAnError(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
@@ -117,17 +127,13 @@ func TestSessionbench_TimeoutStopsTheRunWithAnError(t *testing.T) {
 }
 
 func TestSessionbench_RejectsConflictingTargets(t *testing.T) {
-	for _, args := range [][]string{
+	expectRefused(t, [][]string{
 		{"--addrs", "http://127.0.0.1:1", "--local", "3", "--api-key", "0123456789abcdef"},
 		{"--addrs", "http://127.0.0.1:1"}, // no key
 		{"--addrs", "127.0.0.1:1", "--api-key", "0123456789abcdef"},
 		{"--phases", "create,bogus"},
 		{"--api-key", "0123456789abcdef"}, // a key without --addrs
-	} {
-		if _, err := runTool(t, args...); err == nil {
-			t.Errorf("%v: accepted", args)
-		}
-	}
+	})
 }
 
 func TestHistogram_QuantilesWithinOnePercent(t *testing.T) {

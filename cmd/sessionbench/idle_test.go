@@ -12,7 +12,7 @@ import (
 )
 
 func TestIdle_RejectsBadArguments(t *testing.T) {
-	for _, args := range [][]string{
+	expectRefused(t, [][]string{
 		{"idle", "--duration", "0s"},
 		{"idle", "--duration", "2h"},
 		{"idle", "--nodes", "0"},
@@ -23,11 +23,7 @@ func TestIdle_RejectsBadArguments(t *testing.T) {
 		{"idle", "--pids", "0"},
 		{"idle", "--sessiond", "/bin/true", "--consul", "/bin/true"},
 		{"idle", "extra"},
-	} {
-		if _, err := runTool(t, args...); err == nil {
-			t.Errorf("%v: accepted", args)
-		}
-	}
+	})
 }
 
 func TestParseProcStatCPU_CountsUserAndSystemTime(t *testing.T) {

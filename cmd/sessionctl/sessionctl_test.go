@@ -4,16 +4,13 @@ package main
 // in tables and in JSON.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,25 +18,8 @@ import (
 	"github.com/sessiond/sessiond/httpapi/clustertest"
 	"github.com/sessiond/sessiond/node"
 	"github.com/sessiond/sessiond/node/password"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type result struct {
 	stdout, stderr string
@@ -76,7 +56,7 @@ func (h *cli) with(t *testing.T) *cli {
 	return &c
 }
 
-func (h *cli) exec(ctx context.Context, env map[string]string, stdin string, stdout, stderr *syncBuffer, args ...string) int {
+func (h *cli) exec(ctx context.Context, env map[string]string, stdin string, stdout, stderr *testkit.SyncBuffer, args ...string) int {
 	getenv := func(k string) string {
 		if v, ok := env[k]; ok {
 			return v
@@ -89,7 +69,7 @@ func (h *cli) exec(ctx context.Context, env map[string]string, stdin string, std
 // runWith runs one command line with extra environment and standard input.
 func (h *cli) runWith(env map[string]string, stdin string, args ...string) result {
 	h.t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut testkit.SyncBuffer
 	code := h.exec(context.Background(), env, stdin, &out, &errOut, args...)
 	h.t.Logf("sessionctl %s → %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
 	return result{out.String(), errOut.String(), code}
@@ -479,7 +459,7 @@ func TestSessionctl_EveryCommandAgainstAThreeNodeCluster(t *testing.T) {
 		h := h.with(t)
 		h.waitApplied()
 		after := h.cl.Nodes[0].Node.AppliedIndex()
-		var out, errOut syncBuffer
+		var out, errOut testkit.SyncBuffer
 		fctx, stop := context.WithCancel(context.Background())
 		defer stop()
 		done := make(chan int, 1)
@@ -528,12 +508,7 @@ func TestSessionctl_EveryCommandAgainstAThreeNodeCluster(t *testing.T) {
 			t.Errorf("missing key file: %+v", r)
 		}
 
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		dead := "http://" + l.Addr().String()
-		l.Close()
+		dead := "http://" + testkit.FreeAddr(t) // nothing listens there
 		withDead := map[string]string{"SESSIOND_ADDR": dead + "," + h.env["SESSIOND_ADDR"]}
 		if r := h.runWith(withDead, "", "policy", "get"); r.code != 0 {
 			t.Errorf("a dead first address: %+v", r)

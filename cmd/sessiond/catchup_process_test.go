@@ -11,7 +11,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 const (
@@ -76,8 +77,8 @@ func startProcessCluster(t *testing.T, bin string) *processCluster {
 	pc := &processCluster{}
 	var gossip, httpAddrs []string
 	for range 3 {
-		gossip = append(gossip, freeAddr(t))
-		httpAddrs = append(httpAddrs, freeAddr(t))
+		gossip = append(gossip, testkit.FreeAddr(t))
+		httpAddrs = append(httpAddrs, testkit.FreeAddr(t))
 	}
 	for i := range 3 {
 		var join []string
@@ -90,7 +91,7 @@ func startProcessCluster(t *testing.T, bin string) *processCluster {
 		pc.dataDir = append(pc.dataDir, dataDir)
 		pc.args = append(pc.args, []string{
 			"--node-id", fmt.Sprintf("node%d", i), "--data-dir", dataDir,
-			"--http-addr", httpAddrs[i], "--raft-addr", freeAddr(t), "--gossip-addr", gossip[i],
+			"--http-addr", httpAddrs[i], "--raft-addr", testkit.FreeAddr(t), "--gossip-addr", gossip[i],
 			"--join", strings.Join(join, ","), "--bootstrap-expect", "3",
 			"--api-key-file", keyFile, "--cookie-key-file", cookieFile,
 			"--max-stale", catchUpMaxStale.String(),
@@ -109,9 +110,10 @@ func startProcessCluster(t *testing.T, bin string) *processCluster {
 // leader is the index of the node that every node names as the leader.
 func (pc *processCluster) leader(t *testing.T) int {
 	t.Helper()
-	deadline := time.Now().Add(readyLimit)
-	for {
-		var ids []string
+	leader := -1
+	var ids []string
+	agreed := testkit.Wait(readyLimit, func() bool {
+		ids = nil
 		for _, c := range pc.clients {
 			var st struct {
 				Leader struct {
@@ -125,14 +127,16 @@ func (pc *processCluster) leader(t *testing.T) int {
 		if len(ids) == len(pc.clients) && len(slices.Compact(ids)) == 1 {
 			var i int
 			if _, err := fmt.Sscanf(ids[0], "node%d", &i); err == nil && i >= 0 && i < len(pc.clients) {
-				return i
+				leader = i
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no leader all nodes agree on after %s (they name %q)", readyLimit, ids)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return false
+	})
+	if !agreed {
+		t.Fatalf("no leader all nodes agree on after %s (they name %q)", readyLimit, ids)
 	}
+	return leader
 }
 
 // createAt creates a session through c and returns its tokens and index.
@@ -160,22 +164,14 @@ func fill(t *testing.T, c *client, n, workers int, body func(i int) string) {
 	for range workers {
 		wg.Go(func() {
 			for i := range jobs {
-				req, err := http.NewRequest(http.MethodPost, c.base+"/v1/sessions", strings.NewReader(body(i)))
-				if err != nil {
-					errs <- err
-					return
-				}
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("X-API-Key", c.key)
-				resp, err := c.http.Do(req)
+				r, err := testkit.Send(c.http, http.MethodPost, c.base+"/v1/sessions", testkit.Raw(body(i)),
+					"Content-Type", "application/json", "X-API-Key", c.key)
 				if err != nil {
 					errs <- fmt.Errorf("create %d: %w", i, err)
 					return
 				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusCreated {
-					errs <- fmt.Errorf("create %d: status %d", i, resp.StatusCode)
+				if r.Status != http.StatusCreated {
+					errs <- fmt.Errorf("create %d: status %d", i, r.Status)
 					return
 				}
 			}
@@ -227,20 +223,12 @@ func pollRestarted(t *testing.T, d *daemon, base string, tokens map[string]strin
 	patient := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	impatient := &http.Client{Timeout: catchUpPatience, Transport: tr}
 	get := func(hc *http.Client, path, token string) (int, string, error) {
-		req, err := http.NewRequest(http.MethodGet, base+path, nil)
-		if err != nil {
-			return 0, "", err
-		}
+		var auth []string
 		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
+			auth = []string{"Authorization", "Bearer " + token}
 		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return 0, "", err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, resp.Header.Get("X-Sessiond-Index"), nil
+		r, err := testkit.Send(hc, http.MethodGet, base+path, nil, auth...)
+		return r.Status, r.Header.Get("X-Sessiond-Index"), err
 	}
 	began := time.Now()
 	var (

@@ -6,21 +6,14 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
 	"io/fs"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -29,12 +22,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/sessiond/sessiond/httpapi/clustertest"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 const (
@@ -43,9 +35,6 @@ const (
 )
 
 func TestProcess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping the process tests (they build and run the sessiond binary) in -short mode")
-	}
 	bin := buildBinary(t)
 	t.Run("KillAndRestartKeepsSessions", func(t *testing.T) { t.Parallel(); testKillAndRestart(t, bin) })
 	t.Run("RestartWithoutWritesBecomesReady", func(t *testing.T) { t.Parallel(); testRestartWithoutWrites(t, bin) })
@@ -58,9 +47,13 @@ func TestProcess(t *testing.T) {
 	t.Run("RestartedFollowerCatchingUp", func(t *testing.T) { t.Parallel(); testRestartedFollowerCatchingUp(t, bin) })
 }
 
-// buildBinary builds this package into the test's temporary directory.
+// buildBinary builds this package into the test's temporary directory; in
+// -short mode it skips the test instead.
 func buildBinary(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping the process tests (they build and run the sessiond binary) in -short mode")
+	}
 	bin := filepath.Join(t.TempDir(), "sessiond")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
 	out, err := cmd.CombinedOutput()
@@ -70,32 +63,10 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment
-// ago, outside the range outgoing connections take theirs from.
-func freeAddr(t *testing.T) string { return clustertest.FreeAddr(t) }
-
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // daemon is one running sessiond process.
 type daemon struct {
 	cmd     *exec.Cmd
-	out     *syncBuffer // stdout and stderr
+	out     *testkit.SyncBuffer // stdout and stderr
 	exited  chan struct{}
 	waitErr error
 }
@@ -119,7 +90,7 @@ func start(t *testing.T, bin string, env []string, args ...string) *daemon {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = environment(env...)
-	d := &daemon{cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+	d := &daemon{cmd: cmd, out: &testkit.SyncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
@@ -154,22 +125,25 @@ func (d *daemon) running() bool {
 // waitReady polls GET /readyz until it answers 200.
 func (d *daemon) waitReady(t *testing.T, c *client) {
 	t.Helper()
-	deadline := time.Now().Add(readyLimit)
-	for {
+	exited := false
+	ready := testkit.Wait(readyLimit, func() bool {
 		if !d.running() {
-			t.Fatalf("sessiond exited before it was ready (%v):\n%s", d.waitErr, d.out.String())
+			exited = true
+			return true
 		}
-		if resp, err := c.http.Get(c.base + "/readyz"); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		resp, err := c.http.Get(c.base + "/readyz")
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sessiond not ready after %s:\n%s", readyLimit, d.out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	switch {
+	case exited:
+		t.Fatalf("sessiond exited before it was ready (%v):\n%s", d.waitErr, d.out.String())
+	case !ready:
+		t.Fatalf("sessiond not ready after %s:\n%s", readyLimit, d.out.String())
 	}
 }
 
@@ -231,34 +205,14 @@ type answer struct {
 // call sends a JSON request; admin adds the API key; hdrs are name, value pairs.
 func (c *client) call(t *testing.T, admin bool, method, path string, body any, hdrs ...string) answer {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
 	if admin {
-		req.Header.Set("X-API-Key", c.key)
+		hdrs = append([]string{"X-API-Key", c.key}, hdrs...)
 	}
-	for i := 0; i+1 < len(hdrs); i += 2 {
-		req.Header.Set(hdrs[i], hdrs[i+1])
-	}
-	resp, err := c.http.Do(req)
+	r, err := testkit.Send(c.http, method, c.base+path, body, hdrs...)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return answer{status: resp.StatusCode, body: data}
+	return answer{status: r.Status, body: r.Body}
 }
 
 func (c *client) expect(t *testing.T, what string, a answer, status int) {
@@ -370,8 +324,8 @@ func readAdminKey(t *testing.T, dataDir string) string {
 
 func testKillAndRestart(t *testing.T, bin string) {
 	dataDir := filepath.Join(t.TempDir(), "data")
-	httpAddr, raftAddr := freeAddr(t), freeAddr(t)
-	args := []string{"--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", raftAddr, "--gossip-addr", freeAddr(t)}
+	httpAddr, raftAddr := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	args := []string{"--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", raftAddr, "--gossip-addr", testkit.FreeAddr(t)}
 
 	first := start(t, bin, nil, args...)
 	probe := newClient(t, "http://"+httpAddr, "", nil)
@@ -474,8 +428,9 @@ func testKillAndRestart(t *testing.T, bin string) {
 	checkNotStored(t, dataDir, "the password", []byte(password))
 }
 
-// checkNotStored fails if any file under dir contains secret.
-func checkNotStored(t *testing.T, dir, what string, secret []byte) {
+// eachFile calls f with the path (relative to dir) and the contents of
+// every file under dir.
+func eachFile(t *testing.T, dir string, f func(rel string, data []byte)) {
 	t.Helper()
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -485,15 +440,23 @@ func checkNotStored(t *testing.T, dir, what string, secret []byte) {
 		if err != nil {
 			return err
 		}
-		if bytes.Contains(data, secret) {
-			rel, _ := filepath.Rel(dir, path)
-			t.Errorf("%s is stored in %s", what, rel)
-		}
+		rel, _ := filepath.Rel(dir, path)
+		f(rel, data)
 		return nil
 	})
 	if err != nil {
 		t.Fatalf("scan %s: %v", dir, err)
 	}
+}
+
+// checkNotStored fails if any file under dir contains secret.
+func checkNotStored(t *testing.T, dir, what string, secret []byte) {
+	t.Helper()
+	eachFile(t, dir, func(rel string, data []byte) {
+		if bytes.Contains(data, secret) {
+			t.Errorf("%s is stored in %s", what, rel)
+		}
+	})
 }
 
 // checkNoSecretsStored reads every file under dir and fails if any holds a
@@ -525,16 +488,8 @@ func checkNoSecretsStored(t *testing.T, dir string, issued []string, adminKey st
 		hashes = append(hashes, h[:])
 	}
 	hashesFound, files := 0, 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
+	eachFile(t, dir, func(rel string, data []byte) {
 		files++
-		rel, _ := filepath.Rel(dir, path)
 		for _, n := range needles {
 			if bytes.Contains(data, n.b) {
 				t.Errorf("%s is stored in %s", n.what, rel)
@@ -548,11 +503,7 @@ func checkNoSecretsStored(t *testing.T, dir string, issued []string, adminKey st
 				hashesFound++
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatalf("scan %s: %v", dir, err)
-	}
 	if files < 2 {
 		t.Errorf("scanned %d files under %s, want at least admin.key and raft.db", files, dir)
 	}
@@ -563,8 +514,8 @@ func checkNoSecretsStored(t *testing.T, dir string, issued []string, adminKey st
 
 func testRestartWithoutWrites(t *testing.T, bin string) {
 	dataDir := filepath.Join(t.TempDir(), "data")
-	httpAddr, raftAddr := freeAddr(t), freeAddr(t)
-	args := []string{"--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", raftAddr, "--gossip-addr", freeAddr(t)}
+	httpAddr, raftAddr := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	args := []string{"--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", raftAddr, "--gossip-addr", testkit.FreeAddr(t)}
 	c := newClient(t, "http://"+httpAddr, "", nil)
 
 	// A node that wrote nothing since its last start must still become
@@ -583,8 +534,8 @@ func testRestartWithoutWrites(t *testing.T, bin string) {
 
 func testSIGTERM(t *testing.T, bin string) {
 	dataDir := filepath.Join(t.TempDir(), "data")
-	httpAddr := freeAddr(t)
-	d := start(t, bin, nil, "--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", freeAddr(t), "--gossip-addr", freeAddr(t))
+	httpAddr := testkit.FreeAddr(t)
+	d := start(t, bin, nil, "--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", testkit.FreeAddr(t), "--gossip-addr", testkit.FreeAddr(t))
 	c := newClient(t, "http://"+httpAddr, "", nil)
 	d.waitReady(t, c)
 	c.key = readAdminKey(t, dataDir)
@@ -593,7 +544,7 @@ func testSIGTERM(t *testing.T, bin string) {
 
 	// A second process on the same data dir refuses to start, and leaves the
 	// first one alone.
-	out, err := runToExit(t, bin, nil, "--data-dir", dataDir, "--http-addr", freeAddr(t), "--raft-addr", freeAddr(t), "--gossip-addr", freeAddr(t))
+	out, err := runToExit(t, bin, nil, "--data-dir", dataDir, "--http-addr", testkit.FreeAddr(t), "--raft-addr", testkit.FreeAddr(t), "--gossip-addr", testkit.FreeAddr(t))
 	if err == nil || !strings.Contains(out, "in use") {
 		t.Errorf("second process on the same data dir: err %v, output:\n%s\nwant a failure saying the data dir is in use", err, out)
 	}
@@ -611,11 +562,11 @@ func testSIGTERM(t *testing.T, bin string) {
 // docs/api.md#errors) rather than cut off by the process exiting.
 func testSIGTERMWithWaitingRead(t *testing.T, bin string) {
 	dataDir := filepath.Join(t.TempDir(), "data")
-	httpAddr := freeAddr(t)
+	httpAddr := testkit.FreeAddr(t)
 	// Debug logging shows when the read is really waiting on the server: a
 	// request still on the wire when shutdown begins is dropped by net/http
 	// unanswered, which is not what this test is about.
-	d := start(t, bin, nil, "--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", freeAddr(t), "--gossip-addr", freeAddr(t), "--log-level", "debug")
+	d := start(t, bin, nil, "--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", testkit.FreeAddr(t), "--gossip-addr", testkit.FreeAddr(t), "--log-level", "debug")
 	c := newClient(t, "http://"+httpAddr, "", nil)
 	d.waitReady(t, c)
 	c.key = readAdminKey(t, dataDir)
@@ -650,11 +601,8 @@ func testSIGTERMWithWaitingRead(t *testing.T, bin string) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the waiting read was not sent within 5s")
 	}
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(d.out.String(), "read waiting for index"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server did not log the waiting read within 10s:\n%s", d.out.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testkit.Wait(10*time.Second, func() bool { return strings.Contains(d.out.String(), "read waiting for index") }) {
+		t.Fatalf("the server did not log the waiting read within 10s:\n%s", d.out.String())
 	}
 
 	began := time.Now()
@@ -673,48 +621,6 @@ func testSIGTERMWithWaitingRead(t *testing.T, bin string) {
 	}
 }
 
-// writeCert writes a self-signed certificate for 127.0.0.1 and its key.
-func writeCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "sessiond test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
-
 // envCoveredFlags are the flags testEnvironment sets through SESSIOND_*.
 var envCoveredFlags = []string{
 	"node-id", "data-dir", "http-addr", "raft-addr", "gossip-addr", "advertise-addr",
@@ -724,19 +630,20 @@ var envCoveredFlags = []string{
 func testEnvironment(t *testing.T, bin string) {
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "env-data")
-	httpAddr, raftAddr, advertise := freeAddr(t), freeAddr(t), freeAddr(t)
+	httpAddr, raftAddr, advertise := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
 	const apiKey = "key-from-the-env-file-0123456789"
 	keyFile := filepath.Join(dir, "api.keys")
 	if err := os.WriteFile(keyFile, []byte("# admin keys\n\n"+apiKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	certFile, certKey, pool := writeCert(t, dir)
+	ca := testkit.NewCA(t, "sessiond test")
+	certFile, certKey := ca.Issue("sessiond", net.IPv4(127, 0, 0, 1))
 	env := []string{
 		"SESSIOND_NODE_ID=env-node",
 		"SESSIOND_DATA_DIR=" + dataDir,
 		"SESSIOND_HTTP_ADDR=" + httpAddr,
 		"SESSIOND_RAFT_ADDR=" + raftAddr,
-		"SESSIOND_GOSSIP_ADDR=" + freeAddr(t),
+		"SESSIOND_GOSSIP_ADDR=" + testkit.FreeAddr(t),
 		"SESSIOND_ADVERTISE_ADDR=" + advertise,
 		"SESSIOND_API_KEY_FILE=" + keyFile,
 		"SESSIOND_HTTP_TLS_CERT=" + certFile,
@@ -745,7 +652,7 @@ func testEnvironment(t *testing.T, bin string) {
 		"SESSIOND_LOG_FORMAT=json",
 	}
 	d := start(t, bin, env) // no flags at all
-	c := newClient(t, "https://"+httpAddr, apiKey, &tls.Config{RootCAs: pool})
+	c := newClient(t, "https://"+httpAddr, apiKey, &tls.Config{RootCAs: ca.Pool()})
 	d.waitReady(t, c) // SESSIOND_HTTP_ADDR, SESSIOND_HTTP_TLS_CERT, SESSIOND_HTTP_TLS_KEY
 
 	tok := c.create(t, "env-user") // SESSIOND_API_KEY_FILE
@@ -890,7 +797,7 @@ func testJoiningNeedsKeyFiles(t *testing.T, bin string) {
 	if err := os.WriteFile(keyFile, []byte("shared-admin-key-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := []string{"--data-dir", filepath.Join(dir, "data"), "--http-addr", freeAddr(t), "--raft-addr", freeAddr(t), "--gossip-addr", freeAddr(t)}
+	base := []string{"--data-dir", filepath.Join(dir, "data"), "--http-addr", testkit.FreeAddr(t), "--raft-addr", testkit.FreeAddr(t), "--gossip-addr", testkit.FreeAddr(t)}
 	for _, c := range []struct {
 		args []string
 		want string

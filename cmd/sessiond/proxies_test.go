@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // --trusted-proxies (docs/security.md#rate-limits): a bad range refuses the
@@ -14,9 +16,6 @@ import (
 // SESSIOND_TRUSTED_PROXIES, a bare address) decide whose X-Forwarded-For is
 // believed.
 func TestTrustedProxiesFlag(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping the process tests (they build and run the sessiond binary) in -short mode")
-	}
 	bin := buildBinary(t)
 	t.Run("BadRangeRefusesToStart", func(t *testing.T) { t.Parallel(); testTrustedProxiesBadRange(t, bin) })
 	t.Run("EnvironmentTrustsTheProxy", func(t *testing.T) { t.Parallel(); testTrustedProxiesFromEnvironment(t, bin) })
@@ -33,7 +32,7 @@ func testTrustedProxiesBadRange(t *testing.T, bin string) {
 		{[]string{"SESSIOND_TRUSTED_PROXIES=192.0.2.1, proxy.example.com"}, nil, "proxy.example.com"},
 	} {
 		dataDir := filepath.Join(t.TempDir(), "data")
-		args := append([]string{"--data-dir", dataDir, "--http-addr", freeAddr(t), "--raft-addr", freeAddr(t), "--gossip-addr", freeAddr(t)}, c.args...)
+		args := append([]string{"--data-dir", dataDir, "--http-addr", testkit.FreeAddr(t), "--raft-addr", testkit.FreeAddr(t), "--gossip-addr", testkit.FreeAddr(t)}, c.args...)
 		out, err := runToExit(t, bin, c.env, args...)
 		if err == nil || !strings.Contains(out, "--trusted-proxies") || !strings.Contains(out, `"`+c.bad+`"`) {
 			t.Errorf("sessiond %v %v: err %v, output %q; want a refusal naming --trusted-proxies and %q", c.env, c.args, err, out, c.bad)
@@ -51,10 +50,10 @@ func testTrustedProxiesFromEnvironment(t *testing.T, bin string) {
 	if err := os.WriteFile(keyFile, []byte(apiKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr := freeAddr(t)
+	httpAddr := testkit.FreeAddr(t)
 	d := start(t, bin, []string{"SESSIOND_TRUSTED_PROXIES=127.0.0.1"},
-		"--data-dir", filepath.Join(dir, "data"), "--http-addr", httpAddr, "--raft-addr", freeAddr(t),
-		"--gossip-addr", freeAddr(t), "--api-key-file", keyFile)
+		"--data-dir", filepath.Join(dir, "data"), "--http-addr", httpAddr, "--raft-addr", testkit.FreeAddr(t),
+		"--gossip-addr", testkit.FreeAddr(t), "--api-key-file", keyFile)
 	c := newClient(t, "http://"+httpAddr, apiKey, nil)
 	d.waitReady(t, c)
 	c.expect(t, "PUT user", c.call(t, true, http.MethodPut, "/v1/users/alice", map[string]string{"password": "correct horse battery staple"}), http.StatusOK)

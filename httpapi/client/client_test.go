@@ -16,25 +16,75 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sessiond/sessiond/httpapi/client"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
-// fake is an httptest server whose handler a test sets, recording the
-// requests it saw.
+// fake is a server whose handler a test sets, recording the requests it
+// saw.
 type fake struct {
-	*httptest.Server
+	URL      string
+	handler  http.Handler
 	mu       sync.Mutex
 	requests []*http.Request
 	bodies   []string
 	at       []time.Time
 }
 
+// newFake serves h on 127.0.0.1 until the test ends.
 func newFake(t *testing.T, h http.HandlerFunc) *fake {
 	t.Helper()
 	f := &fake{}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(f.recording(h))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	return f
+}
+
+// newMemFake is a fake at http://host that clients reach in memory, through
+// inMemory: with no network, a test can run in a synctest bubble, where
+// time is fake and every wait is exact.
+func newMemFake(host string, h http.HandlerFunc) *fake {
+	f := &fake{URL: "http://" + host}
+	f.handler = f.recording(h)
+	return f
+}
+
+// inMemory makes a client reach the fakes made by newMemFake.
+func inMemory(fakes ...*fake) client.Option {
+	byHost := memTransport{}
+	for _, f := range fakes {
+		byHost[strings.TrimPrefix(f.URL, "http://")] = f.handler
+	}
+	return client.WithHTTPClient(&http.Client{Transport: byHost})
+}
+
+// memTransport serves each request with the handler of its host.
+type memTransport map[string]http.Handler
+
+func (m memTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	h, ok := m[r.URL.Host]
+	if !ok {
+		return nil, fmt.Errorf("no in-memory fake at %s", r.URL.Host)
+	}
+	req := r.Clone(r.Context())
+	if req.Body == nil {
+		req.Body = http.NoBody
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	req.Body.Close()
+	resp := rec.Result()
+	resp.Request = r
+	return resp, nil
+}
+
+// recording is h after f records the request.
+func (f *fake) recording(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
 		f.requests = append(f.requests, r.Clone(context.Background()))
@@ -42,9 +92,7 @@ func newFake(t *testing.T, h http.HandlerFunc) *fake {
 		f.at = append(f.at, time.Now())
 		f.mu.Unlock()
 		h(w, r)
-	}))
-	t.Cleanup(f.Close)
-	return f
+	})
 }
 
 func (f *fake) count() int {
@@ -81,16 +129,7 @@ func unavailable(w http.ResponseWriter, retryAfter string) {
 const policyJSON = `{"access_ttl":"15m0s","refresh_ttl":"22m30s","refresh_ttl_follows_access":true,"absolute_ttl":"720h0m0s","idle_timeout":"0s","sliding_refresh":false,"remember_me_ttl":"720h0m0s","max_sessions_per_user":0,"app_max_sessions":{},"on_session_limit":"deny","lockout":{"max_failures":5,"window":"15m0s","duration":"15m0s"},"force_logout_on_password_change":true,"refresh_reuse_grace":"0s"}`
 
 // deadAddr is an address nothing listens on.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
-}
+func deadAddr(t *testing.T) string { return "http://" + testkit.FreeAddr(t) }
 
 func newClient(t *testing.T, addrs []string, opts ...client.Option) *client.Client {
 	t.Helper()
@@ -101,79 +140,91 @@ func newClient(t *testing.T, addrs []string, opts ...client.Option) *client.Clie
 	return c
 }
 
+// The retry tests run in a synctest bubble against in-memory fakes: the
+// waits they check take no real time and are measured exactly.
+
 func TestRetry_503ThenSuccessWaitsRetryAfter(t *testing.T) {
 	t.Parallel()
-	var calls atomic.Int32
-	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
-		if calls.Add(1) == 1 {
-			unavailable(w, "1")
-			return
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		f := newMemFake("node", func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) == 1 {
+				unavailable(w, "1")
+				return
+			}
+			writeJSON(w, http.StatusOK, policyJSON)
+		})
+		c := newClient(t, []string{f.URL}, inMemory(f), client.WithRetry(3, time.Millisecond))
+		p, err := c.Policy(context.Background())
+		if err != nil {
+			t.Fatal(err)
 		}
-		writeJSON(w, http.StatusOK, policyJSON)
+		if f.count() != 2 || p.AccessTTL != 15*time.Minute {
+			t.Fatalf("requests %d, policy %+v", f.count(), p)
+		}
+		// The backoff (at most 1ms) is shorter: Retry-After decides.
+		if at := f.times(); at[1].Sub(at[0]) != time.Second {
+			t.Errorf("retried after %s; Retry-After asked for 1s", at[1].Sub(at[0]))
+		}
+		id0, id1 := f.request(0).Header.Get("X-Request-Id"), f.request(1).Header.Get("X-Request-Id")
+		if id0 == "" || id0 != id1 {
+			t.Errorf("request ids %q and %q: a call's retries share one", id0, id1)
+		}
+		if _, err := c.Policy(client.WithRequestID(context.Background(), "my-call-1")); err != nil {
+			t.Fatal(err)
+		}
+		if id := f.request(2).Header.Get("X-Request-Id"); id != "my-call-1" {
+			t.Errorf("request id %q", id)
+		}
 	})
-	c := newClient(t, []string{f.URL}, client.WithRetry(3, time.Millisecond))
-	start := time.Now()
-	p, err := c.Policy(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if elapsed := time.Since(start); elapsed < time.Second {
-		t.Errorf("retried after %s; Retry-After asked for 1s", elapsed)
-	}
-	if f.count() != 2 || p.AccessTTL != 15*time.Minute {
-		t.Errorf("requests %d, policy %+v", f.count(), p)
-	}
-	id0, id1 := f.request(0).Header.Get("X-Request-Id"), f.request(1).Header.Get("X-Request-Id")
-	if id0 == "" || id0 != id1 {
-		t.Errorf("request ids %q and %q: a call's retries share one", id0, id1)
-	}
-	if _, err := c.Policy(client.WithRequestID(context.Background(), "my-call-1")); err != nil {
-		t.Fatal(err)
-	}
-	if id := f.request(2).Header.Get("X-Request-Id"); id != "my-call-1" {
-		t.Errorf("request id %q", id)
-	}
 }
 
 func TestRetry_BackoffDoublesWithJitter(t *testing.T) {
 	t.Parallel()
-	f := newFake(t, func(w http.ResponseWriter, r *http.Request) { unavailable(w, "") })
-	base := 40 * time.Millisecond
-	c := newClient(t, []string{f.URL}, client.WithRetry(3, base))
-	_, err := c.Policy(context.Background())
-	if !client.IsUnavailable(err) {
-		t.Fatalf("err = %v, want unavailable", err)
-	}
-	at := f.times()
-	if len(at) != 4 {
-		t.Fatalf("%d attempts, want 1 + 3 retries", len(at))
-	}
-	for i := 1; i < len(at); i++ {
-		full := base << (i - 1)
-		if gap := at[i].Sub(at[i-1]); gap < full/2 {
-			t.Errorf("wait %d was %s, want at least %s (half of %s)", i, gap, full/2, full)
+	synctest.Test(t, func(t *testing.T) {
+		f := newMemFake("node", func(w http.ResponseWriter, r *http.Request) { unavailable(w, "") })
+		base := 40 * time.Millisecond
+		c := newClient(t, []string{f.URL}, inMemory(f), client.WithRetry(3, base))
+		_, err := c.Policy(context.Background())
+		if !client.IsUnavailable(err) {
+			t.Fatalf("err = %v, want unavailable", err)
 		}
-	}
-	var apiErr *client.Error
-	if !errors.As(err, &apiErr) || apiErr.Status != 503 || apiErr.Message != "no leader" {
-		t.Errorf("error %#v", err)
-	}
+		at := f.times()
+		if len(at) != 4 {
+			t.Fatalf("%d attempts, want 1 + 3 retries", len(at))
+		}
+		for i := 1; i < len(at); i++ {
+			full := base << (i - 1)
+			if gap := at[i].Sub(at[i-1]); gap < full/2 || gap > full {
+				t.Errorf("wait %d was %s, want between %s and %s (a random half of it taken off)", i, gap, full/2, full)
+			}
+		}
+		var apiErr *client.Error
+		if !errors.As(err, &apiErr) || apiErr.Status != 503 || apiErr.Message != "no leader" {
+			t.Errorf("error %#v", err)
+		}
+	})
 }
 
 func TestRetry_DeadlineBeforeRetryAfterGivesUpAtOnce(t *testing.T) {
 	t.Parallel()
-	f := newFake(t, func(w http.ResponseWriter, r *http.Request) { unavailable(w, "30") })
-	c := newClient(t, []string{f.URL})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	start := time.Now()
-	_, err := c.Policy(ctx)
-	if !client.IsUnavailable(err) || client.RetryAfter(err) != 30*time.Second {
-		t.Fatalf("err = %v (retry after %s)", err, client.RetryAfter(err))
-	}
-	if time.Since(start) > time.Second {
-		t.Errorf("waited %s for a retry that could not happen before the deadline", time.Since(start))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newMemFake("node", func(w http.ResponseWriter, r *http.Request) { unavailable(w, "30") })
+		c := newClient(t, []string{f.URL}, inMemory(f))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err := c.Policy(ctx)
+		if !client.IsUnavailable(err) || client.RetryAfter(err) != 30*time.Second {
+			t.Fatalf("err = %v (retry after %s)", err, client.RetryAfter(err))
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("waited %s for a retry that could not happen before the deadline", waited)
+		}
+		if f.count() != 1 {
+			t.Errorf("%d requests, want 1", f.count())
+		}
+	})
 }
 
 func TestRetry_WhichWritesAreRepeated(t *testing.T) {
@@ -313,19 +364,21 @@ func TestFailover_CreateNeverSentIsTriedOnTheNextNode(t *testing.T) {
 
 func TestFailover_503MovesToTheNextNodeWithoutWaiting(t *testing.T) {
 	t.Parallel()
-	a := newFake(t, func(w http.ResponseWriter, r *http.Request) { unavailable(w, "5") })
-	b := newFake(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, policyJSON) })
-	c := newClient(t, []string{a.URL, b.URL}, client.WithRetry(1, time.Millisecond))
-	start := time.Now()
-	if _, err := c.Policy(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if time.Since(start) > 2*time.Second {
-		t.Errorf("took %s: the other node should be asked at once", time.Since(start))
-	}
-	if a.count() != 1 || b.count() != 1 || c.Current() != b.URL {
-		t.Errorf("a %d, b %d, current %s", a.count(), b.count(), c.Current())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		a := newMemFake("a", func(w http.ResponseWriter, r *http.Request) { unavailable(w, "5") })
+		b := newMemFake("b", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, policyJSON) })
+		c := newClient(t, []string{a.URL, b.URL}, inMemory(a, b), client.WithRetry(1, time.Millisecond))
+		start := time.Now()
+		if _, err := c.Policy(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took != 0 {
+			t.Errorf("took %s: the other node should be asked at once", took)
+		}
+		if a.count() != 1 || b.count() != 1 || c.Current() != b.URL {
+			t.Errorf("a %d, b %d, current %s", a.count(), b.count(), c.Current())
+		}
+	})
 }
 
 func TestFailover_AllDeadReportsTheConnectionError(t *testing.T) {

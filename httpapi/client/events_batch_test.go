@@ -25,16 +25,10 @@ type groupedServer struct {
 }
 
 func (s *groupedServer) handler(w http.ResponseWriter, r *http.Request) {
-	from := r.Header.Get("Last-Event-ID")
-	start := "id=" + from
-	if from == "" {
-		from = r.URL.Query().Get("after")
-		start = "after=" + from
-	}
+	after, start := resumePoint(r)
 	s.mu.Lock()
 	s.starts = append(s.starts, start)
 	s.mu.Unlock()
-	after, _ := strconv.ParseUint(from, 10, 64)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Sessiond-Index", strconv.FormatUint(s.indexes[len(s.indexes)-1], 10))
 	w.WriteHeader(http.StatusOK)

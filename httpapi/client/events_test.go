@@ -31,20 +31,11 @@ func (s *sseServer) handler(t *testing.T) http.HandlerFunc {
 		if r.Header.Get("Accept") != "text/event-stream" {
 			t.Errorf("Accept %q", r.Header.Get("Accept"))
 		}
-		from := r.Header.Get("Last-Event-ID")
-		start := "id=" + from
-		if from == "" {
-			from = r.URL.Query().Get("after")
-			start = "after=" + from
-		}
+		after, start := resumePoint(r)
 		s.mu.Lock()
 		s.starts = append(s.starts, start)
 		s.follows = append(s.follows, r.URL.Query().Get("follow"))
 		s.mu.Unlock()
-		after, _ := strconv.ParseUint(from, 10, 64)
-		if from == "" {
-			after = 0
-		}
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("X-Sessiond-Index", strconv.FormatUint(s.total, 10))
 		w.WriteHeader(http.StatusOK)
@@ -70,6 +61,20 @@ func (s *sseServer) handler(t *testing.T) http.HandlerFunc {
 		}
 		<-r.Context().Done()
 	}
+}
+
+// resumePoint is where an SSE request asks to resume: after its
+// Last-Event-ID, else after ?after= (0: from the start). start says which,
+// as "id=…" or "after=…".
+func resumePoint(r *http.Request) (after uint64, start string) {
+	from := r.Header.Get("Last-Event-ID")
+	start = "id=" + from
+	if from == "" {
+		from = r.URL.Query().Get("after")
+		start = "after=" + from
+	}
+	after, _ = strconv.ParseUint(from, 10, 64)
+	return after, start
 }
 
 func collect(t *testing.T, seq func(func(client.Event, error) bool), stopAt uint64) ([]uint64, error) {

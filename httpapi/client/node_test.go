@@ -13,6 +13,7 @@ import (
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/node"
 	"github.com/sessiond/sessiond/node/password"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // nodeAPIKey is the admin key of the in-process nodes.
@@ -73,20 +74,18 @@ func startNode(logger *slog.Logger) (addr string, stop func(), err error) {
 		_ = os.RemoveAll(dir)
 	}
 	addr = "http://" + l.Addr().String()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	ready := testkit.Wait(15*time.Second, func() bool {
 		resp, err := http.Get(addr + "/readyz")
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr, stop, nil
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, fmt.Errorf("node not ready after 15s")
-		}
-		time.Sleep(20 * time.Millisecond)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if !ready {
+		stop()
+		return "", nil, fmt.Errorf("node not ready after 15s")
 	}
+	return addr, stop, nil
 }

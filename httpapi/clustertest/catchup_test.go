@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/node"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // catchUpCluster starts three nodes with Raft's default timing (a leader
@@ -123,18 +124,11 @@ func catchUpPoll(m *Member, access string, paths []string, stop <-chan struct{},
 		got []catchUpAnswer
 	)
 	get := func(client *http.Client, path string) (int, string) {
-		req, err := http.NewRequest(http.MethodGet, m.URL+path, nil)
+		r, err := testkit.Send(client, http.MethodGet, m.URL+path, nil, "Authorization", "Bearer "+access)
 		if err != nil {
 			return 0, ""
 		}
-		req.Header.Set("Authorization", "Bearer "+access)
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, ""
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, resp.Header.Get("X-Sessiond-Index")
+		return r.Status, r.Header.Get("X-Sessiond-Index")
 	}
 	for _, path := range paths {
 		for _, client := range []*http.Client{patient, impatient} {

@@ -12,12 +12,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +26,7 @@ import (
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/node"
 	"github.com/sessiond/sessiond/transport"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // APIKey is the admin key every node of a test cluster accepts.
@@ -57,8 +56,8 @@ type Cluster struct {
 	// mu guards the members' running state and Node, which Kill and Restart
 	// change while clients and checks read them.
 	mu sync.Mutex
-	// logs stops the nodes' logging into the test once its cleanup is done.
-	logs logGate
+	// log stops the nodes' logging into the test once its cleanup is done.
+	log *testkit.LogWriter
 }
 
 // Member is one node of a test cluster and its HTTP API.
@@ -83,16 +82,16 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if opts.MaxStale == 0 {
 		opts.MaxStale = 2 * time.Second
 	}
-	c := &Cluster{t: t, opts: opts, Faults: transport.NewFaults()}
-	t.Cleanup(c.logs.close) // runs last, after Stop
+	// The log's cleanup is registered first, so it runs last, after Stop.
+	c := &Cluster{t: t, opts: opts, Faults: transport.NewFaults(), log: testkit.NewLogWriter(t)}
 	for i := range opts.Size {
 		c.Nodes = append(c.Nodes, &Member{
 			Index:    i,
 			ID:       fmt.Sprintf("node%d", i),
 			DataDir:  filepath.Join(t.TempDir(), "data"),
-			httpAddr: freeAddr(t),
-			raftAddr: freeAddr(t),
-			gossip:   freeAddr(t),
+			httpAddr: testkit.FreeAddr(t),
+			raftAddr: testkit.FreeAddr(t),
+			gossip:   testkit.FreeAddr(t),
 		})
 		c.Nodes[i].URL = "http://" + c.Nodes[i].httpAddr
 	}
@@ -137,7 +136,7 @@ func (c *Cluster) start(m *Member) error {
 	cfg.SnapshotInterval = 500 * time.Millisecond
 	cfg.Faults = c.Faults
 	cfg.MaxStale = c.opts.MaxStale
-	cfg.Logger = slog.New(slog.NewTextHandler(testLog{c.t, m.ID, &c.logs}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Logger = slog.New(slog.NewTextHandler(c.log.Prefixed(m.ID+": "), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if c.opts.TLS != nil {
 		cfg.TLS = c.opts.TLS(m.Index)
 	}
@@ -366,13 +365,7 @@ func (c *Cluster) AllReady() bool {
 // WaitFor polls cond until it holds or the limit passes (then fails).
 func (c *Cluster) WaitFor(limit time.Duration, what string, cond func() bool) {
 	c.t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(c.t, limit, what, cond)
 }
 
 // WaitConverged waits until every running node has applied the same index
@@ -416,78 +409,6 @@ func (m *Member) Do(method, path string, body io.Reader, header ...string) (*htt
 
 var httpClient = &http.Client{Timeout: 15 * time.Second}
 
-func freeAddr(t testing.TB) string { return FreeAddr(t) }
-
-// FreeAddr returns a 127.0.0.1 address whose port was free for both TCP
-// and UDP a moment ago (gossip uses both). Ports come from below the
-// kernel's ephemeral range (32768 and up on Linux), where outgoing
-// connections take theirs — a port the kernel picked for a listener could
-// be handed to an outgoing connection before the test binds it again —
-// and none is given out twice by one test process.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 1000 {
-		port := 10000 + rand.IntN(22000)
-		if portsGiven[port] {
-			continue
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		pc, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		portsGiven[port] = true
-		return addr
-	}
-	t.Fatal("no free port found between 10000 and 32000")
-	return ""
-}
-
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[int]bool{}
-)
-
-// testLog sends a node's logs to the test log until the cluster's test
-// starts its cleanup. Background goroutines (memberlist's probes) may still
-// log after a node has closed, and a t.Log once the test has ended both
-// panics and races with the testing package.
-type testLog struct {
-	t    testing.TB
-	id   string
-	gate *logGate
-}
-
-// logGate is shared by a cluster's loggers; closing it waits for writes in
-// progress.
-type logGate struct {
-	mu     sync.RWMutex
-	closed bool
-}
-
-func (g *logGate) close() {
-	g.mu.Lock()
-	g.closed = true
-	g.mu.Unlock()
-}
-
-func (w testLog) Write(p []byte) (int, error) {
-	w.gate.mu.RLock()
-	defer w.gate.mu.RUnlock()
-	if !w.gate.closed {
-		w.t.Log(w.id + ": " + string(bytes.TrimSpace(p)))
-	}
-	return len(p), nil
-}
-
 // Add starts one more node that joins the cluster through gossip (it does
 // not take part in bootstrap). tweak, if set, adjusts its configuration.
 func (c *Cluster) Add(tweak func(cfg *node.Config)) *Member {
@@ -496,9 +417,9 @@ func (c *Cluster) Add(tweak func(cfg *node.Config)) *Member {
 		Index:    len(c.Nodes),
 		ID:       fmt.Sprintf("node%d", len(c.Nodes)),
 		DataDir:  filepath.Join(c.t.TempDir(), "data"),
-		httpAddr: freeAddr(c.t),
-		raftAddr: freeAddr(c.t),
-		gossip:   freeAddr(c.t),
+		httpAddr: testkit.FreeAddr(c.t),
+		raftAddr: testkit.FreeAddr(c.t),
+		gossip:   testkit.FreeAddr(c.t),
 	}
 	m.URL = "http://" + m.httpAddr
 	c.Nodes = append(c.Nodes, m)

@@ -1,20 +1,17 @@
 package clustertest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond/node"
 	"github.com/sessiond/sessiond/node/password"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // Helpers for the login, lockout, limit and idle-timeout cluster tests.
@@ -24,87 +21,20 @@ import (
 // seconds per hash under the race detector.
 var cheapPasswords = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
-// fakeClock is one node clock shared by every node of a cluster; the test
-// moves it forward. Raft, gossip and the touch ticker keep real time.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Now().UTC().Truncate(time.Second)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d and returns the new time.
-func (c *fakeClock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	return c.now
-}
-
 // startLogins starts a three-node cluster whose nodes hash passwords
 // cheaply and, when clock is set, read the shared fake clock.
-func startLogins(t *testing.T, clock *fakeClock) *Cluster {
+func startLogins(t *testing.T, clock *testkit.Clock) *Cluster {
 	t.Helper()
-	const size = 3
-	logs := make([]*closingLog, size)
-	for i := range logs {
-		logs[i] = &closingLog{t: t, id: fmt.Sprint("node", i)}
-	}
-	// Registered before Start's cleanup, so it runs after the nodes stop.
-	t.Cleanup(func() {
-		for _, l := range logs {
-			l.close()
-		}
-	})
-	return Start(t, Options{Size: size, Tweak: func(i int, cfg *node.Config) {
+	return Start(t, Options{Size: 3, Tweak: func(i int, cfg *node.Config) {
 		cfg.Passwords = password.NewHasher(cheapPasswords, 0)
 		if clock != nil {
 			cfg.Clock = clock.Now
 		}
-		cfg.Logger = slog.New(slog.NewTextHandler(logs[i], &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}})
 }
 
-// closingLog sends a node's logs to the test log until the test's cleanup
-// closes it, and drops them after. memberlist's probe goroutines can still
-// log after Node.Close has returned, and a t.Log then races with the test's
-// end under the race detector (which a recover cannot hide).
-type closingLog struct {
-	mu     sync.Mutex
-	t      testing.TB
-	id     string
-	closed bool
-}
-
-func (w *closingLog) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.closed {
-		w.t.Log(w.id + ": " + string(bytes.TrimSpace(p)))
-	}
-	return len(p), nil
-}
-
-func (w *closingLog) close() {
-	w.mu.Lock()
-	w.closed = true
-	w.mu.Unlock()
-}
-
 // reply is an HTTP answer read in full.
-type reply struct {
-	Code   int
-	Header http.Header
-	Body   []byte
-}
+type reply struct{ testkit.Answer }
 
 // index is the answer's X-Sessiond-Index (0 when absent).
 func (r reply) index() uint64 {
@@ -123,10 +53,6 @@ func (r reply) errorCode() string {
 	return e.Error.Code
 }
 
-func (r reply) String() string {
-	return fmt.Sprintf("%d %s", r.Code, bytes.TrimSpace(r.Body))
-}
-
 func (r reply) decode(t *testing.T, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.Body, v); err != nil {
@@ -137,41 +63,15 @@ func (r reply) decode(t *testing.T, v any) {
 // send makes one request to m. admin adds the API key; body is a JSON
 // string, a value to encode, or nil; header is name/value pairs.
 func send(m *Member, admin bool, method, path string, body any, header ...string) (reply, error) {
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			return reply{}, err
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, m.URL+path, rd)
-	if err != nil {
-		return reply{}, err
+	if raw, ok := body.(string); ok {
+		body = testkit.Raw(raw)
+		header = append([]string{"Content-Type", "application/json"}, header...)
 	}
 	if admin {
-		req.Header.Set("X-API-Key", APIKey)
+		header = append([]string{"X-API-Key", APIKey}, header...)
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return reply{}, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return reply{}, err
-	}
-	return reply{Code: resp.StatusCode, Header: resp.Header, Body: raw}, nil
+	r, err := testkit.Send(httpClient, method, m.URL+path, body, header...)
+	return reply{r}, err
 }
 
 // call is send that fails the test on a transport error.
@@ -187,7 +87,7 @@ func call(t *testing.T, m *Member, admin bool, method, path string, body any, he
 // expect fails the test unless r has the status (and, for errors, the code).
 func expect(t *testing.T, what string, r reply, status int, code string) {
 	t.Helper()
-	if r.Code != status || (code != "" && r.errorCode() != code) {
+	if r.Status != status || (code != "" && r.errorCode() != code) {
 		t.Fatalf("%s: got %s, want %d %s", what, r, status, code)
 	}
 }

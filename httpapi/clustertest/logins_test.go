@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // Logins, lockout, session limits, idle timeout and password changes on a real
@@ -74,7 +76,7 @@ func TestLockout_FailuresOnOneNodeLockLoginsOnAnother(t *testing.T) {
 	expect(t, "unlock on "+n1.ID, r, http.StatusOK, "")
 	syncAll(t, c, r.index())
 	tok := mustLogin(t, n2, "alice@example.com", rightPassword)
-	if code := checkToken(t, n0, tok.AccessToken, tok.Index).Code; code != http.StatusOK {
+	if code := checkToken(t, n0, tok.AccessToken, tok.Index).Status; code != http.StatusOK {
 		t.Fatalf("the session made after the unlock answers %d on %s", code, n0.ID)
 	}
 
@@ -167,12 +169,12 @@ func limitRound(t *testing.T, c *Cluster, round int, user string, logins, limit 
 		}
 		top = max(top, r.index())
 		switch {
-		case r.Code == http.StatusCreated:
+		case r.Status == http.StatusCreated:
 			var tok issued
 			r.decode(t, &tok)
 			winners = append(winners, winner{tok.SessionID, tok.Index})
 			top = max(top, tok.Index)
-		case r.Code == http.StatusConflict && r.errorCode() == "session_limit_exceeded" && !evict:
+		case r.Status == http.StatusConflict && r.errorCode() == "session_limit_exceeded" && !evict:
 			refused = append(refused, r)
 		default:
 			t.Fatalf("%s: login %d on %s: %s", user, i, c.Nodes[i%len(c.Nodes)].ID, r)
@@ -291,7 +293,9 @@ func introspectStatus(t *testing.T, m *Member, token string) string {
 func TestIdleTimeout_UseOnOneNodeKeepsSessionAliveOnAnother(t *testing.T) {
 	const idle = time.Minute // the least the policy allows
 	const step = 20 * time.Second
-	clock := newFakeClock()
+	// One node clock shared by every node; the test moves it forward. Raft,
+	// gossip and the touch ticker keep real time.
+	clock := testkit.NewClock(time.Now().UTC().Truncate(time.Second))
 	c := startLogins(t, clock)
 	a, b, other := c.Nodes[0], c.Nodes[1], c.Nodes[2]
 	putPolicy(t, c, a, `{"idle_timeout":"1m"}`)
@@ -303,7 +307,7 @@ func TestIdleTimeout_UseOnOneNodeKeepsSessionAliveOnAnother(t *testing.T) {
 	began := clock.Now()
 	for clock.Now().Sub(began) < 3*idle+step {
 		use := clock.Advance(step)
-		if r := checkToken(t, a, tok.AccessToken, 0); r.Code != http.StatusOK {
+		if r := checkToken(t, a, tok.AccessToken, 0); r.Status != http.StatusOK {
 			t.Fatalf("use at +%s on %s: %s", use.Sub(began), a.ID, r)
 		}
 		c.WaitFor(10*time.Second, fmt.Sprintf("%s to see the use at +%s", b.ID, use.Sub(began)), func() bool {
@@ -320,7 +324,7 @@ func TestIdleTimeout_UseOnOneNodeKeepsSessionAliveOnAnother(t *testing.T) {
 	var lastUse time.Time
 	for _, m := range []*Member{b, other} {
 		lastUse = clock.Now()
-		if r := checkToken(t, m, tok.AccessToken, 0); r.Code != http.StatusOK {
+		if r := checkToken(t, m, tok.AccessToken, 0); r.Status != http.StatusOK {
 			t.Fatalf("+%s on %s (used on %s only): %s", lastUse.Sub(began), m.ID, a.ID, r)
 		}
 	}
@@ -338,7 +342,7 @@ func TestIdleTimeout_UseOnOneNodeKeepsSessionAliveOnAnother(t *testing.T) {
 	// ...and refused everywhere once idle_timeout + idle_timeout/10 has passed.
 	clock.Advance(idle/10 + idle/10 + time.Second)
 	for _, m := range c.Nodes {
-		if r := checkToken(t, m, tok.AccessToken, 0); r.Code != http.StatusUnauthorized {
+		if r := checkToken(t, m, tok.AccessToken, 0); r.Status != http.StatusUnauthorized {
 			t.Fatalf("%s after the last use: %s validates the access token: %s", clock.Now().Sub(lastUse), m.ID, r)
 		}
 		if st := introspectStatus(t, m, tok.AccessToken); st != "expired" {
@@ -370,7 +374,7 @@ func TestPasswordChange_RevokesSessionsClusterWide(t *testing.T) {
 	at := r.index()
 	for _, m := range c.Nodes {
 		for _, tok := range old {
-			if r := checkToken(t, m, tok.AccessToken, at); r.Code != http.StatusUnauthorized {
+			if r := checkToken(t, m, tok.AccessToken, at); r.Status != http.StatusUnauthorized {
 				t.Fatalf("%s: session %s after the password change: %s", m.ID, tok.SessionID, r)
 			}
 			var s sessionView
@@ -393,7 +397,7 @@ func TestPasswordChange_RevokesSessionsClusterWide(t *testing.T) {
 	at = r.index()
 	for _, m := range c.Nodes {
 		for _, tok := range kept {
-			if r := checkToken(t, m, tok.AccessToken, at); r.Code != http.StatusOK {
+			if r := checkToken(t, m, tok.AccessToken, at); r.Status != http.StatusOK {
 				t.Fatalf("%s: session %s after a password change without force logout: %s", m.ID, tok.SessionID, r)
 			}
 		}

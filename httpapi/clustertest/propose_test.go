@@ -3,6 +3,8 @@ package clustertest
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,7 +101,9 @@ func TestGroupCommit_StoppingLeaderReleasesWaitingWrites(t *testing.T) {
 		return leader.Node.RaftStatus().LastIndex > before
 	})
 	go write("queued")
-	time.Sleep(100 * time.Millisecond)
+	c.WaitFor(5*time.Second, "the second write queued behind the first", func() bool {
+		return writesWaiting(t.Name()) == 2
+	})
 
 	stopped := time.Now()
 	c.Kill(leader.Index)
@@ -113,4 +117,28 @@ func TestGroupCommit_StoppingLeaderReleasesWaitingWrites(t *testing.T) {
 			t.Fatalf("a write still waits %s after its node was stopped", time.Since(stopped))
 		}
 	}
+}
+
+// writesWaiting counts the goroutines of the named test that wait in a
+// node's propose for the outcome of a write they handed to the leader's
+// queue: parked in its select, with the write already queued. It matches
+// propose on whichever node type holds it (Node, or a Raft group).
+func writesWaiting(test string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	waiting := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, "[select") && strings.Contains(g, "/node.(*") && strings.Contains(g, ").propose(") && strings.Contains(g, "."+test+".") {
+			waiting++
+		}
+	}
+	return waiting
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/node"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // The nemesis of the bounded-staleness check and its faults: cuts that
@@ -29,25 +30,13 @@ func (r *stRun) node(i int) *node.Node {
 	return n
 }
 
-// waitFor polls cond until it holds or limit passes.
-func waitFor(limit time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
-}
-
 // waitCaughtUp waits until every node runs, one leads, and every node has
 // applied what the leader had applied when the wait began; it records how
 // long that took.
 func (r *stRun) waitCaughtUp(what string) {
 	began := time.Now()
 	var target uint64
-	ok := waitFor(30*time.Second, func() bool {
+	ok := testkit.Wait(30*time.Second, func() bool {
 		if len(r.c.Running()) != len(r.c.Nodes) {
 			return false
 		}
@@ -186,7 +175,7 @@ func (r *stRun) held(i, count int, rng *rand.Rand) ([]*stToken, bool) {
 			top = max(top, index)
 		}
 	}
-	if !waitFor(10*time.Second, func() bool { n := r.node(i); return n != nil && n.AppliedIndex() >= top }) {
+	if !testkit.Wait(10*time.Second, func() bool { n := r.node(i); return n != nil && n.AppliedIndex() >= top }) {
 		r.problem("node%d did not apply the sessions made before the fault", i)
 		return nil, false
 	}

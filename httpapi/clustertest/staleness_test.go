@@ -3,7 +3,6 @@ package clustertest
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/node"
+	"github.com/sessiond/sessiond/transport/testkit"
 )
 
 // The bounded-staleness check of default (local) validations. Clients on
@@ -202,31 +202,17 @@ type stAnswer struct {
 }
 
 func (r *stRun) do(client *http.Client, m *Member, method, path, body string, header ...string) stAnswer {
-	var rd io.Reader
+	var b any
 	if body != "" {
-		rd = strings.NewReader(body)
+		b = testkit.Raw(body)
+		header = append([]string{"Content-Type", "application/json"}, header...)
 	}
-	req, err := http.NewRequest(method, m.URL+path, rd)
+	res, err := testkit.Send(client, method, m.URL+path, b, header...)
 	if err != nil {
 		return stAnswer{}
 	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return stAnswer{}
-	}
-	defer resp.Body.Close()
-	a := stAnswer{status: resp.StatusCode, index: resp.Header.Get("X-Sessiond-Index"), contact: resp.Header.Get("X-Sessiond-Last-Contact")}
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return stAnswer{}
-	}
-	_ = json.Unmarshal(raw, &a.body)
+	a := stAnswer{status: res.Status, index: res.Header.Get("X-Sessiond-Index"), contact: res.Header.Get("X-Sessiond-Last-Contact")}
+	_ = json.Unmarshal(res.Body, &a.body)
 	return a
 }
 
