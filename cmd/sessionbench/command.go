@@ -110,7 +110,7 @@ func newRootCommand(onStuck func()) *cobra.Command {
 	f.StringVar(&o.client, "client", "auto", "HTTP client of the phases: raw (wrk-style, plain http only), net/http, or auto (raw unless a target is https)")
 	f.IntVar(&o.rounds, "rounds", 1, "run validate-follower and ceiling this many times, alternating, and give the median of the rounds' shares")
 	f.BoolVar(&o.raftStats, "raft-stats", false, "report Raft's own figures per phase (batch sizes, commit and disk times; --local only)")
-	cmd.AddCommand(newIdleCommand(), newFailoverCommand())
+	cmd.AddCommand(newIdleCommand(), newFailoverCommand(), newRegionsCommand())
 	return cmd
 }
 

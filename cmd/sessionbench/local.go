@@ -40,7 +40,13 @@ type localNode struct {
 // startLocal starts size nodes at once with bootstrap-expect size, each
 // joining the others through gossip, with the production timings of
 // node.Default, and waits until they are ready with one leader.
-func startLocal(ctx context.Context, size int, log *slog.Logger) (_ *localCluster, err error) {
+func startLocal(ctx context.Context, size int, log *slog.Logger) (*localCluster, error) {
+	return startLocalWith(ctx, size, log, nil)
+}
+
+// startLocalWith is startLocal with each node's and its API's configuration
+// passed through adjust (when set) just before the node starts.
+func startLocalWith(ctx context.Context, size int, log *slog.Logger, adjust func(i int, cfg *node.Config, api *httpapi.Config)) (_ *localCluster, err error) {
 	dir, err := os.MkdirTemp("", "sessionbench-")
 	if err != nil {
 		return nil, err
@@ -100,15 +106,18 @@ func startLocal(ctx context.Context, size int, log *slog.Logger) (_ *localCluste
 					}
 				}
 			}
+			apiCfg := httpapi.Default()
+			apiCfg.APIKeys = []string{lc.apiKey}
+			apiCfg.Logger = cfg.Logger
+			if adjust != nil {
+				adjust(i, &cfg, &apiCfg)
+			}
 			n, err := node.New(cfg)
 			if err != nil {
 				errs[i] = fmt.Errorf("%s: %w", cfg.NodeID, err)
 				return
 			}
-			apiCfg := httpapi.Default()
 			apiCfg.Backend = n
-			apiCfg.APIKeys = []string{lc.apiKey}
-			apiCfg.Logger = cfg.Logger
 			api, err := httpapi.New(apiCfg)
 			if err != nil {
 				n.Close()
