@@ -281,6 +281,30 @@ func (c *Cluster) Rejoin(i int) {
 // Heal removes every cut.
 func (c *Cluster) Heal() { c.Faults.Heal() }
 
+// SetDelay makes Raft and RPC traffic from node i to node j arrive d later
+// (a one-way latency; 0 removes it). Gossip is not delayed.
+func (c *Cluster) SetDelay(i, j int, d time.Duration) {
+	c.Faults.SetDelay(c.Nodes[i].raftAddr, c.Nodes[j].raftAddr, d)
+}
+
+// SetRegions places the nodes in regions (regionOf[i] is node i's) and
+// delays traffic between every pair by within inside one region and by
+// between across two, each way: the latency of a WAN between sites.
+func (c *Cluster) SetRegions(regionOf []int, within, between time.Duration) {
+	for i := range c.Nodes {
+		for j := range c.Nodes {
+			if i == j {
+				continue
+			}
+			d := between
+			if regionOf[i] == regionOf[j] {
+				d = within
+			}
+			c.SetDelay(i, j, d)
+		}
+	}
+}
+
 // Stop shuts every running node down.
 func (c *Cluster) Stop() {
 	for _, m := range c.Running() {
