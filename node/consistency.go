@@ -27,36 +27,36 @@ type readIndexResponse struct {
 // observeLeadership keeps leaderReady: true once this node leads and a
 // Barrier has applied everything earlier leaders committed, so that its
 // state is current enough to serve leader reads.
-func (n *Node) observeLeadership(notify <-chan bool) {
-	defer n.wg.Done()
+func (g *raftGroup) observeLeadership(notify <-chan bool) {
+	defer g.node.wg.Done()
 	var generation uint64
 	for {
 		select {
-		case <-n.stop:
+		case <-g.node.stop:
 			return
 		case leading := <-notify:
 			generation++
-			n.leaderReady.Store(false)
+			g.leaderReady.Store(false)
 			gen := generation
 			// Packing is decided afresh for each term, after the barrier:
 			// another leader may have changed the configuration meanwhile.
 			// The new generation makes decisions still running from the
 			// last term drop theirs.
-			n.batchMu.Lock()
-			n.batchEntries.Store(false)
-			n.leaderGen.Store(gen)
-			n.batchMu.Unlock()
+			g.batchMu.Lock()
+			g.batchEntries.Store(false)
+			g.leaderGen.Store(gen)
+			g.batchMu.Unlock()
 			if !leading {
 				continue
 			}
 			go func() {
-				if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
-					n.log.Warn("barrier after winning the election failed", "error", err)
+				if err := g.raft.Barrier(10 * time.Second).Error(); err != nil {
+					g.node.log.Warn("barrier after winning the election failed", "error", err)
 					return
 				}
-				if n.leaderGen.Load() == gen && n.IsLeader() {
-					n.updateBatchEntries(gen)
-					n.leaderReady.Store(true)
+				if g.leaderGen.Load() == gen && g.IsLeader() {
+					g.updateBatchEntries(gen)
+					g.leaderReady.Store(true)
 				}
 			}()
 		}
@@ -69,13 +69,13 @@ func (n *Node) observeLeadership(notify <-chan bool) {
 // acknowledged, so that index covers them all; and unlike Raft's commit
 // index it never points at an entry (a no-op) that state machines do not
 // see, so a follower can wait for it.
-func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
-	if !n.IsLeader() || !n.leaderReady.Load() {
+func (g *raftGroup) leaderReadIndex(ctx context.Context) (uint64, error) {
+	if !g.IsLeader() || !g.leaderReady.Load() {
 		return 0, ErrNotLeader
 	}
-	index := n.fsm.AppliedIndex()
+	index := g.fsm.AppliedIndex()
 	done := make(chan error, 1)
-	go func() { done <- n.raft.VerifyLeader().Error() }()
+	go func() { done <- g.raft.VerifyLeader().Error() }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -87,13 +87,13 @@ func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
 	return index, nil
 }
 
-func (n *Node) serveReadIndex(ctx context.Context, _ string, dec *msgpack.Decoder) (any, error) {
+func (g *raftGroup) serveReadIndex(ctx context.Context, _ string, dec *msgpack.Decoder) (any, error) {
 	if err := dec.Skip(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	index, err := n.leaderReadIndex(ctx)
+	index, err := g.leaderReadIndex(ctx)
 	if errors.Is(err, ErrNotLeader) {
 		return nil, &transport.RemoteError{Code: rpcCodeNotLeader, Message: "not the leader, or not ready to serve reads yet"}
 	}
@@ -104,6 +104,6 @@ func (n *Node) serveReadIndex(ctx context.Context, _ string, dec *msgpack.Decode
 }
 
 // waitApplied waits until this node's state machine has applied index.
-func (n *Node) waitApplied(ctx context.Context, index uint64) error {
-	return n.fsm.WaitForIndex(ctx, index)
+func (g *raftGroup) waitApplied(ctx context.Context, index uint64) error {
+	return g.fsm.WaitForIndex(ctx, index)
 }

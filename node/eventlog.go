@@ -169,29 +169,29 @@ func recordOf(a fsm.AppliedEvent) EventRecord {
 // first (more only to finish the last index), and a channel closed when
 // more arrive. ErrEventsGone means some of those
 // events are no longer held.
-func (n *Node) Events(after uint64, max int) ([]EventRecord, <-chan struct{}, error) {
-	return n.events.after(after, max)
+func (g *raftGroup) Events(after uint64, max int) ([]EventRecord, <-chan struct{}, error) {
+	return g.events.after(after, max)
 }
 
 // OldestEvent is the index after which this node holds every applied event.
-func (n *Node) OldestEvent() uint64 {
-	n.events.mu.Lock()
-	defer n.events.mu.Unlock()
-	return n.events.floor
+func (g *raftGroup) OldestEvent() uint64 {
+	g.events.mu.Lock()
+	defer g.events.mu.Unlock()
+	return g.events.floor
 }
 
 // NewestEvent is the index of the last applied event this node holds (or
 // OldestEvent when it holds none).
-func (n *Node) NewestEvent() uint64 {
-	n.events.mu.Lock()
-	defer n.events.mu.Unlock()
-	return n.events.last
+func (g *raftGroup) NewestEvent() uint64 {
+	g.events.mu.Lock()
+	defer g.events.mu.Unlock()
+	return g.events.last
 }
 
 // WaitEvents is Events that waits, until ctx ends, for at least one event.
-func (n *Node) WaitEvents(ctx context.Context, after uint64, max int) ([]EventRecord, error) {
+func (g *raftGroup) WaitEvents(ctx context.Context, after uint64, max int) ([]EventRecord, error) {
 	for {
-		recs, changed, err := n.events.after(after, max)
+		recs, changed, err := g.events.after(after, max)
 		if err != nil || len(recs) > 0 {
 			return recs, err
 		}
@@ -199,7 +199,7 @@ func (n *Node) WaitEvents(ctx context.Context, after uint64, max int) ([]EventRe
 		case <-changed:
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-n.stop:
+		case <-g.node.stop:
 			return nil, ErrUnavailable
 		}
 	}

@@ -43,17 +43,17 @@ type applyResponse struct {
 }
 
 // forward sends env to the leader at leaderAddr.
-func (n *Node) forward(ctx context.Context, leaderAddr string, env events.Envelope) (*fsm.Result, error) {
+func (g *raftGroup) forward(ctx context.Context, leaderAddr string, env events.Envelope) (*fsm.Result, error) {
 	data, err := events.Encode(env)
 	if err != nil {
 		return nil, fmt.Errorf("node: encode %s: %w", env.Type(), err)
 	}
-	timeout := n.cfg.LeaderWait
+	timeout := g.node.cfg.LeaderWait
 	if deadline, ok := ctx.Deadline(); ok {
 		timeout = time.Until(deadline)
 	}
 	var resp applyResponse
-	err = n.rpc.Call(ctx, leaderAddr, rpcApply, applyRequest{Entry: data, TimeoutMillis: timeout.Milliseconds()}, &resp)
+	err = g.node.rpc.Call(ctx, leaderAddr, rpcApply, applyRequest{Entry: data, TimeoutMillis: timeout.Milliseconds()}, &resp)
 	if err != nil {
 		var re *transport.RemoteError
 		switch {
@@ -68,12 +68,12 @@ func (n *Node) forward(ctx context.Context, leaderAddr string, env events.Envelo
 		return nil, fmt.Errorf("%w: forward to %s: %v", errRetry, leaderAddr, err)
 	}
 	// Acknowledge only once this node has applied the write too.
-	if err := n.fsm.WaitForIndex(ctx, resp.Index); err != nil {
+	if err := g.fsm.WaitForIndex(ctx, resp.Index); err != nil {
 		return nil, fmt.Errorf("%w: write committed at %d but not yet applied here", ErrUnavailable, resp.Index)
 	}
 	res := &fsm.Result{Index: resp.Index, Err: fsm.ErrorFromName(resp.Error), Count: resp.Count, Duplicate: resp.Duplicate}
 	if id := events.SessionOf(env.Event); id != "" {
-		if s, ok := n.fsm.Session(id); ok {
+		if s, ok := g.fsm.Session(id); ok {
 			res.Session = &s
 		}
 	}
@@ -94,7 +94,7 @@ func needsSession(ev events.Event) bool {
 }
 
 // serveApply is the leader's side of forwarding.
-func (n *Node) serveApply(ctx context.Context, peer string, dec *msgpack.Decoder) (any, error) {
+func (g *raftGroup) serveApply(ctx context.Context, peer string, dec *msgpack.Decoder) (any, error) {
 	var req applyRequest
 	if err := dec.Decode(&req); err != nil {
 		return nil, fmt.Errorf("decode apply request: %w", err)
@@ -103,7 +103,7 @@ func (n *Node) serveApply(ctx context.Context, peer string, dec *msgpack.Decoder
 	if err != nil {
 		return nil, &transport.RemoteError{Code: "bad_request", Message: err.Error()}
 	}
-	if !n.IsLeader() {
+	if !g.IsLeader() {
 		return nil, &transport.RemoteError{Code: rpcCodeNotLeader, Message: "not the leader"}
 	}
 	timeout := min(time.Duration(req.TimeoutMillis)*time.Millisecond, 30*time.Second)
@@ -112,13 +112,13 @@ func (n *Node) serveApply(ctx context.Context, peer string, dec *msgpack.Decoder
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	res, err := n.applyLocal(ctx, env)
+	res, err := g.applyLocal(ctx, env)
 	if err != nil {
 		if errors.Is(err, errRetry) {
 			return nil, &transport.RemoteError{Code: rpcCodeNotLeader, Message: err.Error()}
 		}
 		return nil, &transport.RemoteError{Code: rpcCodeUnavailable, Message: err.Error()}
 	}
-	n.log.Debug("applied a forwarded write", "peer", peer, "event", env.Type().String(), "index", res.Index)
+	g.node.log.Debug("applied a forwarded write", "peer", peer, "event", env.Type().String(), "index", res.Index)
 	return applyResponse{Index: res.Index, Error: fsm.ErrorName(res.Err), Count: res.Count, Duplicate: res.Duplicate}, nil
 }

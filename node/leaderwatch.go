@@ -76,9 +76,9 @@ func (w *leaderWatch) observe(o *raft.Observation) bool {
 
 // watchLeader makes this follower check for its leader's silence as soon as
 // it has lasted a heartbeat timeout (see the top of the file).
-func (n *Node) watchLeader() {
-	defer n.wg.Done()
-	hb := n.cfg.HeartbeatTimeout
+func (g *raftGroup) watchLeader() {
+	defer g.node.wg.Done()
+	hb := g.node.cfg.HeartbeatTimeout
 	spread := max(hb/5, time.Millisecond)
 	jitter := rand.N(spread)
 	var poked, askedAt time.Time
@@ -86,17 +86,17 @@ func (n *Node) watchLeader() {
 	defer timer.Stop()
 	for {
 		select {
-		case <-n.stop:
+		case <-g.node.stop:
 			return
 		case <-timer.C:
-		case <-n.leaders.asked:
+		case <-g.leaders.asked:
 			askedAt = time.Now()
 		}
 		wait := hb / 2
-		last := n.raft.LastContact()
+		last := g.raft.LastContact()
 		// A node that never heard from a leader here (the cluster is
 		// forming, or the node has just started) waits for Raft's own timer.
-		if !last.IsZero() && n.raft.State() == raft.Follower {
+		if !last.IsZero() && g.raft.State() == raft.Follower {
 			due := last.Add(hb)
 			if time.Since(askedAt) >= hb {
 				due = due.Add(jitter)
@@ -105,8 +105,8 @@ func (n *Node) watchLeader() {
 			if now := time.Now(); now.Before(due) {
 				wait = due.Sub(now)
 			} else {
-				if n.votes() {
-					n.lookForLeader()
+				if g.votes() {
+					g.lookForLeader()
 				}
 				poked, jitter = now, rand.N(spread)
 			}
@@ -117,13 +117,13 @@ func (n *Node) watchLeader() {
 
 // votes reports whether this node is a voter in its Raft configuration: a
 // read replica, or a node removed from the cluster, never stands.
-func (n *Node) votes() bool {
-	servers, err := n.Servers()
+func (g *raftGroup) votes() bool {
+	servers, err := g.Servers()
 	if err != nil {
 		return false
 	}
 	for _, s := range servers {
-		if s.ID == n.cfg.NodeID {
+		if s.ID == g.node.cfg.NodeID {
 			return s.Voter
 		}
 	}
@@ -132,16 +132,16 @@ func (n *Node) votes() bool {
 
 // lookForLeader makes Raft's follower look at once whether it has heard from
 // its leader within the heartbeat timeout, and stand for election if not.
-func (n *Node) lookForLeader() {
-	rc := n.raft.ReloadableConfig()
+func (g *raftGroup) lookForLeader() {
+	rc := g.raft.ReloadableConfig()
 	shorter := rc
 	shorter.HeartbeatTimeout -= time.Nanosecond
-	if err := n.raft.ReloadConfig(shorter); err != nil {
-		n.log.Debug("cannot make raft look for its leader", "error", err)
+	if err := g.raft.ReloadConfig(shorter); err != nil {
+		g.node.log.Debug("cannot make raft look for its leader", "error", err)
 		return
 	}
-	if err := n.raft.ReloadConfig(rc); err != nil {
-		n.log.Warn("cannot restore raft's heartbeat timeout", "error", err)
+	if err := g.raft.ReloadConfig(rc); err != nil {
+		g.node.log.Warn("cannot restore raft's heartbeat timeout", "error", err)
 	}
 }
 

@@ -23,50 +23,50 @@ const membershipTimeout = 10 * time.Second
 // AddServer adds a node to the Raft configuration as a voter or, for a read
 // replica, a non-voter. Only the leader can; adding a server already present
 // with the same address and role changes nothing.
-func (n *Node) AddServer(id, addr string, voter bool) error {
-	if !n.IsLeader() {
+func (g *raftGroup) AddServer(id, addr string, voter bool) error {
+	if !g.IsLeader() {
 		return ErrNotLeader
 	}
-	if id != n.cfg.NodeID && (n.gossip == nil || !n.gossip.readsBatches(id)) {
+	if id != g.node.cfg.NodeID && (g.node.gossip == nil || !g.node.gossip.readsBatches(id)) {
 		// Stop packing before the server can receive entries written from
 		// now on, and until it is in the configuration, where
 		// updateBatchEntries sees it (see there).
-		n.batchMu.Lock()
-		n.adding[id]++
-		if n.batchEntries.Swap(false) {
-			n.log.Warn("adding a server not known to read batch entries: writes are no longer packed", "server_id", id)
+		g.batchMu.Lock()
+		g.adding[id]++
+		if g.batchEntries.Swap(false) {
+			g.node.log.Warn("adding a server not known to read batch entries: writes are no longer packed", "server_id", id)
 		}
-		n.batchMu.Unlock()
+		g.batchMu.Unlock()
 		defer func() {
-			n.batchMu.Lock()
-			if n.adding[id]--; n.adding[id] == 0 {
-				delete(n.adding, id)
+			g.batchMu.Lock()
+			if g.adding[id]--; g.adding[id] == 0 {
+				delete(g.adding, id)
 			}
-			n.batchMu.Unlock()
+			g.batchMu.Unlock()
 		}()
 	}
 	var f raft.IndexFuture
 	if voter {
-		f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, membershipTimeout)
+		f = g.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, membershipTimeout)
 	} else {
-		f = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, membershipTimeout)
+		f = g.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, membershipTimeout)
 	}
 	if err := f.Error(); err != nil {
 		return fmt.Errorf("node: add %s at %s: %w", id, addr, err)
 	}
-	n.log.Info("added a server to the cluster", "server_id", id, "addr", addr, "voter", voter)
+	g.node.log.Info("added a server to the cluster", "server_id", id, "addr", addr, "voter", voter)
 	return nil
 }
 
 // RemoveServer removes a node from the Raft configuration. Only the leader can.
-func (n *Node) RemoveServer(id string) error {
-	if !n.IsLeader() {
+func (g *raftGroup) RemoveServer(id string) error {
+	if !g.IsLeader() {
 		return ErrNotLeader
 	}
-	if err := n.raft.RemoveServer(raft.ServerID(id), 0, membershipTimeout).Error(); err != nil {
+	if err := g.raft.RemoveServer(raft.ServerID(id), 0, membershipTimeout).Error(); err != nil {
 		return fmt.Errorf("node: remove %s: %w", id, err)
 	}
-	n.log.Info("removed a server from the cluster", "server_id", id)
+	g.node.log.Info("removed a server from the cluster", "server_id", id)
 	return nil
 }
 
@@ -78,8 +78,8 @@ type Server struct {
 }
 
 // Servers is the current Raft configuration.
-func (n *Node) Servers() ([]Server, error) {
-	f := n.raft.GetConfiguration()
+func (g *raftGroup) Servers() ([]Server, error) {
+	f := g.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, err
 	}

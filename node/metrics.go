@@ -149,10 +149,10 @@ func (m *metrics) forwardDone(ctx context.Context, took time.Duration, err error
 }
 
 // forwardObserved is forward, timed and counted.
-func (n *Node) forwardObserved(ctx context.Context, leaderAddr string, env events.Envelope) (*fsm.Result, error) {
+func (g *raftGroup) forwardObserved(ctx context.Context, leaderAddr string, env events.Envelope) (*fsm.Result, error) {
 	start := time.Now()
-	res, err := n.forward(ctx, leaderAddr, env)
-	n.metrics.forwardDone(ctx, time.Since(start), err)
+	res, err := g.forward(ctx, leaderAddr, env)
+	g.node.metrics.forwardDone(ctx, time.Since(start), err)
 	return res, err
 }
 

@@ -64,7 +64,7 @@ func New(cfg Config) (*Node, error) {
 	if n.cfg.Clock == nil {
 		n.cfg.Clock = time.Now
 	}
-	n.raftGroup = newRaftGroup(defaultGroup, cfg.DataDir)
+	n.raftGroup = newRaftGroup(n, defaultGroup, cfg.DataDir)
 	n.metrics = newMetrics(n)
 	n.fsm = fsm.New(fsm.Config{
 		OnApply: func(applied []fsm.AppliedEvent) {
@@ -211,30 +211,30 @@ func New(cfg Config) (*Node, error) {
 }
 
 // FSM is the node's state machine, for reads.
-func (n *Node) FSM() *fsm.FSM { return n.fsm }
+func (g *raftGroup) FSM() *fsm.FSM { return g.fsm }
 
 // ID is the node's id.
 func (n *Node) ID() string { return n.cfg.NodeID }
 
 // IsLeader reports whether this node is the Raft leader.
-func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+func (g *raftGroup) IsLeader() bool { return g.raft.State() == raft.Leader }
 
 // Leader is the leader's Raft address and id, empty when none is known.
-func (n *Node) Leader() (addr, id string) {
-	a, i := n.raft.LeaderWithID()
+func (g *raftGroup) Leader() (addr, id string) {
+	a, i := g.raft.LeaderWithID()
 	return string(a), string(i)
 }
 
 // AppliedIndex is the last index applied to the local state machine.
-func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
+func (g *raftGroup) AppliedIndex() uint64 { return g.fsm.AppliedIndex() }
 
 // LastContact is the time since this node last heard from the leader: zero
 // on the leader itself, and the time since start when it never has.
-func (n *Node) LastContact() time.Duration {
-	if n.IsLeader() {
+func (g *raftGroup) LastContact() time.Duration {
+	if g.IsLeader() {
 		return 0
 	}
-	last := n.raft.LastContact()
+	last := g.raft.LastContact()
 	if last.IsZero() {
 		return -1
 	}
@@ -245,11 +245,11 @@ func (n *Node) LastContact() time.Duration {
 // leader is known and the node vouches (Fresh). A node that starts, replays
 // its log, receives a snapshot, has been cut off or lags behind a backlog is
 // not ready until it has caught up.
-func (n *Node) Ready() bool {
-	if addr, _ := n.Leader(); addr == "" {
+func (g *raftGroup) Ready() bool {
+	if addr, _ := g.Leader(); addr == "" {
 		return false
 	}
-	return n.Fresh()
+	return g.Fresh()
 }
 
 // RaftState is the node's Raft role, term and indexes.
@@ -262,22 +262,22 @@ type RaftState struct {
 }
 
 // RaftStatus reports the node's Raft role and indexes.
-func (n *Node) RaftStatus() RaftState {
-	stats := n.raft.Stats()
+func (g *raftGroup) RaftStatus() RaftState {
+	stats := g.raft.Stats()
 	var term, commit uint64
 	fmt.Sscan(stats["term"], &term)
 	fmt.Sscan(stats["commit_index"], &commit)
 	return RaftState{
-		State:        n.raft.State().String(),
+		State:        g.raft.State().String(),
 		Term:         term,
 		CommitIndex:  commit,
-		AppliedIndex: n.raft.AppliedIndex(),
-		LastIndex:    n.raft.LastIndex(),
+		AppliedIndex: g.raft.AppliedIndex(),
+		LastIndex:    g.raft.LastIndex(),
 	}
 }
 
 // Snapshot asks Raft to take a snapshot now (operators, tests).
-func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+func (g *raftGroup) Snapshot() error { return g.raft.Snapshot().Error() }
 
 // Close shuts the node down: background work, Raft, the transport and the
 // log store, in that order. It is safe to call more than once.
@@ -304,8 +304,8 @@ func (n *Node) Close() error {
 
 // handOverLeadership asks Raft to make another voter leader before this one
 // stops, so that writes pause for a transfer instead of an election.
-func (n *Node) handOverLeadership() {
-	servers, err := n.Servers()
+func (g *raftGroup) handOverLeadership() {
+	servers, err := g.Servers()
 	if err != nil {
 		return
 	}
@@ -318,11 +318,11 @@ func (n *Node) handOverLeadership() {
 	if voters < 2 {
 		return
 	}
-	if err := n.raft.LeadershipTransfer().Error(); err != nil {
-		n.log.Warn("leadership transfer before shutdown failed", "error", err)
+	if err := g.raft.LeadershipTransfer().Error(); err != nil {
+		g.node.log.Warn("leadership transfer before shutdown failed", "error", err)
 		return
 	}
-	n.log.Info("handed leadership over before shutting down")
+	g.node.log.Info("handed leadership over before shutting down")
 }
 
 func (n *Node) closeResources() error {
@@ -347,8 +347,8 @@ func (n *Node) closeResources() error {
 
 // LastSnapshotIndex is the index of the newest snapshot this node holds
 // (taken itself or installed from the leader); 0 when none.
-func (n *Node) LastSnapshotIndex() uint64 {
+func (g *raftGroup) LastSnapshotIndex() uint64 {
 	var idx uint64
-	fmt.Sscan(n.raft.Stats()["last_snapshot_index"], &idx)
+	fmt.Sscan(g.raft.Stats()["last_snapshot_index"], &idx)
 	return idx
 }

@@ -53,20 +53,20 @@ type proposed struct {
 // with ctx's error or errStopping when ctx ends or the node stops first;
 // the write may then still apply, so the caller must treat the outcome as
 // unknown.
-func (n *Node) propose(ctx context.Context, env events.Envelope) (any, error) {
+func (g *raftGroup) propose(ctx context.Context, env events.Envelope) (any, error) {
 	p := &proposal{ctx: ctx, env: env, done: make(chan proposed, 1)}
 	select {
-	case n.proposals <- p:
+	case g.proposals <- p:
 	case <-ctx.Done():
 		return nil, ctx.Err()
-	case <-n.stop:
+	case <-g.node.stop:
 		return nil, errStopping
 	}
 	select {
 	case pr := <-p.done:
 		return pr.response, pr.err
 	case <-ctx.Done():
-	case <-n.stop:
+	case <-g.node.stop:
 	}
 	// An outcome that arrived together with the end is still the outcome.
 	select {
@@ -82,26 +82,26 @@ func (n *Node) propose(ctx context.Context, env events.Envelope) (any, error) {
 
 // proposeLoop stamps, encodes and proposes the queued writes, one batch at
 // a time, until the node stops.
-func (n *Node) proposeLoop() {
-	defer n.wg.Done()
+func (g *raftGroup) proposeLoop() {
+	defer g.node.wg.Done()
 	inFlight := make(chan struct{}, 1) // holds a token while a batch is unapplied
 	batch := make([]*proposal, 0, maxProposalBatch)
 	for {
 		select {
-		case p := <-n.proposals:
+		case p := <-g.proposals:
 			batch = append(batch[:0], p)
-		case <-n.stop:
+		case <-g.node.stop:
 			return
 		}
 		select {
 		case inFlight <- struct{}{}:
-		case <-n.stop:
+		case <-g.node.stop:
 			return
 		}
 	collect:
 		for len(batch) < maxProposalBatch {
 			select {
-			case p := <-n.proposals:
+			case p := <-g.proposals:
 				batch = append(batch, p)
 			default:
 				break collect
@@ -111,8 +111,8 @@ func (n *Node) proposeLoop() {
 		var pending *entry
 		// Shared until the entries are handed to Raft: a server being added
 		// never gets in between deciding to pack and proposing.
-		n.batchMu.RLock()
-		pack := n.batchEntries.Load()
+		g.batchMu.RLock()
+		pack := g.batchEntries.Load()
 		for i, p := range batch {
 			batch[i] = nil
 			if p.ctx.Err() != nil {
@@ -120,7 +120,7 @@ func (n *Node) proposeLoop() {
 			}
 			// Stamped here, in proposal order, so that times rise with
 			// the log.
-			p.env.Time = n.stamp()
+			p.env.Time = g.stamp()
 			data, err := events.Encode(p.env)
 			if err != nil {
 				p.done <- proposed{err: fmt.Errorf("node: %w %s: %v", errEncode, p.env.Type(), err)}
@@ -133,15 +133,15 @@ func (n *Node) proposeLoop() {
 			pending.add(p, data)
 		}
 		for _, e := range entries {
-			e.propose(n.raft)
+			e.propose(g.raft)
 		}
-		n.batchMu.RUnlock()
+		g.batchMu.RUnlock()
 		// The batch's slot frees once its last future resolves (applied, or
 		// failed with the leadership). Only this goroutine waits on them: a
 		// Raft future must not be waited on by two goroutines at once. Raft
 		// leaves unanswered the futures still queued when it shuts down, so
 		// on a node stopped under load this goroutine stays blocked; its
-		// callers have returned, released by n.stop.
+		// callers have returned, released by g.node.stop.
 		go func() {
 			for _, e := range entries {
 				e.deliver()
@@ -227,23 +227,23 @@ func (e *entry) deliver() {
 // gen is the leadership generation the caller started under: a decision
 // made on a configuration read in an earlier term is dropped, since another
 // leader may have changed the configuration meanwhile.
-func (n *Node) updateBatchEntries(gen uint64) {
-	n.batchMu.Lock()
-	defer n.batchMu.Unlock()
-	if n.leaderGen.Load() != gen || !n.IsLeader() {
+func (g *raftGroup) updateBatchEntries(gen uint64) {
+	g.batchMu.Lock()
+	defer g.batchMu.Unlock()
+	if g.leaderGen.Load() != gen || !g.IsLeader() {
 		return
 	}
-	servers, err := n.Servers()
+	servers, err := g.Servers()
 	if err != nil {
 		return
 	}
-	all := !n.cfg.noBatchEntries && len(n.adding) == 0
+	all := !g.node.cfg.noBatchEntries && len(g.adding) == 0
 	for _, s := range servers {
-		if all && s.ID != n.cfg.NodeID {
-			all = n.gossip != nil && n.gossip.readsBatches(s.ID)
+		if all && s.ID != g.node.cfg.NodeID {
+			all = g.node.gossip != nil && g.node.gossip.readsBatches(s.ID)
 		}
 	}
-	if n.batchEntries.Swap(all) != all {
-		n.log.Info("packing writes into batch entries", "enabled", all)
+	if g.batchEntries.Swap(all) != all {
+		g.node.log.Info("packing writes into batch entries", "enabled", all)
 	}
 }

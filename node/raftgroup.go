@@ -29,7 +29,18 @@ import (
 // and a global group; each is a raftGroup of its own on the node's one
 // transport, chosen by name in the connection preamble, and nothing on a
 // group's write path is shared with another group.
+//
+// The write path (write, propose, forward), the reads' freshness (vouch.go,
+// consistency.go), leadership (leaderwatch.go), membership changes, the
+// expiry sweep, touches and the event tail are the group's methods; the
+// node's own API reaches the default group's through the embedding. What
+// a second group still needs: its name in the forwarding, read-index and
+// remove-member RPCs (today they reach the default group), its own loops
+// started and stopped, and routing from a request to its group.
 type raftGroup struct {
+	// node is the node hosting the group: its configuration, logger,
+	// transport, metrics and lifetime (stop, wg) are shared by its groups.
+	node *Node
 	// name is the group's name on the wire; defaultGroup for the group
 	// whose connections carry no name.
 	name string
@@ -81,8 +92,9 @@ type raftGroup struct {
 // data dir, so data dirs and peers of earlier versions keep working.
 const defaultGroup = ""
 
-func newRaftGroup(name, dir string) *raftGroup {
+func newRaftGroup(n *Node, name, dir string) *raftGroup {
 	return &raftGroup{
+		node:      n,
 		name:      name,
 		dir:       dir,
 		proposals: make(chan *proposal, maxProposalBatch),

@@ -127,37 +127,37 @@ func (t *touchTracker) retry(touches []events.Touch) {
 }
 
 // flushTouches replicates the uses this node saw, batched.
-func (n *Node) flushTouches() {
-	defer n.wg.Done()
+func (g *raftGroup) flushTouches() {
+	defer g.node.wg.Done()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var last int64
 	for {
 		select {
-		case <-n.stop:
+		case <-g.node.stop:
 			return
 		case <-tick.C:
 		}
-		now := n.now()
-		if !n.touches.due(now, last) {
+		now := g.node.now()
+		if !g.touches.due(now, last) {
 			continue
 		}
 		last = now
-		touches := n.touches.take()
+		touches := g.touches.take()
 		for len(touches) > 0 {
 			batch := touches[:min(len(touches), maxTouchesPerEvent)]
 			touches = touches[len(batch):]
-			ctx, cancel := context.WithTimeout(n.stopCtx, 10*time.Second)
-			res, err := n.write(ctx, &events.SessionsTouched{Touches: batch})
+			ctx, cancel := context.WithTimeout(g.node.stopCtx, 10*time.Second)
+			res, err := g.write(ctx, &events.SessionsTouched{Touches: batch})
 			cancel()
 			if err != nil {
-				n.log.Warn("replicating session uses failed", "sessions", len(batch), "error", err)
-				n.touches.retry(batch)
+				g.node.log.Warn("replicating session uses failed", "sessions", len(batch), "error", err)
+				g.touches.retry(batch)
 				continue
 			}
-			n.metrics.touchesFlushed(len(batch))
-			n.log.Debug("replicated session uses", "sessions", len(batch), "updated", res.Count, "index", res.Index)
+			g.node.metrics.touchesFlushed(len(batch))
+			g.node.log.Debug("replicated session uses", "sessions", len(batch), "updated", res.Count, "index", res.Index)
 		}
-		n.touches.settle()
+		g.touches.settle()
 	}
 }

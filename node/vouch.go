@@ -101,46 +101,46 @@ func (n *Node) MaxStale() time.Duration { return n.cfg.MaxStale }
 // tighter one a caller asked for). Otherwise it confirms through the leader
 // and catches up first (a read barrier), and returns ErrUnavailable when that
 // cannot be done before ctx ends.
-func (n *Node) Vouch(ctx context.Context, maxStale time.Duration) error {
-	if n.fresh.within(maxStale) {
+func (g *raftGroup) Vouch(ctx context.Context, maxStale time.Duration) error {
+	if g.fresh.within(maxStale) {
 		return nil
 	}
-	_, err := n.ReadBarrier(ctx)
+	_, err := g.ReadBarrier(ctx)
 	return err
 }
 
 // Fresh reports whether this node vouches from its local state now: it has
 // applied what the leader had applied MaxStale ago.
-func (n *Node) Fresh() bool { return n.fresh.within(n.cfg.MaxStale) }
+func (g *raftGroup) Fresh() bool { return g.fresh.within(g.node.cfg.MaxStale) }
 
 // ReadBarrier makes the local reads that follow linearizable: it obtains the
 // leader's read index through a call that started after ReadBarrier was
 // called, and waits until this node has applied it. It returns that index,
 // or ErrUnavailable when no leader confirms in time or this node cannot catch
 // up before ctx ends.
-func (n *Node) ReadBarrier(ctx context.Context) (uint64, error) {
-	call, err := n.readIndexSince(ctx, n.fresh.now())
+func (g *raftGroup) ReadBarrier(ctx context.Context) (uint64, error) {
+	call, err := g.readIndexSince(ctx, g.fresh.now())
 	if err != nil {
 		return 0, err
 	}
-	if err := n.waitApplied(ctx, call.index); err != nil {
+	if err := g.waitApplied(ctx, call.index); err != nil {
 		return 0, fmt.Errorf("%w: index %d not applied here in time", ErrUnavailable, call.index)
 	}
-	n.fresh.advance(call.started)
+	g.fresh.advance(call.started)
 	return call.index, nil
 }
 
 // readIndexSince waits for a read-index call that started at or after since,
 // joining the one in flight or the next.
-func (n *Node) readIndexSince(ctx context.Context, since int64) (*readIndexCall, error) {
-	f := n.fresh
+func (g *raftGroup) readIndexSince(ctx context.Context, since int64) (*readIndexCall, error) {
+	f := g.fresh
 	f.mu.Lock()
 	var call *readIndexCall
 	switch {
 	case f.inFlight == nil:
 		call = &readIndexCall{started: f.now(), done: make(chan struct{})}
 		f.inFlight = call
-		go n.runReadIndexCalls(call)
+		go g.runReadIndexCalls(call)
 	case f.inFlight.started >= since:
 		call = f.inFlight
 	default:
@@ -163,10 +163,10 @@ func (n *Node) readIndexSince(ctx context.Context, since int64) (*readIndexCall,
 const confirmWait = 2 * time.Second
 
 // confirm runs a read barrier bounded by confirmWait (and ctx).
-func (n *Node) confirm(ctx context.Context) error {
+func (g *raftGroup) confirm(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, confirmWait)
 	defer cancel()
-	_, err := n.ReadBarrier(ctx)
+	_, err := g.ReadBarrier(ctx)
 	return err
 }
 
@@ -175,11 +175,11 @@ func (n *Node) confirm(ctx context.Context) error {
 const readIndexCallTimeout = 5 * time.Second
 
 // runReadIndexCalls runs call, then each call queued meanwhile, until none is.
-func (n *Node) runReadIndexCalls(call *readIndexCall) {
-	f := n.fresh
+func (g *raftGroup) runReadIndexCalls(call *readIndexCall) {
+	f := g.fresh
 	for call != nil {
-		ctx, cancel := context.WithTimeout(n.stopCtx, readIndexCallTimeout)
-		call.index, call.err = n.leaderIndex(ctx)
+		ctx, cancel := context.WithTimeout(g.node.stopCtx, readIndexCallTimeout)
+		call.index, call.err = g.leaderIndex(ctx)
 		cancel()
 		close(call.done)
 		f.mu.Lock()
@@ -195,19 +195,19 @@ func (n *Node) runReadIndexCalls(call *readIndexCall) {
 
 // leaderIndex obtains the leader's read index, locally when this node leads
 // or over RPC, retrying while the leader is unknown or changing.
-func (n *Node) leaderIndex(ctx context.Context) (uint64, error) {
+func (g *raftGroup) leaderIndex(ctx context.Context) (uint64, error) {
 	backoff := 10 * time.Millisecond
 	for {
-		leaderAddr, err := n.waitForLeader(ctx)
+		leaderAddr, err := g.waitForLeader(ctx)
 		if err != nil {
 			return 0, err
 		}
 		var index uint64
 		if leaderAddr == "" {
-			index, err = n.leaderReadIndex(ctx)
+			index, err = g.leaderReadIndex(ctx)
 		} else {
 			var resp readIndexResponse
-			err = n.rpc.Call(ctx, leaderAddr, rpcReadIndex, struct{}{}, &resp)
+			err = g.node.rpc.Call(ctx, leaderAddr, rpcReadIndex, struct{}{}, &resp)
 			index = resp.Index
 		}
 		if err == nil {
@@ -231,27 +231,27 @@ func (n *Node) leaderIndex(ctx context.Context) (uint64, error) {
 // cut off) it tries again sooner. A confirmation waits at most MaxStale for
 // this node to apply the leader's index: applied any later, it would be too
 // old to vouch with anyway.
-func (n *Node) keepFresh() {
-	defer n.wg.Done()
-	renew := max(n.cfg.MaxStale/4, time.Millisecond)
+func (g *raftGroup) keepFresh() {
+	defer g.node.wg.Done()
+	renew := max(g.node.cfg.MaxStale/4, time.Millisecond)
 	backoff := 50 * time.Millisecond
 	for {
 		wait := backoff
-		if age := n.fresh.age(); age >= 0 && age < renew {
+		if age := g.fresh.age(); age >= 0 && age < renew {
 			wait = renew - age
 		} else {
-			ctx, cancel := context.WithTimeout(n.stopCtx, n.cfg.MaxStale)
-			_, err := n.ReadBarrier(ctx)
+			ctx, cancel := context.WithTimeout(g.node.stopCtx, g.node.cfg.MaxStale)
+			_, err := g.ReadBarrier(ctx)
 			cancel()
 			if err == nil {
 				backoff = 50 * time.Millisecond
 				continue
 			}
-			n.log.Debug("cannot confirm this node's state with the leader", "error", err)
+			g.node.log.Debug("cannot confirm this node's state with the leader", "error", err)
 			backoff = min(2*backoff, time.Second)
 		}
 		select {
-		case <-n.stop:
+		case <-g.node.stop:
 			return
 		case <-time.After(wait):
 		}

@@ -33,11 +33,11 @@ const enqueueTimeout = 2 * time.Second
 
 // stamp returns the time for a new event: the wall clock, but never earlier
 // than any event this node stamped or applied before.
-func (n *Node) stamp() int64 {
-	n.stampMu.Lock()
-	defer n.stampMu.Unlock()
-	t := max(n.cfg.Clock().UnixNano(), n.lastStamp, n.fsm.LastEventTime())
-	n.lastStamp = t
+func (g *raftGroup) stamp() int64 {
+	g.stampMu.Lock()
+	defer g.stampMu.Unlock()
+	t := max(g.node.cfg.Clock().UnixNano(), g.lastStamp, g.fsm.LastEventTime())
+	g.lastStamp = t
 	return t
 }
 
@@ -47,7 +47,7 @@ func (n *Node) stamp() int64 {
 // business failure comes back both as res.Err and as the error. Attempts
 // whose outcome is unknown are retried with the same request id, which the
 // state machine applies at most once.
-func (n *Node) write(ctx context.Context, ev events.Event) (*fsm.Result, error) {
+func (g *raftGroup) write(ctx context.Context, ev events.Event) (*fsm.Result, error) {
 	env := events.Envelope{RequestID: newRequestID(), Event: ev}
 	if key, ok := ctx.Value(idempotencyKey{}).(string); ok && key != "" {
 		// The client's key names the write, per event type (one request may
@@ -58,16 +58,16 @@ func (n *Node) write(ctx context.Context, ev events.Event) (*fsm.Result, error) 
 	for {
 		// Taken before the attempt: a new leader known by the time it
 		// fails ends the wait before the next one at once.
-		changed := n.leaders.next()
-		leaderAddr, err := n.waitForLeader(ctx)
+		changed := g.leaders.next()
+		leaderAddr, err := g.waitForLeader(ctx)
 		if err != nil {
 			return nil, err
 		}
 		var res *fsm.Result
 		if leaderAddr == "" {
-			res, err = n.applyLocal(ctx, env)
+			res, err = g.applyLocal(ctx, env)
 		} else {
-			res, err = n.forwardObserved(ctx, leaderAddr, env)
+			res, err = g.forwardObserved(ctx, leaderAddr, env)
 		}
 		switch {
 		case err == nil:
@@ -78,7 +78,7 @@ func (n *Node) write(ctx context.Context, ev events.Event) (*fsm.Result, error) 
 			}
 			return res, res.Err
 		case errors.Is(err, errRetry):
-			n.log.Debug("retrying write", "event", ev.EventType().String(), "error", err)
+			g.node.log.Debug("retrying write", "event", ev.EventType().String(), "error", err)
 		default:
 			return nil, err
 		}
@@ -87,7 +87,7 @@ func (n *Node) write(ctx context.Context, ev events.Event) (*fsm.Result, error) 
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: write not confirmed in time (it may still apply)", ErrUnavailable)
-		case <-n.stop:
+		case <-g.node.stop:
 			return nil, fmt.Errorf("%w: node is shutting down", ErrUnavailable)
 		case <-changed:
 		case <-time.After(backoff):
@@ -98,8 +98,8 @@ func (n *Node) write(ctx context.Context, ev events.Event) (*fsm.Result, error) 
 
 // applyLocal proposes env on this node, which believes it leads. Errors that
 // allow a retry wrap errRetry.
-func (n *Node) applyLocal(ctx context.Context, env events.Envelope) (*fsm.Result, error) {
-	response, err := n.propose(ctx, env)
+func (g *raftGroup) applyLocal(ctx context.Context, env events.Envelope) (*fsm.Result, error) {
+	response, err := g.propose(ctx, env)
 	switch {
 	case err == nil:
 		res, ok := response.(*fsm.Result)
@@ -127,7 +127,7 @@ func (n *Node) applyLocal(ctx context.Context, env events.Envelope) (*fsm.Result
 // waitForLeader waits, up to LeaderWait and ctx, until a leader is known,
 // and returns the moment Raft learns of one (leaderwatch.go). It returns ""
 // when this node leads, else the leader's address.
-func (n *Node) waitForLeader(ctx context.Context) (string, error) {
+func (g *raftGroup) waitForLeader(ctx context.Context) (string, error) {
 	var deadline *time.Timer // started once there is something to wait for
 	defer func() {
 		if deadline != nil {
@@ -135,22 +135,22 @@ func (n *Node) waitForLeader(ctx context.Context) (string, error) {
 		}
 	}()
 	for {
-		changed := n.leaders.next()
-		if n.IsLeader() {
+		changed := g.leaders.next()
+		if g.IsLeader() {
 			return "", nil
 		}
-		if addr, _ := n.Leader(); addr != "" {
+		if addr, _ := g.Leader(); addr != "" {
 			return addr, nil
 		}
 		if deadline == nil {
-			deadline = time.NewTimer(n.cfg.LeaderWait)
+			deadline = time.NewTimer(g.node.cfg.LeaderWait)
 		}
 		select {
 		case <-ctx.Done():
 			return "", fmt.Errorf("%w: no leader", ErrUnavailable)
 		case <-deadline.C:
-			return "", fmt.Errorf("%w: no leader within %s", ErrUnavailable, n.cfg.LeaderWait)
-		case <-n.stop:
+			return "", fmt.Errorf("%w: no leader within %s", ErrUnavailable, g.node.cfg.LeaderWait)
+		case <-g.node.stop:
 			return "", fmt.Errorf("%w: node is shutting down", ErrUnavailable)
 		case <-changed:
 		}
@@ -159,28 +159,28 @@ func (n *Node) waitForLeader(ctx context.Context) (string, error) {
 
 // sweepExpired is the leader's garbage collection: when sessions are due,
 // it proposes a SessionsExpired event up to now.
-func (n *Node) sweepExpired() {
-	defer n.wg.Done()
-	tick := time.NewTicker(n.cfg.SweepInterval)
+func (g *raftGroup) sweepExpired() {
+	defer g.node.wg.Done()
+	tick := time.NewTicker(g.node.cfg.SweepInterval)
 	defer tick.Stop()
 	for {
 		select {
-		case <-n.stop:
+		case <-g.node.stop:
 			return
 		case <-tick.C:
 		}
-		now := n.now()
-		if !n.IsLeader() || n.fsm.NextExpiry() > now {
+		now := g.node.now()
+		if !g.IsLeader() || g.fsm.NextExpiry() > now {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(n.stopCtx, n.cfg.SweepInterval)
-		res, err := n.write(ctx, &events.SessionsExpired{Until: now})
+		ctx, cancel := context.WithTimeout(g.node.stopCtx, g.node.cfg.SweepInterval)
+		res, err := g.write(ctx, &events.SessionsExpired{Until: now})
 		cancel()
 		if err != nil {
-			n.log.Warn("expiry sweep failed", "error", err)
+			g.node.log.Warn("expiry sweep failed", "error", err)
 			continue
 		}
-		n.log.Debug("expired sessions removed", "count", res.Count, "index", res.Index)
+		g.node.log.Debug("expired sessions removed", "count", res.Count, "index", res.Index)
 	}
 }
 
