@@ -128,19 +128,10 @@ func (t *touchTracker) retry(touches []events.Touch) {
 
 // flushTouches replicates the uses this node saw, batched.
 func (g *raftGroup) flushTouches() {
-	defer g.node.wg.Done()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
 	var last int64
-	for {
-		select {
-		case <-g.node.stop:
-			return
-		case <-tick.C:
-		}
-		now := g.node.now()
+	g.node.every(250*time.Millisecond, func(now int64) {
 		if !g.touches.due(now, last) {
-			continue
+			return
 		}
 		last = now
 		touches := g.touches.take()
@@ -159,5 +150,5 @@ func (g *raftGroup) flushTouches() {
 			g.node.log.Debug("replicated session uses", "sessions", len(batch), "updated", res.Count, "index", res.Index)
 		}
 		g.touches.settle()
-	}
+	})
 }

@@ -160,27 +160,34 @@ func (g *raftGroup) waitForLeader(ctx context.Context) (string, error) {
 // sweepExpired is the leader's garbage collection: when sessions are due,
 // it proposes a SessionsExpired event up to now.
 func (g *raftGroup) sweepExpired() {
-	defer g.node.wg.Done()
-	tick := time.NewTicker(g.node.cfg.SweepInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-g.node.stop:
-			return
-		case <-tick.C:
-		}
-		now := g.node.now()
+	g.node.every(g.node.cfg.SweepInterval, func(now int64) {
 		if !g.IsLeader() || g.fsm.NextExpiry() > now {
-			continue
+			return
 		}
 		ctx, cancel := context.WithTimeout(g.node.stopCtx, g.node.cfg.SweepInterval)
 		res, err := g.write(ctx, &events.SessionsExpired{Until: now})
 		cancel()
 		if err != nil {
 			g.node.log.Warn("expiry sweep failed", "error", err)
-			continue
+			return
 		}
 		g.node.log.Debug("expired sessions removed", "count", res.Count, "index", res.Index)
+	})
+}
+
+// every calls do with the node's clock on each tick of interval until the
+// node stops. It runs as one of the node's background loops (wg).
+func (n *Node) every(interval time.Duration, do func(now int64)) {
+	defer n.wg.Done()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+			do(n.now())
+		}
 	}
 }
 

@@ -25,7 +25,23 @@ func delayedPair(t *testing.T, faults *Faults) (a, b *Transport, atA, atB net.Co
 	return a, b, atA, atB
 }
 
-// readAll reads n bytes from c and returns them with the time the last one
+// delayedLink is a connection from a to b with d added one way, a to b.
+func delayedLink(t *testing.T, d time.Duration) (faults *Faults, a, b *Transport, atA, atB net.Conn) {
+	t.Helper()
+	faults = NewFaults()
+	a, b, atA, atB = delayedPair(t, faults)
+	faults.SetDelay(a.Addr(), b.Addr(), d)
+	return faults, a, b, atA, atB
+}
+
+func mustWrite(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatalf("write %q: %v", msg, err)
+	}
+}
+
+// readN reads n bytes from c and returns them with the time the last one
 // arrived.
 func readN(t *testing.T, c net.Conn, n int) ([]byte, time.Time) {
 	t.Helper()
@@ -98,28 +114,18 @@ func TestSetDelay_PipelinedWritesEachPayTheDelayOnce(t *testing.T) {
 }
 
 func TestSetDelay_RemovingItKeepsTheOrder(t *testing.T) {
-	faults := NewFaults()
-	a, b, atA, atB := delayedPair(t, faults)
-	faults.SetDelay(a.Addr(), b.Addr(), 150*time.Millisecond)
-	if _, err := atA.Write([]byte("first ")); err != nil {
-		t.Fatal(err)
-	}
+	faults, a, b, atA, atB := delayedLink(t, 150*time.Millisecond)
+	mustWrite(t, atA, "first ")
 	faults.SetDelay(a.Addr(), b.Addr(), 0)
-	if _, err := atA.Write([]byte("second")); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, atA, "second")
 	if got, _ := readN(t, atB, 12); string(got) != "first second" {
 		t.Fatalf("read %q, want %q", got, "first second")
 	}
 }
 
 func TestSetDelay_CloseDeliversWhatWasWritten(t *testing.T) {
-	faults := NewFaults()
-	a, b, atA, atB := delayedPair(t, faults)
-	faults.SetDelay(a.Addr(), b.Addr(), 50*time.Millisecond)
-	if _, err := atA.Write([]byte("last words")); err != nil {
-		t.Fatal(err)
-	}
+	_, _, _, atA, atB := delayedLink(t, 50*time.Millisecond)
+	mustWrite(t, atA, "last words")
 	if err := atA.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -130,12 +136,8 @@ func TestSetDelay_CloseDeliversWhatWasWritten(t *testing.T) {
 }
 
 func TestSetDelay_PartitionStillCutsADelayedConnection(t *testing.T) {
-	faults := NewFaults()
-	a, b, atA, atB := delayedPair(t, faults)
-	faults.SetDelay(a.Addr(), b.Addr(), 50*time.Millisecond)
-	if _, err := atA.Write([]byte("x")); err != nil {
-		t.Fatal(err)
-	}
+	faults, a, b, atA, atB := delayedLink(t, 50*time.Millisecond)
+	mustWrite(t, atA, "x")
 	faults.Partition(a.Addr(), b.Addr())
 	waitClosed(t, atB, 5*time.Second)
 }
