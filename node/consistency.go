@@ -20,6 +20,12 @@ import (
 
 const rpcReadIndex = "read_index"
 
+// readIndexRequest names the group whose read index is asked; empty is the
+// default group (earlier versions send an empty map).
+type readIndexRequest struct {
+	Group string `msgpack:"group,omitempty"`
+}
+
 type readIndexResponse struct {
 	Index uint64 `msgpack:"index"`
 }
@@ -87,10 +93,20 @@ func (g *raftGroup) leaderReadIndex(ctx context.Context) (uint64, error) {
 	return index, nil
 }
 
-func (g *raftGroup) serveReadIndex(ctx context.Context, _ string, dec *msgpack.Decoder) (any, error) {
-	if err := dec.Skip(); err != nil {
+func (n *Node) serveReadIndex(ctx context.Context, _ string, dec *msgpack.Decoder) (any, error) {
+	var req readIndexRequest
+	if err := dec.Decode(&req); err != nil {
 		return nil, err
 	}
+	g, err := n.hostedGroup(req.Group)
+	if err != nil {
+		return nil, err
+	}
+	return g.readIndexAnswer(ctx)
+}
+
+// readIndexAnswer answers another node's read-index request.
+func (g *raftGroup) readIndexAnswer(ctx context.Context) (any, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	index, err := g.leaderReadIndex(ctx)

@@ -28,6 +28,9 @@ const (
 )
 
 type applyRequest struct {
+	// Group names the group to write to; empty is the default group (and
+	// is left out on the wire, as earlier versions send it).
+	Group string `msgpack:"group,omitempty"`
 	// Entry is the encoded envelope; the leader replaces its time.
 	Entry []byte `msgpack:"entry"`
 	// TimeoutMillis is what is left of the follower's deadline.
@@ -53,7 +56,7 @@ func (g *raftGroup) forward(ctx context.Context, leaderAddr string, env events.E
 		timeout = time.Until(deadline)
 	}
 	var resp applyResponse
-	err = g.node.rpc.Call(ctx, leaderAddr, rpcApply, applyRequest{Entry: data, TimeoutMillis: timeout.Milliseconds()}, &resp)
+	err = g.node.rpc.Call(ctx, leaderAddr, rpcApply, applyRequest{Group: g.name, Entry: data, TimeoutMillis: timeout.Milliseconds()}, &resp)
 	if err != nil {
 		var re *transport.RemoteError
 		switch {
@@ -94,11 +97,21 @@ func needsSession(ev events.Event) bool {
 }
 
 // serveApply is the leader's side of forwarding.
-func (g *raftGroup) serveApply(ctx context.Context, peer string, dec *msgpack.Decoder) (any, error) {
+func (n *Node) serveApply(ctx context.Context, peer string, dec *msgpack.Decoder) (any, error) {
 	var req applyRequest
 	if err := dec.Decode(&req); err != nil {
 		return nil, fmt.Errorf("decode apply request: %w", err)
 	}
+	g, err := n.hostedGroup(req.Group)
+	if err != nil {
+		return nil, err
+	}
+	return g.applyForwarded(ctx, peer, req)
+}
+
+// applyForwarded proposes a write another node forwarded, if this node
+// leads the group.
+func (g *raftGroup) applyForwarded(ctx context.Context, peer string, req applyRequest) (any, error) {
 	env, err := events.Decode(req.Entry)
 	if err != nil {
 		return nil, &transport.RemoteError{Code: "bad_request", Message: err.Error()}

@@ -160,7 +160,10 @@ func (n *Node) ClusterStatus() ClusterStatus {
 const rpcRemoveMember = "remove_member"
 
 type removeMemberRequest struct {
-	ID string `msgpack:"id"`
+	// Group names the group to remove the member from; empty is the default
+	// group (and is left out on the wire, as earlier versions send it).
+	Group string `msgpack:"group,omitempty"`
+	ID    string `msgpack:"id"`
 }
 
 // ErrUnknownMember: no server with that id in the Raft configuration.
@@ -187,7 +190,7 @@ func (n *Node) RemoveMember(ctx context.Context, id string) error {
 		}
 		return nil
 	}
-	if err := n.rpc.Call(ctx, leaderAddr, rpcRemoveMember, removeMemberRequest{ID: id}, nil); err != nil {
+	if err := n.rpc.Call(ctx, leaderAddr, rpcRemoveMember, removeMemberRequest{Group: n.name, ID: id}, nil); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return nil
@@ -198,7 +201,11 @@ func (n *Node) serveRemoveMember(_ context.Context, _ string, dec *msgpack.Decod
 	if err := dec.Decode(&req); err != nil {
 		return nil, err
 	}
-	if err := n.RemoveServer(req.ID); err != nil {
+	g, err := n.hostedGroup(req.Group)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.RemoveServer(req.ID); err != nil {
 		if errors.Is(err, ErrNotLeader) {
 			return nil, &transport.RemoteError{Code: rpcCodeNotLeader, Message: err.Error()}
 		}

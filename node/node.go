@@ -33,6 +33,9 @@ type Node struct {
 	// The node's one Raft group today, the default group. Its fields
 	// (raft, fsm, proposals, fresh, ...) read as the node's own.
 	*raftGroup
+	// groups are the groups hosted here by name, the default group
+	// included (groups.go).
+	groups map[string]*raftGroup
 
 	// metrics is the node's Prometheus registry and instruments.
 	metrics *metrics
@@ -65,6 +68,7 @@ func New(cfg Config) (*Node, error) {
 		n.cfg.Clock = time.Now
 	}
 	n.raftGroup = newRaftGroup(n, defaultGroup, cfg.DataDir)
+	n.groups = map[string]*raftGroup{defaultGroup: n.raftGroup}
 	n.metrics = newMetrics(n)
 	n.fsm = fsm.New(fsm.Config{
 		OnApply: func(applied []fsm.AppliedEvent) {

@@ -207,7 +207,7 @@ func (g *raftGroup) leaderIndex(ctx context.Context) (uint64, error) {
 			index, err = g.leaderReadIndex(ctx)
 		} else {
 			var resp readIndexResponse
-			err = g.node.rpc.Call(ctx, leaderAddr, rpcReadIndex, struct{}{}, &resp)
+			err = g.node.rpc.Call(ctx, leaderAddr, rpcReadIndex, readIndexRequest{Group: g.name}, &resp)
 			index = resp.Index
 		}
 		if err == nil {
