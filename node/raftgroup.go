@@ -33,10 +33,10 @@ import (
 // The write path (write, propose, forward), the reads' freshness (vouch.go,
 // consistency.go), leadership (leaderwatch.go), membership changes, the
 // expiry sweep, touches and the event tail are the group's methods; the
-// node's own API reaches the default group's through the embedding. What
-// a second group still needs: its name in the forwarding, read-index and
-// remove-member RPCs (today they reach the default group), its own loops
-// started and stopped, and routing from a request to its group.
+// node's own API reaches the default group's through the embedding, and
+// node-to-node RPCs reach the group they name (groups.go). What a second
+// group still needs: its own loops started and stopped, its own
+// reconciliation of members, and routing from a client's request to it.
 type raftGroup struct {
 	// node is the node hosting the group: its configuration, logger,
 	// transport, metrics and lifetime (stop, wg) are shared by its groups.
