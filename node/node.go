@@ -70,18 +70,7 @@ func New(cfg Config) (*Node, error) {
 	n.raftGroup = newRaftGroup(n, defaultGroup, cfg.DataDir)
 	n.groups = map[string]*raftGroup{defaultGroup: n.raftGroup}
 	n.metrics = newMetrics(n)
-	n.fsm = fsm.New(fsm.Config{
-		OnApply: func(applied []fsm.AppliedEvent) {
-			records := make([]EventRecord, len(applied))
-			for i, a := range applied {
-				records[i] = recordOf(a)
-				n.metrics.applied(a)
-			}
-			n.events.add(records)
-		},
-		OnRestore:     func(index uint64) { n.events.reset(index) },
-		RefuseBatches: cfg.noBatchEntries,
-	})
+	n.openFSM()
 
 	// The group's files first: a data dir another process holds is
 	// refused before this node binds its port.
@@ -119,63 +108,11 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  stream,
-		MaxPool: 3,
-		// 1: no pipelined replication. hashicorp/raft's pipeline can
-		// deadlock: when its response decoder stops (a follower refused an
-		// append, or answered with a newer term, as in a leadership
-		// transfer) one more send can park on the pipeline's unbuffered
-		// channel for good, and the leader then never replicates to that
-		// follower again, nor shuts down. It hung a node's shutdown in a
-		// test. With one batch in flight (group commit) pipelining gained
-		// nothing measurable: 3,080–3,460 creates/s without it against
-		// 2,740–3,500/s with it, in alternating runs.
-		MaxRPCsInFlight: 1,
-		Timeout:         10 * time.Second,
-		Logger:          hlog.Named("transport"),
-	})
 	localAddr := advertise
-
-	rc := raft.DefaultConfig()
-	rc.LocalID = n.nodeID
-	rc.Logger = hlog
-	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
-	rc.ElectionTimeout = cfg.ElectionTimeout
-	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
-	// A follower that forwarded a write answers only once it has applied
-	// it, and it learns of the commit from the leader's next append. Raft
-	// sends an empty one each commit timeout, committed or not: at 1 ms
-	// that was most of an idle cluster's CPU. The carrier sends it as soon
-	// as the leader has applied something (commitcarrier.go), so the
-	// commit timeout is only a fallback.
-	rc.CommitTimeout = commitTimeout
-	rc.SnapshotInterval = cfg.SnapshotInterval
-	rc.SnapshotThreshold = cfg.SnapshotThreshold
-	rc.TrailingLogs = cfg.TrailingLogs
-	// Batched applies reach the FSM through BatchingFSM.ApplyBatch.
-	rc.BatchApplyCh = true
-	rc.MaxAppendEntries = maxProposalBatch
-	leadership := make(chan bool, 16)
-	rc.NotifyCh = leadership
-
-	logs, err := raft.NewLogCache(4096, n.store)
+	hasState, leadership, err := n.startRaft(hlog, stream)
 	if err != nil {
 		return nil, err
 	}
-	hasState, err := raft.HasExistingState(logs, n.store, n.snaps)
-	if err != nil {
-		return nil, fmt.Errorf("node: read raft state: %w", err)
-	}
-	n.carrier = newCommitCarrier(n.trans)
-	n.raft, err = raft.NewRaft(rc, appliedHook{BatchingFSM: observedFSM{FSM: n.fsm, m: n.metrics}, carrier: n.carrier},
-		logs, n.store, n.snaps, n.carrier)
-	if err != nil {
-		return nil, fmt.Errorf("node: start raft: %w", err)
-	}
-	n.carrier.raft.Store(n.raft)
-	n.leaders = newLeaderWatch()
-	n.raft.RegisterObserver(raft.NewObserver(nil, false, n.leaders.observe))
 	// Served only from here on: the handlers need Raft. A peer calling
 	// earlier finds its connection closed and retries.
 	n.mux.HandleRPC(transport.NewRPCServer(n.stopCtx, map[string]transport.Handler{
@@ -186,11 +123,8 @@ func New(cfg Config) (*Node, error) {
 	}).ServeConn)
 	if !hasState && cfg.BootstrapSelf {
 		log.Info("bootstrapping a new single-node cluster", "node_id", cfg.NodeID, "raft_addr", localAddr)
-		boot := raft.Configuration{Servers: []raft.Server{{
-			ID: n.nodeID, Address: raft.ServerAddress(localAddr), Suffrage: raft.Voter,
-		}}}
-		if err := n.raft.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-			return nil, fmt.Errorf("node: bootstrap: %w", err)
+		if err := n.bootstrapAlone(localAddr); err != nil {
+			return nil, err
 		}
 	}
 	n.bootstrapped.Store(hasState || cfg.BootstrapSelf)
@@ -203,13 +137,7 @@ func New(cfg Config) (*Node, error) {
 	log.Info("node started", "node_id", cfg.NodeID, "raft_addr", localAddr,
 		"data_dir", cfg.DataDir, "last_index", lastIndex, "existing_state", hasState)
 
-	n.wg.Add(6)
-	go n.proposeLoop()
-	go n.sweepExpired()
-	go n.flushTouches()
-	go n.observeLeadership(leadership)
-	go n.keepFresh()
-	go n.watchLeader()
+	n.startLoops(leadership)
 	ok = true
 	return n, nil
 }
@@ -334,18 +262,11 @@ func (n *Node) closeResources() error {
 	if n.rpc != nil {
 		n.rpc.Close()
 	}
-	if n.raft != nil {
-		errs = append(errs, n.raft.Shutdown().Error())
-	}
-	if n.trans != nil {
-		errs = append(errs, n.trans.Close())
-	}
+	errs = append(errs, n.raftGroup.shutdown())
 	if n.mux != nil {
 		errs = append(errs, n.mux.Close()) // a second Close is harmless
 	}
-	if n.store != nil {
-		errs = append(errs, n.store.Close())
-	}
+	errs = append(errs, n.raftGroup.closeStores())
 	return errors.Join(errs...)
 }
 
