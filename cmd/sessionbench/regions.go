@@ -65,13 +65,13 @@ func newRegionsCommand() *cobra.Command {
 	var o regionsOptions
 	cmd := &cobra.Command{
 		Use:   "regions",
-		Short: "Latency of creates, logins and refreshes per region, with a one-way delay between regions",
+		Short: "Latency of creates, validations, logins and refreshes per region, with a one-way delay between regions",
 		Long: "regions starts --regions × --nodes-per-region nodes in this process, puts a one-way\n" +
 			"delay of --wan-delay between nodes of different regions and --lan-delay within one\n" +
 			"(through the transport's fault layer: Raft and forwarding traffic; gossip is not\n" +
 			"delayed), and has each region's clients create sessions, log in and refresh through\n" +
-			"their own region's nodes, for users of that region. It prints p50 and p99 per region\n" +
-			"and operation.\n\n" +
+			"their own region's nodes, for users of that region, and validate the sessions the\n" +
+			"next region created. It prints p50 and p99 per region and operation.\n\n" +
 			"The layout measured is the one sessiond runs today: one Raft group whose voters are\n" +
 			"the first region's nodes, the other regions' nodes non-voting replicas that forward\n" +
 			"writes to the leader. A region far from the leader pays the round trip on every write.",
@@ -203,8 +203,10 @@ func runRegions(ctx context.Context, o regionsOptions, logOut io.Writer) (*regio
 		About:  fmt.Sprintf("one Raft group, voters in %s, every other region's nodes non-voting replicas (today's layout)", regionName(0)),
 	}
 	refresh := make([][]string, o.regions) // refresh tokens the creates returned
+	access := make([][]string, o.regions)  // and access tokens, of the other region's users
 	for r := range refresh {
 		refresh[r] = make([]string, o.requests)
+		access[r] = make([]string, o.requests)
 	}
 	ops := []struct {
 		name string
@@ -214,7 +216,17 @@ func runRegions(ctx context.Context, o regionsOptions, logOut io.Writer) (*regio
 			t, err := c.CreateSession(ctx, client.CreateSessionRequest{UserID: userID(r, i)})
 			if err == nil {
 				refresh[r][i] = t.RefreshToken
+				access[r][i] = t.AccessToken
 			}
+			return err
+		}},
+		// Validation from memory, of sessions homed in another region.
+		{"validate", func(ctx context.Context, c *client.Client, r, i int) error {
+			token := access[(r+1)%o.regions][i]
+			if token == "" {
+				return errors.New("no access token: its create failed")
+			}
+			_, err := c.Validate(ctx, token)
 			return err
 		}},
 		{"login", func(ctx context.Context, c *client.Client, r, i int) error {

@@ -7,7 +7,8 @@ import (
 
 // Today's layout, one group with its voters in the first region: the other
 // region's writes are forwarded to the leader across the delay and back,
-// so each pays at least the round trip; every operation succeeds.
+// so each pays at least the round trip; a validation, of a session the
+// other region created, is answered from memory; every operation succeeds.
 func TestRegions_FarRegionWritesPayTheRoundTrip(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a two-region cluster with production Raft timings")
@@ -31,11 +32,11 @@ func TestRegions_FarRegionWritesPayTheRoundTrip(t *testing.T) {
 		if res.Errors != 0 || res.Count != 12 {
 			t.Errorf("%s %s: %d answered, %d errors (first: %s), want 12 and 0", res.Region, res.Op, res.Count, res.Errors, res.FirstError)
 		}
-		if res.Region == "r2" && res.P50MS < 2*wanMS {
+		if res.Region == "r2" && res.Op != "validate" && res.P50MS < 2*wanMS {
 			t.Errorf("r2 %s: p50 %.1f ms, below the %d ms round trip to the leader's region", res.Op, res.P50MS, 2*wanMS)
 		}
 	}
-	for _, want := range []string{"r1 create", "r2 create", "r1 login", "r2 login", "r1 refresh", "r2 refresh"} {
+	for _, want := range []string{"r1 create", "r2 create", "r1 validate", "r2 validate", "r1 login", "r2 login", "r1 refresh", "r2 refresh"} {
 		if !seen[want] {
 			t.Errorf("no result for %s", want)
 		}
