@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"time"
@@ -9,8 +10,10 @@ import (
 )
 
 // FaultyGossip wraps memberlist's transport so that the fault layer cuts
-// gossip between chosen addresses too: packets to or from a cut peer are
-// dropped and streams to it cannot be dialled. Inbound streams carry no
+// and delays gossip between chosen addresses too: packets to or from a cut
+// peer are dropped, packets to a delayed one are sent that much later, and
+// streams to a cut peer cannot be dialled (those dialled are closed by a
+// later cut and delayed on the dialling side). Inbound streams carry no
 // sender address, so for those the dialing side's check is what counts
 // (every node wraps its own transport, so a pair cut both ways is cut).
 // With a nil Faults it returns inner unchanged.
@@ -56,6 +59,19 @@ func (g *faultyGossip) WriteTo(b []byte, addr string) (time.Time, error) {
 	if g.faults.blockedOneWay(g.self, addr) {
 		return time.Now(), nil // lost on the way, as UDP would be
 	}
+	if d := g.faults.delay(g.self, addr); d > 0 {
+		// Sent later, as a datagram on a long link arrives later; one sent
+		// after the transport shut down is lost, as UDP would lose it.
+		packet := bytes.Clone(b)
+		time.AfterFunc(d, func() {
+			select {
+			case <-g.done:
+			default:
+				_, _ = g.Transport.WriteTo(packet, addr)
+			}
+		})
+		return time.Now(), nil
+	}
 	return g.Transport.WriteTo(b, addr)
 }
 
@@ -63,7 +79,14 @@ func (g *faultyGossip) DialTimeout(addr string, timeout time.Duration) (net.Conn
 	if g.faults.Cut(g.self, addr) {
 		return nil, fmt.Errorf("dial %s: %w", addr, ErrCut)
 	}
-	return g.Transport.DialTimeout(addr, timeout)
+	conn, err := g.Transport.DialTimeout(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	// Tracked like the cluster's connections: a later cut closes it and a
+	// delay holds back what this side writes. Inbound streams carry no
+	// sender address, so the answers on them are not delayed.
+	return g.faults.track(conn, g.self, addr)
 }
 
 func (g *faultyGossip) PacketCh() <-chan *memberlist.Packet { return g.packets }

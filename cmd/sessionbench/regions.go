@@ -68,10 +68,10 @@ func newRegionsCommand() *cobra.Command {
 		Short: "Latency of creates, validations, logins and refreshes per region, with a one-way delay between regions",
 		Long: "regions starts --regions × --nodes-per-region nodes in this process, puts a one-way\n" +
 			"delay of --wan-delay between nodes of different regions and --lan-delay within one\n" +
-			"(through the transport's fault layer: Raft and forwarding traffic; gossip is not\n" +
-			"delayed), and has each region's clients create sessions, log in and refresh through\n" +
-			"their own region's nodes, for users of that region, and validate the sessions the\n" +
-			"next region created. It prints p50 and p99 per region and operation.\n\n" +
+			"(through the transport's fault layer: Raft, forwarding and gossip traffic), and has\n" +
+			"each region's clients create sessions, log in and refresh through their own region's\n" +
+			"nodes, for users of that region, and validate the sessions the next region created.\n" +
+			"It prints p50 and p99 per region and operation.\n\n" +
 			"The layout measured is the one sessiond runs today: one Raft group whose voters are\n" +
 			"the first region's nodes, the other regions' nodes non-voting replicas that forward\n" +
 			"writes to the leader. A region far from the leader pays the round trip on every write.",
@@ -172,6 +172,7 @@ func runRegions(ctx context.Context, o regionsOptions, logOut io.Writer) (*regio
 				d = o.lanDelay
 			}
 			faults.SetDelay(a.node.RaftAddr(), b.node.RaftAddr(), d)
+			faults.SetDelay(a.node.GossipAddr(), b.node.GossipAddr(), d)
 		}
 	}
 

@@ -281,10 +281,12 @@ func (c *Cluster) Rejoin(i int) {
 // Heal removes every cut.
 func (c *Cluster) Heal() { c.Faults.Heal() }
 
-// SetDelay makes Raft and RPC traffic from node i to node j arrive d later
-// (a one-way latency; 0 removes it). Gossip is not delayed.
+// SetDelay makes traffic from node i to node j arrive d later (a one-way
+// latency; 0 removes it): Raft and RPC, and gossip packets and the gossip
+// streams i dials.
 func (c *Cluster) SetDelay(i, j int, d time.Duration) {
 	c.Faults.SetDelay(c.Nodes[i].raftAddr, c.Nodes[j].raftAddr, d)
+	c.Faults.SetDelay(c.Nodes[i].gossip, c.Nodes[j].gossip, d)
 }
 
 // SetRegions places the nodes in regions (regionOf[i] is node i's) and
