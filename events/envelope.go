@@ -75,6 +75,10 @@ func newPayload(t Type, version uint8) (Event, error) {
 		ev = new(UserLimitSet)
 	case TypePolicySet:
 		ev = new(PolicySet)
+	case TypeEmailClaimed:
+		ev = new(EmailClaimed)
+	case TypeUserHomed:
+		ev = new(UserHomed)
 	case TypeBatch:
 		return nil, fmt.Errorf("%w: a batch entry holds events and is not one (see DecodeBatch)", ErrUnknownType)
 	default:

@@ -49,7 +49,7 @@ func sampleEnvelopes() []Envelope {
 }
 
 func TestEnvelope_RoundTrip(t *testing.T) {
-	for _, env := range sampleEnvelopes() {
+	for _, env := range allSampleEnvelopes() {
 		data, err := Encode(env)
 		if err != nil {
 			t.Fatalf("encode %s: %v", env.Type(), err)
@@ -124,7 +124,7 @@ func TestHashToken_MatchesSHA256OfLongTokens(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, env := range sampleEnvelopes() {
+	for _, env := range allSampleEnvelopes() {
 		data, _ := Encode(env)
 		f.Add(data)
 	}

@@ -18,6 +18,9 @@ const (
 	TypeUserUnlocked        Type = 11
 	TypeUserLimitSet        Type = 12
 	TypePolicySet           Type = 13
+	// 14 is TypeBatch (batch.go), the marker of a batch entry.
+	TypeEmailClaimed Type = 15
+	TypeUserHomed    Type = 16
 )
 
 // String names the type as the API and logs show it.
@@ -49,6 +52,10 @@ func (t Type) String() string {
 		return "UserLimitSet"
 	case TypePolicySet:
 		return "PolicySet"
+	case TypeEmailClaimed:
+		return "EmailClaimed"
+	case TypeUserHomed:
+		return "UserHomed"
 	case TypeBatch:
 		return "Batch"
 	}

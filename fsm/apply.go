@@ -55,6 +55,10 @@ func (st *state) apply(index uint64, env events.Envelope) *Result {
 		res = st.setUserLimit(now, ev)
 	case *events.PolicySet:
 		res = st.setPolicy(ev)
+	case *events.UserHomed:
+		res = st.homeUser(ev)
+	case *events.EmailClaimed:
+		res = st.claimEmail(ev)
 	default:
 		// Decode only returns known types; reaching this is a programming error
 		// that must not be skipped silently.

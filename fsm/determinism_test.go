@@ -32,6 +32,10 @@ type eventGen struct {
 	users []events.UserID
 	sent  []events.Envelope // for retries
 
+	// directory mixes in the global group's directory events (UserHomed,
+	// EmailClaimed). Off, the stream is what it was before they existed.
+	directory bool
+
 	outcomes map[string]int // "type: outcome" → how many, to see what the stream exercised
 }
 
@@ -122,6 +126,9 @@ func (g *eventGen) reason() events.Reason {
 
 func (g *eventGen) event() events.Event {
 	r := g.r
+	if g.directory && r.IntN(5) == 0 {
+		return g.directoryEvent()
+	}
 	p := r.IntN(100)
 	id, ok := g.someSession()
 	if !ok {
@@ -199,6 +206,34 @@ func (g *eventGen) event() events.Event {
 	}
 }
 
+var genRegions = []string{"ap-south-1", "eu-west-1", "us-east-1"}
+
+// genEmails is the pool of addresses the generator's users claim: fewer
+// than the users, so claims collide.
+const genEmails = 30
+
+func genEmail(i int) string { return fmt.Sprintf("u%02d@example.com", i) }
+
+// directoryEvent is a home or a claim for a random user: mostly claims of
+// the shared pool of addresses (moves, conflicts), some releases, some
+// invalid events.
+func (g *eventGen) directoryEvent() events.Event {
+	r := g.r
+	user := g.users[r.IntN(len(g.users))]
+	switch p := r.IntN(20); {
+	case p < 6:
+		return &events.UserHomed{UserID: user, Region: genRegions[r.IntN(len(genRegions))]}
+	case p < 8:
+		return &events.EmailClaimed{UserID: user}
+	case p < 9:
+		return &events.EmailClaimed{UserID: user, Email: "U@example.com"} // invalid
+	case p < 10:
+		return &events.UserHomed{UserID: user, Region: "EU"} // invalid
+	default:
+		return &events.EmailClaimed{UserID: user, Email: genEmail(r.IntN(genEmails))}
+	}
+}
+
 // randomLogs returns n random log entries of the given seed.
 func randomLogs(tb testing.TB, seed uint64, n int) []*raft.Log {
 	return newEventGen(tb, seed).logs(n)
@@ -221,9 +256,18 @@ func TestDeterminism_SameLogSameSnapshot(t *testing.T) {
 	if testing.Short() {
 		n = 1500
 	}
-	for _, seed := range []uint64{1, 2} {
-		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+	for _, c := range []struct {
+		seed      uint64
+		directory bool
+	}{{1, false}, {2, false}, {3, true}, {4, true}} {
+		seed, directory := c.seed, c.directory
+		name := fmt.Sprint("seed=", seed)
+		if directory {
+			name += ",directory"
+		}
+		t.Run(name, func(t *testing.T) {
 			g := newEventGen(t, seed)
+			g.directory = directory
 			logs := g.logs(n)
 
 			a := New(Config{})
@@ -246,6 +290,20 @@ func TestDeterminism_SameLogSameSnapshot(t *testing.T) {
 			}
 			if stats.Sessions == 0 || stats.Sessions == len(g.ids) {
 				t.Errorf("the stream should leave some but not all sessions (%d of %d)", stats.Sessions, len(g.ids))
+			}
+			homes, emails := a.DirectorySize()
+			wantFormat := uint64(snapshotFormatNoDirectory)
+			if directory {
+				wantFormat = snapshotFormat
+				if homes == 0 || emails == 0 || g.outcomes["EmailClaimed: "+ErrEmailInUse.Error()] == 0 ||
+					g.outcomes["EmailClaimed: duplicate"]+g.outcomes["UserHomed: duplicate"] == 0 {
+					t.Errorf("the stream should hold homes and claims, refuse claims and retry some (%d homes, %d emails)", homes, emails)
+				}
+			} else if homes != 0 || emails != 0 {
+				t.Errorf("a stream without directory events made a directory")
+			}
+			if got := snapshotFormatOf(t, snapA); got != wantFormat {
+				t.Errorf("snapshot format %d, want %d", got, wantFormat)
 			}
 
 			c := restored(t, snapA)
@@ -314,6 +372,25 @@ func compareQueries(t *testing.T, g *eventGen, a, b *FSM) {
 				t.Fatalf("UserSessions(%s) differs: %d / %d sessions", u, len(ua), len(ub))
 			}
 		}
+		ra, oka := a.Home(u)
+		rb, okb := b.Home(u)
+		ea, eoka := a.UserEmail(u)
+		eb, eokb := b.UserEmail(u)
+		if ra != rb || oka != okb || ea != eb || eoka != eokb {
+			t.Fatalf("directory of %s differs: home %q %v / %q %v, email %q %v / %q %v", u, ra, oka, rb, okb, ea, eoka, eb, eokb)
+		}
+	}
+	for i := range genEmails {
+		ua, oka := a.EmailOwner(genEmail(i))
+		ub, okb := b.EmailOwner(genEmail(i))
+		if ua != ub || oka != okb {
+			t.Fatalf("EmailOwner(%s) differs: %q %v / %q %v", genEmail(i), ua, oka, ub, okb)
+		}
+	}
+	ha, ea := a.DirectorySize()
+	hb, eb := b.DirectorySize()
+	if ha != hb || ea != eb {
+		t.Fatalf("DirectorySize differs: %d %d / %d %d", ha, ea, hb, eb)
 	}
 }
 
@@ -396,6 +473,21 @@ func checkInvariants(tb testing.TB, f *FSM) {
 	}
 	if st.tombstones != nRevoked {
 		tb.Fatalf("the state counts %d tombstones, %d of its %d sessions are", st.tombstones, nRevoked, st.sessions.len())
+	}
+	// The directory: valid homes, and the two maps of claims each other's
+	// reverse.
+	for u, r := range st.dir.homes {
+		if u == "" || !events.ValidRegion(r) {
+			tb.Fatalf("home %q of user %q", r, u)
+		}
+	}
+	if len(st.dir.owners) != len(st.dir.emails) {
+		tb.Fatalf("%d emails have owners, %d users hold emails", len(st.dir.owners), len(st.dir.emails))
+	}
+	for e, u := range st.dir.owners {
+		if e == "" || u == "" || !validEmail(e) || st.dir.emails[u] != e {
+			tb.Fatalf("email %q held by %q, who holds %q", e, u, st.dir.emails[u])
+		}
 	}
 }
 

@@ -1,7 +1,10 @@
 // Package fsm is sessiond's deterministic state machine: the sessions, the
 // indexes that find them by id, by token hash and by user, the replicated
-// policy, and the table of recent request ids that makes retried writes
-// apply once.
+// policy, the directory of a multi-region deployment's global group (each
+// user's home region, each email's user), and the table of recent request
+// ids that makes retried writes apply once. Every Raft group runs it: a
+// region group never receives the directory's events, the global group
+// receives only those and PolicySet.
 //
 // It knows only package events. It never reads a clock, randomness, the
 // environment or map order: every "now" comes from the event being applied

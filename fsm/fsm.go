@@ -72,7 +72,9 @@ type Result struct {
 	// Session is a copy of the session the entry created or changed, when
 	// there is one.
 	Session *Session
-	// Count is how many sessions the entry revoked or removed.
+	// Count is how many sessions the entry revoked or removed. For the
+	// directory's events (UserHomed, EmailClaimed) it is 1 when the entry
+	// changed the directory and 0 when it found it so already.
 	Count int
 	// Duplicate is true when the request id had been applied before and this
 	// entry changed nothing.

@@ -19,30 +19,47 @@ import (
 //
 //	header   [magic, format, applied index, last event time, #sessions, #dedup,
 //	          #users, #lockouts, lockouts prune time]
+//	         format 3 adds two fields: [..., #homes, #claims]
 //	policy   the Policy struct
 //	sessions #sessions session records, sorted by session id
 //	users    #users user records, sorted by user id
 //	lockouts #lockouts lockout records, sorted by login identifier
 //	dedup    #dedup request-id records, oldest first
+//	homes    format 3 only: #homes [user id, region] records, sorted by user id
+//	claims   format 3 only: #claims [email, user id] records, sorted by email
 //	trailer  the string "end"
 //
 // Every sequence is sorted or ordered by the log, so equal states give equal
-// bytes. A change to any record's layout bumps snapshotFormat. Persist
-// always writes the newest format; Restore reads every format ever released
-// (snapshot_read.go keeps a reader for each, with a golden file in testdata/)
-// and refuses formats it does not know.
+// bytes. A change to any record's layout bumps snapshotFormat. Restore reads
+// every format ever released (snapshot_read.go keeps a reader for each, with
+// a golden file in testdata/) and refuses formats it does not know.
+//
+// Persist writes the newest format, 3, only when the directory (the homes
+// and claims, which only the global group holds) is not empty. Otherwise it
+// writes format 2, byte for byte what the previous release wrote, so that a
+// region group's snapshots, and every snapshot of a single-region cluster,
+// stay readable by the previous release (a rolling upgrade, a rollback): it
+// reads formats 1 and 2 only.
 const (
 	snapshotMagic   = "sessiond-fsm-snapshot"
-	snapshotFormat  = 2
+	snapshotFormat  = 3
 	snapshotTrailer = "end"
+
+	// snapshotFormatNoDirectory is the format written for a state whose
+	// directory is empty.
+	snapshotFormatNoDirectory = 2
 
 	sessionRecordFields = 25
 	pairRecordFields    = 7
 	userRecordFields    = 8
 	lockoutRecordFields = 3
-	headerFields        = 9
+	headerFields        = 9 // format 2's header
 	dedupRecordFields   = 4
 	policyRecordFields  = 14
+
+	format3HeaderFields = headerFields + 2
+	homeRecordFields    = 2
+	claimRecordFields   = 2
 )
 
 // ErrSnapshotFormat reports a snapshot this build cannot read.
@@ -60,11 +77,33 @@ type fsmSnapshot struct {
 	lockouts []keyedLockout
 	pruneAt  int64
 	dedup    []dedupEntry
+	homes    []homeRecord
+	claims   []claimRecord
 }
 
 type keyedLockout struct {
 	key string
 	*lockout
+}
+
+// homeRecord is a user's home region in the directory.
+type homeRecord struct {
+	user   events.UserID
+	region string
+}
+
+// claimRecord is an email address held in the directory.
+type claimRecord struct {
+	email string
+	user  events.UserID
+}
+
+// format is the snapshot format s is written in.
+func (s *fsmSnapshot) format() int {
+	if len(s.homes) == 0 && len(s.claims) == 0 {
+		return snapshotFormatNoDirectory
+	}
+	return snapshotFormat
 }
 
 func (st *state) capture(index uint64) *fsmSnapshot {
@@ -84,6 +123,17 @@ func (st *state) capture(index uint64) *fsmSnapshot {
 	for k, l := range st.lockouts {
 		snap.lockouts = append(snap.lockouts, keyedLockout{key: k, lockout: l})
 	}
+	// The directory's maps change in place: their entries are copied.
+	if !st.dir.empty() {
+		snap.homes = make([]homeRecord, 0, len(st.dir.homes))
+		for u, r := range st.dir.homes {
+			snap.homes = append(snap.homes, homeRecord{user: u, region: r})
+		}
+		snap.claims = make([]claimRecord, 0, len(st.dir.owners))
+		for e, u := range st.dir.owners {
+			snap.claims = append(snap.claims, claimRecord{email: e, user: u})
+		}
+	}
 	snap.policy.AppMaxSessions = slices.Clone(st.policy.AppMaxSessions)
 	st.sessions.all(func(s *Session) { snap.sessions = append(snap.sessions, s) })
 	return snap
@@ -101,16 +151,28 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 // Release does nothing: the snapshot holds only shared immutable values.
 func (s *fsmSnapshot) Release() {}
 
-// encode writes the snapshot's bytes to w.
-func (s *fsmSnapshot) encode(w io.Writer) error {
+// sort puts the captured records in their snapshot order.
+func (s *fsmSnapshot) sort() {
 	slices.SortFunc(s.sessions, func(a, b *Session) int { return strings.Compare(string(a.ID()), string(b.ID())) })
 	slices.SortFunc(s.users, func(a, b *User) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	slices.SortFunc(s.lockouts, func(a, b keyedLockout) int { return strings.Compare(a.key, b.key) })
+	slices.SortFunc(s.homes, func(a, b homeRecord) int { return strings.Compare(string(a.user), string(b.user)) })
+	slices.SortFunc(s.claims, func(a, b claimRecord) int { return strings.Compare(a.email, b.email) })
+}
+
+// encode writes the snapshot's bytes to w.
+func (s *fsmSnapshot) encode(w io.Writer) error {
+	s.sort()
+	format := s.format()
 	bw := bufio.NewWriterSize(w, 256<<10)
 	e := &snapshotEncoder{enc: msgpack.NewEncoder(bw)}
-	e.arrayLen(headerFields)
+	if format == snapshotFormatNoDirectory {
+		e.arrayLen(headerFields)
+	} else {
+		e.arrayLen(format3HeaderFields)
+	}
 	e.str(snapshotMagic)
-	e.uint(snapshotFormat)
+	e.uint(uint64(format))
 	e.uint(s.index)
 	e.int(s.lastTime)
 	e.int(int64(len(s.sessions)))
@@ -118,6 +180,10 @@ func (s *fsmSnapshot) encode(w io.Writer) error {
 	e.int(int64(len(s.users)))
 	e.int(int64(len(s.lockouts)))
 	e.int(s.pruneAt)
+	if format != snapshotFormatNoDirectory {
+		e.int(int64(len(s.homes)))
+		e.int(int64(len(s.claims)))
+	}
 	e.policy(s.policy)
 	for _, sess := range s.sessions {
 		if e.err != nil {
@@ -137,6 +203,16 @@ func (s *fsmSnapshot) encode(w io.Writer) error {
 		e.uint(d.Index)
 		e.uint(uint64(d.Code))
 		e.uint(uint64(d.Count))
+	}
+	for _, h := range s.homes {
+		e.arrayLen(homeRecordFields)
+		e.str(string(h.user))
+		e.str(h.region)
+	}
+	for _, c := range s.claims {
+		e.arrayLen(claimRecordFields)
+		e.str(c.email)
+		e.str(string(c.user))
 	}
 	e.str(snapshotTrailer)
 	if e.err != nil {

@@ -35,6 +35,8 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		st, index = readFormat1(d, fields)
 	case 2:
 		st, index = readFormat2(d, fields)
+	case 3:
+		st, index = readFormat3(d, fields)
 	default:
 		d.fail("format %d, this build reads formats 1 to %d", format, snapshotFormat)
 	}
@@ -47,37 +49,126 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 	return st, index, nil
 }
 
-// readFormat2 reads the rest of a format 2 snapshot, the current one.
+// readFormat3 reads the rest of a format 3 snapshot, the current one:
+// format 2 with the directory's counts at the end of the header and its
+// records at the end of the body. (Persist writes it only for a state whose
+// directory is not empty, and format 2 for the others.)
+func readFormat3(d *snapshotDecoder, fields int) (*state, uint64) {
+	if fields != format3HeaderFields {
+		d.fail("header: want %d fields, got %d", format3HeaderFields, fields)
+	}
+	h := d.format2Header()
+	nHomes := d.count("home", 1<<40)
+	nClaims := d.count("email claim", 1<<40)
+	if d.err != nil {
+		return nil, 0
+	}
+	st := d.format2Body(h)
+	if d.err != nil {
+		return nil, 0
+	}
+	d.homes(st, nHomes)
+	d.claims(st, nClaims)
+	return st, h.index
+}
+
+// readFormat2 reads the rest of a format 2 snapshot, which the current
+// version writes for a state without a directory.
 func readFormat2(d *snapshotDecoder, fields int) (*state, uint64) {
 	if fields != headerFields {
 		d.fail("header: want %d fields, got %d", headerFields, fields)
 	}
-	index := d.uint64()
-	lastTime := d.int64()
-	nSessions := d.count("session", 1<<40)
-	nDedup := d.count("request id", dedupCapacity)
-	nUsers := d.count("user", 1<<40)
-	nLockouts := d.count("lockout", 1<<40)
-	pruneAt := d.int64()
+	h := d.format2Header()
 	if d.err != nil {
 		return nil, 0
 	}
+	return d.format2Body(h), h.index
+}
+
+// format2Header is what a format 2 header holds after its format number;
+// format 3's starts alike.
+type format2Header struct {
+	index                                uint64
+	lastTime                             int64
+	nSessions, nDedup, nUsers, nLockouts int
+	pruneAt                              int64
+}
+
+func (d *snapshotDecoder) format2Header() format2Header {
+	return format2Header{
+		index:     d.uint64(),
+		lastTime:  d.int64(),
+		nSessions: d.count("session", 1<<40),
+		nDedup:    d.count("request id", dedupCapacity),
+		nUsers:    d.count("user", 1<<40),
+		nLockouts: d.count("lockout", 1<<40),
+		pruneAt:   d.int64(),
+	}
+}
+
+// format2Body reads the records of format 2, which format 3 starts with.
+func (d *snapshotDecoder) format2Body(h format2Header) *state {
 	policy := d.policy()
-	sessions := d.sessions(nSessions, decodeSession)
+	sessions := d.sessions(h.nSessions, decodeSession)
 	if d.err != nil {
-		return nil, 0
+		return nil
 	}
 	st := newState(len(sessions))
-	st.lastTime = lastTime
+	st.lastTime = h.lastTime
 	st.policy = policy
-	st.lockoutsPruneAt = pruneAt
+	st.lockoutsPruneAt = h.pruneAt
 	for _, s := range sessions {
 		st.insert(s)
 	}
-	d.users(st, nUsers)
-	d.lockouts(st, nLockouts)
-	d.dedup(st, nDedup)
-	return st, index
+	d.users(st, h.nUsers)
+	d.lockouts(st, h.nLockouts)
+	d.dedup(st, h.nDedup)
+	return st
+}
+
+// homes reads n home records: user ids in strictly increasing order, each
+// with a valid region.
+func (d *snapshotDecoder) homes(st *state, n int) {
+	var prev events.UserID
+	for i := 0; i < n && d.err == nil; i++ {
+		d.arrayLen(homeRecordFields, "home record")
+		user, region := events.UserID(d.str()), d.str()
+		switch {
+		case d.err != nil:
+		case user == "" || (i > 0 && user <= prev):
+			d.fail("home user ids out of order at %q", user)
+		case !events.ValidRegion(region):
+			d.fail("home of %q: invalid region %q", user, region)
+		default:
+			prev = user
+			st.dir.setHome(user, region)
+		}
+	}
+}
+
+// claims reads n email claim records: valid emails in strictly increasing
+// order, each held by a user that holds no other.
+func (d *snapshotDecoder) claims(st *state, n int) {
+	var prev string
+	for i := 0; i < n && d.err == nil; i++ {
+		d.arrayLen(claimRecordFields, "email claim record")
+		email, user := d.str(), events.UserID(d.str())
+		_, holds := st.dir.emails[user]
+		switch {
+		case d.err != nil:
+		case email == "" || (i > 0 && email <= prev):
+			d.fail("claimed emails out of order at %q", email)
+		case !validEmail(email):
+			d.fail("claimed email %q is not lower-cased", email)
+		case user == "":
+			d.fail("email %q claimed by no user", email)
+		case holds:
+			d.fail("user %q holds two emails", user)
+		default:
+			prev = email
+			st.dir.claim(user, email)
+		}
+	}
 }
 
 // sessions reads n session records with decode. Records are read into a

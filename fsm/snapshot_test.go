@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"reflect"
@@ -21,7 +22,22 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-const goldenSnapshot = "testdata/snapshot-v2.golden"
+// The golden snapshots of the formats this version writes: format 2 for a
+// state without a directory, format 3 for one with (snapshot.go). Both are
+// frozen: the previous release reads format 2 and must keep reading what
+// this version writes, and format 3 is released with this version.
+const (
+	goldenSnapshot   = "testdata/snapshot-v2.golden"
+	goldenSnapshotV3 = "testdata/snapshot-v3.golden"
+)
+
+// frozenGolden is testkit.Golden for the golden file of a released format:
+// -update writes it only when it is missing, never over one that exists.
+func frozenGolden(tb testing.TB, path string, got []byte) []byte {
+	tb.Helper()
+	_, err := os.Stat(path)
+	return testkit.Golden(tb, path, got, *update && errors.Is(err, fs.ErrNotExist))
+}
 
 // goldenState builds a small fixed state that uses every field of the
 // snapshot format: extras, refresh history, each kind of revocation,
@@ -78,10 +94,10 @@ func goldenState(tb testing.TB) *harness {
 func TestSnapshot_GoldenFormat(t *testing.T) {
 	h := goldenState(t)
 	got := snapshotBytes(t, h.f)
-	want := testkit.Golden(t, goldenSnapshot, got, *update)
+	want := frozenGolden(t, goldenSnapshot, got)
 	if !bytes.Equal(got, want) {
-		t.Fatalf("the snapshot format changed (%d bytes, golden %d). If that is intended, bump snapshotFormat, keep a reader for format %d, and regenerate with -update.\ngot  %x\nwant %x",
-			len(got), len(want), snapshotFormat, got, want)
+		t.Fatalf("the snapshot of a state without a directory changed (%d bytes, golden %d). It must stay format %d byte for byte, which the previous release reads; a new layout is a new format, with its own golden file.\ngot  %x\nwant %x",
+			len(got), len(want), snapshotFormatNoDirectory, got, want)
 	}
 
 	// The golden bytes restore to the same state and re-encode unchanged.
@@ -153,6 +169,11 @@ type rawSnapshot struct {
 	users     []*User
 	lockouts  []keyedLockout
 	dedup     []dedupEntry
+	// Format 3 and later: the directory.
+	nHomes    int64
+	nClaims   int64
+	homes     []homeRecord
+	claims    []claimRecord
 	trailer   string
 	noTrailer bool
 }
@@ -166,10 +187,12 @@ func rawFrom(tb testing.TB, f *FSM) rawSnapshot {
 	sortSnapshot(fs)
 	p := fs.policy
 	return rawSnapshot{
-		magic: snapshotMagic, format: snapshotFormat, index: fs.index, lastTime: fs.lastTime,
+		magic: snapshotMagic, format: uint64(fs.format()), index: fs.index, lastTime: fs.lastTime,
 		nSessions: int64(len(fs.sessions)), nDedup: int64(len(fs.dedup)),
 		nUsers: int64(len(fs.users)), nLockouts: int64(len(fs.lockouts)), pruneAt: fs.pruneAt,
-		policy: &p, sessions: fs.sessions, users: fs.users, lockouts: fs.lockouts, dedup: fs.dedup, trailer: snapshotTrailer,
+		policy: &p, sessions: fs.sessions, users: fs.users, lockouts: fs.lockouts, dedup: fs.dedup,
+		nHomes: int64(len(fs.homes)), nClaims: int64(len(fs.claims)), homes: fs.homes, claims: fs.claims,
+		trailer: snapshotTrailer,
 	}
 }
 
@@ -177,7 +200,12 @@ func (r rawSnapshot) bytes(tb testing.TB) []byte {
 	tb.Helper()
 	var buf bytes.Buffer
 	e := &snapshotEncoder{enc: msgpack.NewEncoder(&buf)}
-	e.arrayLen(headerFields)
+	directory := r.format >= 3
+	if directory {
+		e.arrayLen(format3HeaderFields)
+	} else {
+		e.arrayLen(headerFields)
+	}
 	e.str(r.magic)
 	e.uint(r.format)
 	e.uint(r.index)
@@ -187,6 +215,10 @@ func (r rawSnapshot) bytes(tb testing.TB) []byte {
 	e.int(r.nUsers)
 	e.int(r.nLockouts)
 	e.int(r.pruneAt)
+	if directory {
+		e.int(r.nHomes)
+		e.int(r.nClaims)
+	}
 	switch p := r.policy.(type) {
 	case *Policy:
 		e.policy(*p)
@@ -211,6 +243,16 @@ func (r rawSnapshot) bytes(tb testing.TB) []byte {
 		e.uint(uint64(d.Code))
 		e.uint(uint64(d.Count))
 	}
+	for _, h := range r.homes {
+		e.arrayLen(homeRecordFields)
+		e.str(string(h.user))
+		e.str(h.region)
+	}
+	for _, c := range r.claims {
+		e.arrayLen(claimRecordFields)
+		e.str(c.email)
+		e.str(string(c.user))
+	}
 	if !r.noTrailer {
 		e.str(r.trailer)
 	}
@@ -223,9 +265,10 @@ func (r rawSnapshot) bytes(tb testing.TB) []byte {
 func TestSnapshot_RawEncoderMatchesPersist(t *testing.T) {
 	// The crafted streams below are only meaningful if the raw writer
 	// produces exactly what Persist does when left unmodified.
-	h := goldenState(t)
-	if !bytes.Equal(rawFrom(t, h.f).bytes(t), snapshotBytes(t, h.f)) {
-		t.Fatal("rawSnapshot does not reproduce Persist's bytes")
+	for _, h := range []*harness{goldenState(t), goldenDirectoryState(t)} {
+		if !bytes.Equal(rawFrom(t, h.f).bytes(t), snapshotBytes(t, h.f)) {
+			t.Fatal("rawSnapshot does not reproduce Persist's bytes")
+		}
 	}
 }
 
@@ -443,6 +486,10 @@ func checkRestore(t *testing.T, data []byte) bool {
 		&events.SessionsBulkRevoked{Reason: events.ReasonBulk},
 		&events.SessionsExpired{Until: now},
 		created("fuzz-new", "fuzz-user"),
+		&events.UserHomed{UserID: "fuzz-user", Region: "fuzz"},
+		&events.EmailClaimed{UserID: "fuzz-user", Email: "fuzz@example.com"},
+		&events.EmailClaimed{UserID: "al", Email: "fuzz@example.com"},
+		&events.EmailClaimed{UserID: "al"},
 	} {
 		h.applyEnv(events.Envelope{Time: now, Event: ev})
 	}
@@ -484,6 +531,7 @@ func FuzzRestore(f *testing.F) {
 	f.Add([]byte{0x96, 0xb5})
 	f.Add(readFile(f, goldenSnapshotV1First)) // the older format's reader
 	f.Add(readFile(f, goldenSnapshotV1))
+	f.Add(snapshotBytes(f, smallDirectoryState(f).f)) // format 3
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 1<<20 {
 			return
@@ -502,6 +550,9 @@ func TestRestore_LargeStatesPassTheFuzzCheck(t *testing.T) {
 		"an empty machine": snapshotBytes(t, New(Config{})),
 		"format 1":         readFile(t, goldenSnapshotV1),
 		"format 1, first":  readFile(t, goldenSnapshotV1First),
+		"format 3 golden":  readFile(t, goldenSnapshotV3),
+		"directory state":  snapshotBytes(t, goldenDirectoryState(t).f),
+		"small directory":  snapshotBytes(t, smallDirectoryState(t).f),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if !checkRestore(t, data) {

@@ -26,6 +26,10 @@ type state struct {
 	// can be dropped (MaxInt64 when there are none).
 	lockoutsPruneAt int64
 
+	// dir is the directory (directory.go), which only the global group
+	// fills.
+	dir directory
+
 	policy   Policy
 	dedup    *dedupTable
 	lastTime int64 // the latest event time applied; event times never go back
@@ -41,6 +45,7 @@ func newState(sizeHint int) *state {
 		users:     make(map[events.UserID]*User),
 		emails:    make(map[string]events.UserID),
 		lockouts:  make(map[string]*lockout),
+		dir:       newDirectory(),
 
 		lockoutsPruneAt: noTime,
 		policy:          DefaultPolicy(),

@@ -125,14 +125,18 @@ func TestRestore_EveryReleasedFormatGivesTheCurrentState(t *testing.T) {
 		replay(t, f, readGoldenLog(t, goldenLogV1)[:snapshotV1Index])
 		return f
 	}
+	// writes is the format the current version writes after the history:
+	// format 2 without a directory, 3 with one.
 	for _, c := range []struct {
 		format  uint64
 		golden  string
 		history func(t *testing.T) *FSM
+		writes  uint64
 	}{
-		{1, goldenSnapshotV1First, logV1},
-		{1, goldenSnapshotV1, logV1},
-		{2, goldenSnapshot, func(t *testing.T) *FSM { return goldenState(t).f }},
+		{1, goldenSnapshotV1First, logV1, snapshotFormatNoDirectory},
+		{1, goldenSnapshotV1, logV1, snapshotFormatNoDirectory},
+		{2, goldenSnapshot, func(t *testing.T) *FSM { return goldenState(t).f }, snapshotFormatNoDirectory},
+		{3, goldenSnapshotV3, func(t *testing.T) *FSM { return goldenDirectoryState(t).f }, snapshotFormat},
 	} {
 		t.Run(c.golden, func(t *testing.T) {
 			old := readFile(t, c.golden)
@@ -142,8 +146,8 @@ func TestRestore_EveryReleasedFormatGivesTheCurrentState(t *testing.T) {
 			r := restored(t, old)
 			checkInvariants(t, r)
 			want := snapshotBytes(t, c.history(t))
-			if snapshotFormatOf(t, want) != snapshotFormat {
-				t.Fatalf("the current version writes format %d, want %d", snapshotFormatOf(t, want), snapshotFormat)
+			if snapshotFormatOf(t, want) != c.writes {
+				t.Fatalf("the current version writes format %d, want %d", snapshotFormatOf(t, want), c.writes)
 			}
 			if got := snapshotBytes(t, r); !bytes.Equal(got, want) {
 				t.Fatalf("format %d restored and persisted differs from the current version's state after the same history\ngot  %x\nwant %x", c.format, got, want)

@@ -1,10 +1,6 @@
 package fsm
 
-import (
-	"strings"
-
-	"github.com/sessiond/sessiond/events"
-)
+import "github.com/sessiond/sessiond/events"
 
 // User is a user the state machine knows beyond its sessions: built-in
 // credentials, an own session limit, or both. Like sessions, a stored User
@@ -155,7 +151,7 @@ func (st *state) setCredentials(index uint64, now int64, ev *events.UserCredenti
 	if (prev == nil || prev.PasswordHash == "") && ev.PasswordHash == "" {
 		return failed(ErrInvalid) // built-in credentials always include a password
 	}
-	if ev.Email != strings.ToLower(ev.Email) {
+	if !validEmail(ev.Email) {
 		return failed(ErrInvalid) // emails are compared lower-cased
 	}
 	if ev.Email != "" {

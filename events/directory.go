@@ -1,0 +1,47 @@
+package events
+
+// The directory events (docs/regions.md). Only the global group of a multi-region
+// deployment receives them, besides PolicySet; region groups never do. The
+// directory they build maps each user to its home region and each email
+// address to the one user holding it, so that addresses stay unique across
+// regions.
+
+// UserHomed sets a user's home region, unless the user has one already: the
+// first home written holds, and a later UserHomed for the same user changes
+// nothing (moving a home is another event). Region is a region's name, as
+// ValidRegion checks it.
+type UserHomed struct {
+	UserID UserID `msgpack:"uid"`
+	Region string `msgpack:"region"`
+}
+
+// EmailClaimed makes Email the user's address in the directory and releases
+// the address the user held before, if any; an empty Email only releases it.
+// Email is lower-cased, as in UserCredentialsSet. An address another user
+// holds is refused and nothing changes.
+type EmailClaimed struct {
+	UserID UserID `msgpack:"uid"`
+	Email  string `msgpack:"email"`
+}
+
+func (*UserHomed) EventType() Type    { return TypeUserHomed }
+func (*EmailClaimed) EventType() Type { return TypeEmailClaimed }
+
+// maxRegionLen bounds a region's name.
+const maxRegionLen = 64
+
+// ValidRegion reports whether name can name a region: 1 to 64
+// bytes of lower-case letters, digits, '-' and '.'. (The rule of a Raft
+// group's name, which a region's group takes.)
+func ValidRegion(name string) bool {
+	if name == "" || len(name) > maxRegionLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
