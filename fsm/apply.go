@@ -493,8 +493,12 @@ func (st *state) expire(now int64, ev *events.SessionsExpired) *Result {
 	removed := 0
 	st.expiry.popDue(until, func(id events.SessionID) {
 		s := st.sessions.get(id)
-		if s == nil || s.EndsAt() > until {
-			return // already gone, or moved to a later bucket
+		// A session goes when its own bucket is due, not when an older
+		// bucket that still lists it is: a node restored from a snapshot
+		// lists each session in its current bucket only, and must remove
+		// exactly what a node that replayed the log removes.
+		if s == nil || (bucketOf(s.EndsAt())+1)*expiryBucket > until {
+			return // already gone, or moved to a bucket not due yet
 		}
 		st.remove(s)
 		removed++
