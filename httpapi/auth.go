@@ -245,6 +245,13 @@ func (s *Server) clearSessionCookies(c echo.Context) {
 	c.SetCookie(cookies.Clear(refreshName, s.cfg.CookieDevMode))
 }
 
+// callerGroup names the group of the caller's session token ("" for this
+// node's own group, or no token).
+func (s *Server) callerGroup(c echo.Context) string {
+	token, _ := s.sessionToken(c)
+	return s.sessions.TokenGroup(token)
+}
+
 // cookieValue is the verified value of a signed cookie, or "".
 func (s *Server) cookieValue(c echo.Context, name string) string {
 	if s.cfg.CookieKeys == nil {
@@ -279,13 +286,14 @@ func (s *Server) sessionToken(c echo.Context) (token string, fromCookie bool) {
 // valid is refreshed on the spot and answered with new cookies, so an active
 // browser session lasts as long as its refresh token.
 func (s *Server) validateCaller(c echo.Context) (fsm.Session, error) {
-	if err := s.vouchTighter(c); err != nil {
+	token, fromCookie := s.sessionToken(c)
+	group := s.sessions.TokenGroup(token)
+	if err := s.vouchTighter(c, group); err != nil {
 		return fsm.Session{}, err
 	}
-	token, fromCookie := s.sessionToken(c)
 	sess, err := s.sessions.Validate(c.Request().Context(), token)
 	// The state the token was judged in: Validate may have caught up.
-	s.setAppliedIndex(c)
+	s.setAppliedIndex(c, group)
 	if err == nil || !fromCookie || !errors.Is(err, fsm.ErrUnauthenticated) {
 		return sess, err
 	}
@@ -378,7 +386,7 @@ func (r *cookieRefresher) do(ctx context.Context, refresh string, run func(conte
 // auth_request, Traefik ForwardAuth and Envoy ext_authz. 200 with the
 // session in headers, else 401 with WWW-Authenticate: Bearer.
 func (s *Server) forwardAuth(c echo.Context) error {
-	if err := s.readAt(c); err != nil {
+	if err := s.readAt(c, s.callerGroup(c)); err != nil {
 		return err
 	}
 	sess, err := s.validateCaller(c)

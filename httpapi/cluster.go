@@ -19,6 +19,23 @@ type clusterJSON struct {
 	CommitIndex   uint64       `json:"commit_index"`
 	LastContactMS int64        `json:"last_contact_ms"`
 	Members       []memberJSON `json:"members"`
+	// Groups, in a cluster with regions, lists every Raft group: each
+	// region's and the global one (the fields above are then this node's
+	// own region's group).
+	Groups []groupJSON `json:"groups,omitempty"`
+}
+
+type groupJSON struct {
+	Name          string     `json:"name"`
+	Leader        leaderJSON `json:"leader"`
+	RaftState     string     `json:"raft_state"`
+	Term          uint64     `json:"term"`
+	AppliedIndex  uint64     `json:"applied_index"`
+	CommitIndex   uint64     `json:"commit_index"`
+	LastContactMS int64      `json:"last_contact_ms"`
+	Fresh         bool       `json:"fresh"`
+	Voters        []string   `json:"voters"`
+	Replicas      []string   `json:"replicas"`
 }
 
 type leaderJSON struct {
@@ -39,7 +56,7 @@ type memberJSON struct {
 
 // GET /v1/cluster (admin): this node's view of the cluster.
 func (s *Server) getCluster(c echo.Context) error {
-	if err := s.readAt(c); err != nil {
+	if err := s.readAt(c, ""); err != nil {
 		return err
 	}
 	st := s.cluster.ClusterStatus()
@@ -56,7 +73,23 @@ func (s *Server) getCluster(c echo.Context) error {
 			Voter: m.Voter, InRaft: m.InRaft, Leader: m.Leader, Status: m.Status,
 		})
 	}
+	for _, g := range st.Groups {
+		out.Groups = append(out.Groups, groupJSON{
+			Name: g.Name, Leader: leaderJSON{ID: g.LeaderID, RaftAddr: g.LeaderAddr},
+			RaftState: g.State, Term: g.Term, AppliedIndex: g.AppliedIndex, CommitIndex: g.CommitIndex,
+			LastContactMS: lastContactMillis(g.LastContact), Fresh: g.Fresh,
+			Voters: nonNil(g.Voters), Replicas: nonNil(g.Replicas),
+		})
+	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // DELETE /v1/cluster/members/:id (admin): remove a node from Raft.

@@ -2,11 +2,14 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/sessiond/sessiond/node"
 )
 
 // The read-consistency policy (docs/api.md#consistency): how fresh the state
@@ -36,15 +39,17 @@ const (
 )
 
 // consistencyHeaders gives every answer X-Sessiond-Index (the applied
-// index, unless the handler set the index of its write or read) and
-// X-Sessiond-Last-Contact.
+// index of this node's own group, unless the handler set the index of its
+// write or read) and X-Sessiond-Last-Contact.
 func (s *Server) consistencyHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		res := c.Response()
 		res.Before(func() {
 			h := res.Header()
 			if h.Get(headerIndex) == "" {
-				h.Set(headerIndex, strconv.FormatUint(s.cluster.AppliedIndex(), 10))
+				if own, err := s.cluster.AppliedIn(""); err == nil {
+					h.Set(headerIndex, own.String())
+				}
 			}
 			h.Set(headerLastContact, strconv.FormatInt(lastContactMillis(s.cluster.LastContact()), 10))
 		})
@@ -60,25 +65,30 @@ func lastContactMillis(d time.Duration) int64 {
 }
 
 // setIndex sets X-Sessiond-Index: the index of a write, or the applied
-// index a read was served at.
-func setIndex(c echo.Context, index uint64) {
-	c.Response().Header().Set(headerIndex, strconv.FormatUint(index, 10))
+// index a read was served at. With regions it names its group (eu:1234).
+func setIndex(c echo.Context, index node.Index) {
+	c.Response().Header().Set(headerIndex, index.String())
 }
 
 // setAppliedIndex sets X-Sessiond-Index to the index this node has applied
-// now: the state a read was just judged in (a validation may have caught
-// up while it ran).
-func (s *Server) setAppliedIndex(c echo.Context) {
-	setIndex(c, s.cluster.AppliedIndex())
+// now in group ("": its own): the state a read was just judged in (a
+// validation may have caught up while it ran).
+func (s *Server) setAppliedIndex(c echo.Context, group string) {
+	if i, err := s.cluster.AppliedIn(group); err == nil {
+		setIndex(c, i)
+	}
 }
 
-// readAt prepares a read and sets X-Sessiond-Index to the applied index it
-// is served at. It honours:
+// readAt prepares a read of group's state ("": this node's own group) and
+// sets X-Sessiond-Index to the applied index it is served at. It honours:
 //   - min_index (query, or header X-Sessiond-Min-Index) within ?wait=
-//     (default 2s, at most 30s): read-your-writes on any node;
-//   - consistency=leader: the leader confirms its leadership and this node
-//     applies up to the leader's commit index first (linearizable).
-func (s *Server) readAt(c echo.Context) error {
+//     (default 2s, at most 30s): read-your-writes on any node. With
+//     regions an index names its group (eu:1234), and a comma-separated
+//     list waits on each group it names;
+//   - consistency=leader: the group's leader confirms its leadership and
+//     this node applies up to the leader's commit index first
+//     (linearizable).
+func (s *Server) readAt(c echo.Context, group string) error {
 	wait, err := readWait(c)
 	if err != nil {
 		return err
@@ -88,33 +98,37 @@ func (s *Server) readAt(c echo.Context) error {
 		raw = c.Request().Header.Get(headerMinIndex)
 	}
 	if raw != "" {
-		minIndex, err := strconv.ParseUint(raw, 10, 64)
+		indexes, err := node.ParseIndexes(raw)
 		if err != nil {
-			return badRequest("min_index must be a non-negative integer")
+			return badRequest("min_index: %v", err)
 		}
-		if s.cluster.AppliedIndex() < minIndex {
-			ctx, cancel := context.WithTimeout(c.Request().Context(), wait)
-			stop := context.AfterFunc(s.draining, cancel)
-			s.log.Debug("read waiting for index", "min_index", minIndex, "wait", wait)
-			err := s.cluster.WaitForIndex(ctx, minIndex)
+		ctx, cancel := context.WithTimeout(c.Request().Context(), wait)
+		stop := context.AfterFunc(s.draining, cancel)
+		defer func() {
 			stop()
 			cancel()
-			if err != nil {
+		}()
+		for _, minIndex := range indexes {
+			s.log.Debug("read waiting for index", "min_index", minIndex.String(), "wait", wait)
+			if err := s.cluster.WaitForIndex(ctx, minIndex); err != nil {
+				if errors.Is(err, node.ErrUnknownGroup) {
+					return badRequest("min_index %s names no group of this cluster", minIndex)
+				}
 				return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
-					Message: "index " + raw + " not reached within " + wait.String()}
+					Message: "index " + minIndex.String() + " not reached within " + wait.String()}
 			}
 		}
 	}
 	switch consistency := c.QueryParam("consistency"); consistency {
 	case "", "default", "stale":
 	case "leader":
-		if err := s.confirmWithLeader(c, wait); err != nil {
+		if err := s.confirmWithLeader(c, wait, group); err != nil {
 			return err
 		}
 	default:
 		return badRequest("consistency must be leader or default")
 	}
-	s.setAppliedIndex(c)
+	s.setAppliedIndex(c, group)
 	return nil
 }
 
@@ -131,11 +145,12 @@ func readWait(c echo.Context) (time.Duration, error) {
 	return min(wait, maxReadWait), nil
 }
 
-// confirmWithLeader runs a read barrier through the leader.
-func (s *Server) confirmWithLeader(c echo.Context, wait time.Duration) error {
+// confirmWithLeader runs a read barrier through the leader of group ("":
+// this node's own).
+func (s *Server) confirmWithLeader(c echo.Context, wait time.Duration, group string) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), max(wait, time.Second))
 	defer cancel()
-	if _, err := s.cluster.ReadBarrier(ctx); err != nil {
+	if _, err := s.cluster.ReadBarrierIn(ctx, group); err != nil {
 		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
 			Message: "no leader confirmed this read in time"}
 	}
@@ -143,11 +158,12 @@ func (s *Server) confirmWithLeader(c echo.Context, wait time.Duration) error {
 }
 
 // vouchTighter applies ?max_stale=, which can only tighten the node's own
-// bound (--max-stale): when this node's state is older than the smaller of
-// the two, it confirms through the leader before the token is judged, and
-// answers 503 when it cannot. The node's own bound is enforced by every
-// validation (node.Validate, node.Introspect) whether or not this runs.
-func (s *Server) vouchTighter(c echo.Context) error {
+// bound (--max-stale): when this node's state of group ("": its own) is
+// older than the smaller of the two, it confirms through the group's leader
+// before the token is judged, and answers 503 when it cannot. The node's
+// own bound is enforced by every validation (node.Validate,
+// node.Introspect) whether or not this runs.
+func (s *Server) vouchTighter(c echo.Context, group string) error {
 	v := c.QueryParam("max_stale")
 	if v == "" {
 		return nil
@@ -161,7 +177,7 @@ func (s *Server) vouchTighter(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), defaultReadWait)
 	defer cancel()
-	if err := s.cluster.Vouch(ctx, d); err != nil {
+	if err := s.cluster.VouchIn(ctx, group, d); err != nil {
 		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
 			Message: "this node cannot confirm its state within max_stale " + d.String()}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/node"
 )
 
 // consoleStubBackend plays the roles Config.Backend asks for, but serving
@@ -28,8 +29,8 @@ type consoleStubBackend struct {
 // answer; anything else would panic.
 type consoleStubCluster struct{ httpapi.Cluster }
 
-func (consoleStubCluster) AppliedIndex() uint64       { return 7 }
-func (consoleStubCluster) LastContact() time.Duration { return 0 }
+func (consoleStubCluster) AppliedIn(string) (node.Index, error) { return node.Index{N: 7}, nil }
+func (consoleStubCluster) LastContact() time.Duration           { return 0 }
 
 const wantConsoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"

@@ -120,6 +120,10 @@ func toAPIError(err error) *apiError {
 		return &apiError{Status: http.StatusConflict, Code: codeSessionLimit, Message: "session limit reached"}
 	case errors.Is(err, fsm.ErrEmailInUse):
 		return &apiError{Status: http.StatusConflict, Code: codeConflict, Message: "email already used by another user"}
+	case errors.Is(err, node.ErrHomeMove):
+		return &apiError{Status: http.StatusConflict, Code: codeConflict, Message: err.Error()}
+	case errors.Is(err, node.ErrUnknownRegion):
+		return &apiError{Status: http.StatusBadRequest, Code: codeBadRequest, Message: err.Error()}
 	case errors.Is(err, node.ErrBadRequest):
 		return &apiError{Status: http.StatusBadRequest, Code: codeBadRequest, Message: strings.TrimPrefix(err.Error(), node.ErrBadRequest.Error()+": ")}
 	case errors.As(err, &tooLarge):

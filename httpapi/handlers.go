@@ -114,7 +114,7 @@ func (s *Server) refresh(c echo.Context) error {
 
 // GET /v1/session: validate the presented access token.
 func (s *Server) currentSession(c echo.Context) error {
-	if err := s.readAt(c); err != nil {
+	if err := s.readAt(c, s.callerGroup(c)); err != nil {
 		return err
 	}
 	sess, err := s.validateCaller(c)
@@ -184,7 +184,7 @@ func (s *Server) getSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.readAt(c); err != nil {
+	if err := s.readAt(c, s.sessions.SessionGroup(id)); err != nil {
 		return err
 	}
 	sess, ok := s.sessions.Session(id)
@@ -260,7 +260,7 @@ func (s *Server) bulkRevoke(c echo.Context) error {
 		return err
 	}
 	setIndex(c, index)
-	return c.JSON(http.StatusOK, revokedJSON{Revoked: n, Index: index})
+	return c.JSON(http.StatusOK, revokedJSON{Revoked: n, Index: index.N})
 }
 
 type sessionsJSON struct {
@@ -273,7 +273,7 @@ func (s *Server) userSessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.readAt(c); err != nil {
+	if err := s.readAt(c, s.users.UserGroup(user)); err != nil {
 		return err
 	}
 	list := s.sessions.UserSessions(user)
@@ -335,7 +335,7 @@ func (s *Server) forceLogout(c echo.Context) error {
 		return err
 	}
 	setIndex(c, index)
-	return c.JSON(http.StatusOK, revokedJSON{Revoked: n, Index: index})
+	return c.JSON(http.StatusOK, revokedJSON{Revoked: n, Index: index.N})
 }
 
 // POST /v1/introspect (admin): RFC 7662.
@@ -344,17 +344,18 @@ func (s *Server) introspect(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.readAt(c); err != nil {
+	group := s.sessions.TokenGroup(req.Token)
+	if err := s.readAt(c, group); err != nil {
 		return err
 	}
-	if err := s.vouchTighter(c); err != nil {
+	if err := s.vouchTighter(c, group); err != nil {
 		return err
 	}
 	info, err := s.sessions.Introspect(c.Request().Context(), req.Token)
 	if err != nil {
 		return err
 	}
-	s.setAppliedIndex(c)
+	s.setAppliedIndex(c, group)
 	noStore(c)
 	return c.JSON(http.StatusOK, toIntrospectionJSON(info))
 }

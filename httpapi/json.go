@@ -180,7 +180,7 @@ func toTokenJSON(is node.Issued, now int64) tokenJSON {
 		AccessExpiresAt:  apiTime(s.AccessExpiresAt),
 		RefreshExpiresAt: apiTime(s.RefreshExpiresAt),
 		ExpiresAt:        apiTime(s.ExpiresAt),
-		Index:            is.Index,
+		Index:            is.Index.N,
 	}
 }
 

@@ -55,7 +55,7 @@ type mySessionsJSON struct {
 // GET /v1/me/sessions: the caller's active sessions, newest first, the
 // calling one marked "current": true.
 func (s *Server) mySessions(c echo.Context) error {
-	if err := s.readAt(c); err != nil {
+	if err := s.readAt(c, s.callerGroup(c)); err != nil {
 		return err
 	}
 	caller, err := s.validateCaller(c)
@@ -143,7 +143,7 @@ func (s *Server) endOtherSessions(c echo.Context) error {
 		s.dropCallerCookies(c)
 	}
 	setIndex(c, index)
-	return c.JSON(http.StatusOK, revokedJSON{Revoked: n, Index: index})
+	return c.JSON(http.StatusOK, revokedJSON{Revoked: n, Index: index.N})
 }
 
 // callerForWrite is the caller's session for a call that ends sessions,
@@ -156,7 +156,7 @@ func (s *Server) callerForWrite(c echo.Context) (fsm.Session, error) {
 	if err != nil {
 		return caller, err
 	}
-	if err := s.confirmWithLeader(c, defaultReadWait); err != nil {
+	if err := s.confirmWithLeader(c, defaultReadWait, s.sessions.SessionGroup(caller.ID())); err != nil {
 		return caller, err
 	}
 	current, ok := s.sessions.Session(caller.ID())

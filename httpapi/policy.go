@@ -129,7 +129,7 @@ func policyFromRequest(req putPolicyRequest) (fsm.Policy, error) {
 
 // GET /v1/policy (admin).
 func (s *Server) getPolicy(c echo.Context) error {
-	if err := s.readAt(c); err != nil {
+	if err := s.readAt(c, s.policy.PolicyGroup()); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, toPolicyJSON(s.policy.Policy()))
@@ -157,5 +157,5 @@ func (s *Server) putPolicy(c echo.Context) error {
 	return c.JSON(http.StatusOK, struct {
 		policyJSON
 		Index uint64 `json:"index"`
-	}{out, index})
+	}{out, index.N})
 }

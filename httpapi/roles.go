@@ -35,16 +35,16 @@ type Sessions interface {
 	// Introspect finds a token of either kind as this node may vouch for it.
 	Introspect(ctx context.Context, token string) (node.TokenInfo, error)
 	// Logout revokes the session of an active access token.
-	Logout(ctx context.Context, accessToken string) (uint64, error)
+	Logout(ctx context.Context, accessToken string) (node.Index, error)
 	// RevokeToken is RFC 7009 revocation.
-	RevokeToken(ctx context.Context, token string) (uint64, error)
+	RevokeToken(ctx context.Context, token string) (node.Index, error)
 	// RevokeSession revokes a session, or only one of its tokens, by id.
-	RevokeSession(ctx context.Context, id events.SessionID, scope events.RevokeScope, reason events.Reason) (uint64, error)
+	RevokeSession(ctx context.Context, id events.SessionID, scope events.RevokeScope, reason events.Reason) (node.Index, error)
 	// ForceLogout revokes every active session of a user except one.
-	ForceLogout(ctx context.Context, user events.UserID, reason events.Reason, except events.SessionID) (int, uint64, error)
+	ForceLogout(ctx context.Context, user events.UserID, reason events.Reason, except events.SessionID) (int, node.Index, error)
 	// BulkRevoke revokes every active session created before a time,
 	// optionally only of some apps.
-	BulkRevoke(ctx context.Context, createdBefore time.Time, apps []string) (int, uint64, error)
+	BulkRevoke(ctx context.Context, createdBefore time.Time, apps []string) (int, node.Index, error)
 	// Session is a session by id, whatever its status.
 	Session(id events.SessionID) (fsm.Session, bool)
 	// UserSessions lists a user's active sessions, newest first.
@@ -53,6 +53,11 @@ type Sessions interface {
 	SessionStatus(s fsm.Session) fsm.Status
 	// Now is the node's clock: the "now" sessions are judged at.
 	Now() time.Time
+	// TokenGroup and SessionGroup name the Raft group a token or a session
+	// id belongs to, for the read-consistency options ("" for this node's
+	// own group).
+	TokenGroup(token string) string
+	SessionGroup(id events.SessionID) string
 }
 
 // Users manages credentials and logs users in.
@@ -60,17 +65,20 @@ type Users interface {
 	// Login verifies a password and creates a session.
 	Login(ctx context.Context, req node.LoginRequest) (node.Issued, error)
 	// SetUser stores a user's email and password.
-	SetUser(ctx context.Context, req node.SetUserRequest) (int, uint64, error)
+	SetUser(ctx context.Context, req node.SetUserRequest) (int, node.Index, error)
 	// SetPassword changes or resets a user's password.
-	SetPassword(ctx context.Context, user events.UserID, newPassword string, reason events.Reason) (int, uint64, error)
+	SetPassword(ctx context.Context, user events.UserID, newPassword string, reason events.Reason) (int, node.Index, error)
 	// DeleteUser removes a user's credentials and revokes its sessions.
-	DeleteUser(ctx context.Context, user events.UserID) (int, uint64, error)
+	DeleteUser(ctx context.Context, user events.UserID) (int, node.Index, error)
 	// SetUserLimit sets or (nil) removes a user's own session limit.
-	SetUserLimit(ctx context.Context, user events.UserID, max *int) (uint64, error)
+	SetUserLimit(ctx context.Context, user events.UserID, max *int) (node.Index, error)
 	// Unlock clears a user's lockout.
-	Unlock(ctx context.Context, user events.UserID) (uint64, error)
+	Unlock(ctx context.Context, user events.UserID) (node.Index, error)
 	// User is a user's record and lockout, if it has a record.
 	User(id events.UserID) (node.UserInfo, bool)
+	// UserGroup names the Raft group holding a user's state, for the
+	// read-consistency options ("" for this node's own group).
+	UserGroup(id events.UserID) string
 }
 
 // PolicyStore reads and replaces the replicated policy (session lifetimes
@@ -79,7 +87,10 @@ type PolicyStore interface {
 	// Policy is the policy in force.
 	Policy() fsm.Policy
 	// SetPolicy replaces it.
-	SetPolicy(ctx context.Context, p fsm.Policy) (uint64, error)
+	SetPolicy(ctx context.Context, p fsm.Policy) (node.Index, error)
+	// PolicyGroup names the Raft group holding the policy ("" for this
+	// node's own group).
+	PolicyGroup() string
 }
 
 // Cluster is this node's place in the Raft cluster: its members, whether it
@@ -92,19 +103,25 @@ type Cluster interface {
 	RemoveMember(ctx context.Context, id string) error
 	// Ready reports whether a leader is known and this node has caught up.
 	Ready() bool
-	// AppliedIndex is the last index applied to the local state.
+	// AppliedIndex is the last index applied to the local state of this
+	// node's own group.
 	AppliedIndex() uint64
-	// WaitForIndex waits until the local state has applied index, or ctx
-	// ends.
-	WaitForIndex(ctx context.Context, index uint64) error
+	// AppliedIn is the last index applied here in a group ("": this
+	// node's own).
+	AppliedIn(group string) (node.Index, error)
+	// WaitForIndex waits until the local state has applied index in its
+	// group, or ctx ends.
+	WaitForIndex(ctx context.Context, index node.Index) error
 	// LastContact is the time since this node last heard from the leader
 	// (zero on the leader, negative when never).
 	LastContact() time.Duration
-	// ReadBarrier makes the local reads that follow linearizable.
-	ReadBarrier(ctx context.Context) (uint64, error)
-	// Vouch returns nil when this node may answer a validation from its
-	// own state under maxStale, confirming through the leader if need be.
-	Vouch(ctx context.Context, maxStale time.Duration) error
+	// ReadBarrierIn makes the local reads of a group ("": this node's
+	// own) that follow linearizable.
+	ReadBarrierIn(ctx context.Context, group string) (node.Index, error)
+	// VouchIn returns nil when this node may answer a validation from its
+	// own state of a group under maxStale, confirming through the group's
+	// leader if need be.
+	VouchIn(ctx context.Context, group string, maxStale time.Duration) error
 	// MaxStale is this node's own staleness bound (--max-stale).
 	MaxStale() time.Duration
 }

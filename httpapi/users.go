@@ -50,6 +50,9 @@ func checkPassword(pw string) error {
 type putUserRequest struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
+	// Region is the user's home region (docs/regions.md); "" leaves it to
+	// the user's first write.
+	Region string `json:"region"`
 }
 
 type userJSON struct {
@@ -60,12 +63,14 @@ type userJSON struct {
 	LockedUntil *apiTime `json:"locked_until"`
 	CreatedAt   apiTime  `json:"created_at"`
 	UpdatedAt   apiTime  `json:"updated_at"`
+	// Region is the user's home region, shown in a cluster with regions.
+	Region string `json:"region,omitempty"`
 }
 
 func toUserJSON(info node.UserInfo) userJSON {
 	u := info.User
 	out := userJSON{UserID: string(u.ID), Email: u.Email, HasPassword: u.PasswordHash != "",
-		CreatedAt: apiTime(u.CreatedAt), UpdatedAt: apiTime(u.UpdatedAt)}
+		CreatedAt: apiTime(u.CreatedAt), UpdatedAt: apiTime(u.UpdatedAt), Region: info.Region}
 	if u.HasLimit {
 		m := u.MaxSessions
 		out.MaxSessions = &m
@@ -89,7 +94,7 @@ func (s *Server) getUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.readAt(c); err != nil {
+	if err := s.readAt(c, s.users.UserGroup(user)); err != nil {
 		return err
 	}
 	info, ok := s.users.User(user)
@@ -113,8 +118,8 @@ func (s *Server) putUser(c echo.Context) error {
 	if err := bindJSON(c, &req, false); err != nil {
 		return err
 	}
-	if req.Email == "" && req.Password == "" {
-		return badRequest("email or password is required")
+	if req.Email == "" && req.Password == "" && req.Region == "" {
+		return badRequest("email, password or region is required")
 	}
 	if req.Email != "" {
 		if err := checkEmail(req.Email); err != nil {
@@ -128,12 +133,12 @@ func (s *Server) putUser(c echo.Context) error {
 	}
 	ctx, cancel := s.writeContext(c)
 	defer cancel()
-	revoked, index, err := s.users.SetUser(ctx, node.SetUserRequest{UserID: user, Email: req.Email, Password: req.Password})
+	revoked, index, err := s.users.SetUser(ctx, node.SetUserRequest{UserID: user, Email: req.Email, Password: req.Password, Region: req.Region})
 	if err != nil {
 		return err
 	}
 	setIndex(c, index)
-	return c.JSON(http.StatusOK, userChangeJSON{UserID: string(user), Revoked: revoked, Index: index})
+	return c.JSON(http.StatusOK, userChangeJSON{UserID: string(user), Revoked: revoked, Index: index.N})
 }
 
 // DELETE /v1/users/:id (admin): delete the user and revoke its sessions.
@@ -152,7 +157,7 @@ func (s *Server) deleteUser(c echo.Context) error {
 		return err
 	}
 	setIndex(c, index)
-	return c.JSON(http.StatusOK, userChangeJSON{UserID: string(user), Revoked: revoked, Index: index})
+	return c.JSON(http.StatusOK, userChangeJSON{UserID: string(user), Revoked: revoked, Index: index.N})
 }
 
 type putPasswordRequest struct {
@@ -191,7 +196,7 @@ func (s *Server) putPassword(c echo.Context) error {
 		return err
 	}
 	setIndex(c, index)
-	return c.JSON(http.StatusOK, userChangeJSON{UserID: string(user), Revoked: revoked, Index: index})
+	return c.JSON(http.StatusOK, userChangeJSON{UserID: string(user), Revoked: revoked, Index: index.N})
 }
 
 type limitsJSON struct {
@@ -232,7 +237,7 @@ func (s *Server) putLimits(c echo.Context) error {
 		return err
 	}
 	setIndex(c, index)
-	return c.JSON(http.StatusOK, limitsJSON{UserID: string(user), MaxSessions: max, Index: index})
+	return c.JSON(http.StatusOK, limitsJSON{UserID: string(user), MaxSessions: max, Index: index.N})
 }
 
 // POST /v1/users/:id/unlock (admin): clear a lockout.
@@ -251,7 +256,7 @@ func (s *Server) unlock(c echo.Context) error {
 		return err
 	}
 	setIndex(c, index)
-	return c.JSON(http.StatusOK, map[string]any{"user_id": string(user), "index": index})
+	return c.JSON(http.StatusOK, map[string]any{"user_id": string(user), "index": index.N})
 }
 
 func isNotFound(err error) bool { return err != nil && errors.Is(err, fsm.ErrNotFound) }

@@ -118,12 +118,12 @@ func TestBatchEntries_OnlyWhileEveryServerReadsThem(t *testing.T) {
 	}
 	upgradedLate := upgrade(t, late, lateCfg)
 	testkit.Eventually(t, 15*time.Second, "the upgraded member in Raft", func() bool { return inRaft(t, leader, "n3") })
-	if err := upgradedLate.WaitForIndex(ctx(t), leader.AppliedIndex()); err != nil {
+	if err := upgradedLate.WaitForIndex(ctx(t), leader.appliedIndex()); err != nil {
 		t.Fatal(err)
 	}
 	// Every node applies the packed writes to the same state.
 	for _, n := range nodes {
-		if err := n.WaitForIndex(ctx(t), leader.AppliedIndex()); err != nil {
+		if err := n.WaitForIndex(ctx(t), leader.appliedIndex()); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := n.fsm.Stats().Sessions, leader.fsm.Stats().Sessions; got != want {

@@ -29,6 +29,11 @@ type Config struct {
 	// replica (a Raft non-voter) that never counts toward quorum.
 	Region string
 	Voter  bool
+	// Regions lists every region of the cluster, the same on every node.
+	// With two or more the node runs a Raft group per region and the
+	// global group (regions.go, docs/regions.md); with none or one, the one
+	// group of a single-region cluster.
+	Regions []string
 
 	// GossipAddr is where memberlist listens; empty disables discovery (a
 	// lone node). GossipAdvertiseAddr is what peers dial (default: the host
@@ -157,6 +162,9 @@ func (c Config) Validate() error {
 		return errors.New("node: joining a cluster needs a gossip address")
 	case c.GossipAddr != "" && (c.DeadNodeTimeout <= 0 || c.ReconcileInterval <= 0):
 		return errors.New("node: dead-node timeout and reconcile interval must be positive")
+	}
+	if err := c.validateRegions(); err != nil {
+		return err
 	}
 	switch len(c.GossipKey) {
 	case 0, 16, 24, 32:

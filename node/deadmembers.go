@@ -29,12 +29,12 @@ func (g *gossip) trackDead(members []Member, now time.Time) {
 	}
 }
 
-// removeLongDead removes from Raft the servers whose member has been dead,
+// removeLongDead removes from group rg's Raft configuration the servers whose member has been dead,
 // left or unknown to gossip for longer than DeadNodeTimeout. A voter is
 // removed only if the remaining voters keep a quorum of live ones and stay
 // at three or more (or as many as the cluster had, if fewer), one removal
 // per round, so a flapping network cannot shrink the cluster unsafely.
-func (g *gossip) removeLongDead(servers []Server, members map[string]Member, now time.Time) {
+func (g *gossip) removeLongDead(rg *raftGroup, servers []Server, members map[string]Member, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	voters, aliveVoters := 0, 0
@@ -68,11 +68,12 @@ func (g *gossip) removeLongDead(servers []Server, members map[string]Member, now
 				continue
 			}
 		}
-		if err := g.n.RemoveServer(s.ID); err != nil {
-			g.n.log.Warn("removing a dead member", "member", s.ID, "error", err)
+		if err := rg.RemoveServer(s.ID); err != nil {
+			g.n.log.Warn("removing a dead member", "group", rg.name, "member", s.ID, "error", err)
 			return
 		}
-		delete(g.deadSince, s.ID)
+		// deadSince keeps the member: the node's other groups remove it
+		// too, on the same clock. It goes when the member is alive again.
 		return
 	}
 }

@@ -158,6 +158,11 @@ func recordOf(a fsm.AppliedEvent) EventRecord {
 		r.UserID = string(ev.UserID)
 	case *events.UserLimitSet:
 		r.UserID = string(ev.UserID)
+	case *events.UserHomed:
+		r.UserID = string(ev.UserID)
+	case *events.EmailClaimed:
+		// The address stays out of the stream: emails are personal data.
+		r.UserID = string(ev.UserID)
 	}
 	if r.SessionID != "" && r.UserID == "" && a.Result != nil && a.Result.Session != nil {
 		r.UserID = string(a.Result.Session.UserID)

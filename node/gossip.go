@@ -44,6 +44,10 @@ type memberMeta struct {
 	// Batches: the node reads batch entries (events.TypeBatch). Older
 	// versions neither send nor know the field.
 	Batches bool `msgpack:"b,omitempty"`
+	// Regions is the node's --regions: every region of the cluster, when
+	// two or more (regions.go). Nodes whose lists differ are not put in
+	// each other's groups.
+	Regions []string `msgpack:"rs,omitempty"`
 }
 
 // errBadMeta reports gossip metadata that is not a member's record.
@@ -55,7 +59,7 @@ func (n *Node) encodeMemberMeta() ([]byte, error) {
 	meta, err := msgpack.Marshal(memberMeta{
 		ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), HTTPAddr: n.cfg.HTTPAddr,
 		Region: n.cfg.Region, Voter: n.cfg.Voter, Expect: n.cfg.BootstrapExpect,
-		Batches: !n.cfg.noBatchEntries,
+		Batches: !n.cfg.noBatchEntries, Regions: regionsList(n.cfg),
 	})
 	if err != nil {
 		return nil, err
@@ -112,10 +116,11 @@ type gossip struct {
 	// later). Dead and departed members stay, with their status.
 	tableMu sync.Mutex
 	table   map[string]Member
-	expects map[string]int  // bootstrap-expect each member announces
-	batches map[string]bool // whether each member reads batch entries, as last announced
-	warned  map[string]bool // members already warned about (warnOnce)
-	self    string          // this node's gossip address
+	expects map[string]int      // bootstrap-expect each member announces
+	batches map[string]bool     // whether each member reads batch entries, as last announced
+	regions map[string][]string // each member's --regions, as last announced
+	warned  map[string]bool     // members already warned about (warnOnce)
+	self    string              // this node's gossip address
 }
 
 // startGossip starts memberlist on GossipAddr and the loops that join the
@@ -126,7 +131,8 @@ func (n *Node) startGossip() error {
 		return err
 	}
 	g := &gossip{n: n, meta: meta, events: make(chan struct{}, 1), deadSince: make(map[string]time.Time),
-		table: make(map[string]Member), expects: make(map[string]int), batches: make(map[string]bool), warned: make(map[string]bool)}
+		table: make(map[string]Member), expects: make(map[string]int), batches: make(map[string]bool),
+		regions: make(map[string][]string), warned: make(map[string]bool)}
 
 	host, portStr, err := net.SplitHostPort(n.cfg.GossipAddr)
 	if err != nil {
@@ -298,6 +304,7 @@ func (g *gossip) record(n *memberlist.Node, status string) {
 	}
 	g.expects[meta.ID] = meta.Expect
 	g.batches[meta.ID] = meta.Batches
+	g.regions[meta.ID] = meta.Regions
 	delete(g.warned, meta.ID)
 }
 
@@ -332,6 +339,23 @@ func (g *gossip) expectOf(id string) int {
 		return e
 	}
 	return -1
+}
+
+// sameRegions reports whether the member with this id announced the same
+// --regions as this node (none, for a single-region cluster).
+func (g *gossip) sameRegions(id string) bool {
+	g.tableMu.Lock()
+	defer g.tableMu.Unlock()
+	return slices.Equal(g.regions[id], regionsList(g.n.cfg))
+}
+
+// regionsList is what a node announces of its --regions: nil without
+// regions.
+func regionsList(cfg Config) []string {
+	if !cfg.regional() {
+		return nil
+	}
+	return cfg.Regions
 }
 
 // readsBatches reports whether the member with this id announced that it

@@ -105,6 +105,48 @@ type ClusterStatus struct {
 	CommitIndex  uint64
 	LastContact  time.Duration // -1 when never heard from a leader
 	Members      []MemberStatus
+	// Groups lists every Raft group this node hosts, in a cluster with
+	// regions (the fields above are then its own region's group); nil in
+	// a single-region cluster.
+	Groups []GroupStatus
+}
+
+// GroupStatus is this node's view of one Raft group.
+type GroupStatus struct {
+	// Name is the region, or "global".
+	Name         string
+	LeaderID     string
+	LeaderAddr   string
+	State        string // this node's role in the group
+	Term         uint64
+	AppliedIndex uint64
+	CommitIndex  uint64
+	LastContact  time.Duration // -1 when never heard from a leader
+	// Fresh: this node vouches from its copy of the group (vouch.go).
+	Fresh bool
+	// Voters and Replicas (non-voters) are the group's configuration, by
+	// id.
+	Voters   []string
+	Replicas []string
+}
+
+// status is this node's view of the group.
+func (g *raftGroup) status() GroupStatus {
+	rs := g.RaftStatus()
+	addr, id := g.Leader()
+	st := GroupStatus{Name: g.name, LeaderID: id, LeaderAddr: addr, State: rs.State, Term: rs.Term,
+		AppliedIndex: rs.AppliedIndex, CommitIndex: rs.CommitIndex, LastContact: g.LastContact(), Fresh: g.Fresh()}
+	servers, _ := g.Servers()
+	for _, s := range servers {
+		if s.Voter {
+			st.Voters = append(st.Voters, s.ID)
+		} else {
+			st.Replicas = append(st.Replicas, s.ID)
+		}
+	}
+	slices.Sort(st.Voters)
+	slices.Sort(st.Replicas)
+	return st
 }
 
 // MemberStatus merges a node's Raft role with what gossip says of it.
@@ -149,11 +191,21 @@ func (n *Node) ClusterStatus() ClusterStatus {
 			byID[g.ID] = m
 		}
 		m.HTTPAddr, m.Region, m.Status = g.HTTPAddr, g.Region, g.Status
+		if n.cfg.regional() {
+			// With regions a member votes in its own region's group, not
+			// in this node's: say what it announced.
+			m.Voter = g.Voter
+		}
 	}
 	for _, m := range byID {
 		st.Members = append(st.Members, *m)
 	}
 	slices.SortFunc(st.Members, func(a, b MemberStatus) int { return strings.Compare(a.ID, b.ID) })
+	if n.cfg.regional() {
+		for _, g := range n.groupList {
+			st.Groups = append(st.Groups, g.status())
+		}
+	}
 	return st
 }
 
@@ -170,27 +222,44 @@ type removeMemberRequest struct {
 var ErrUnknownMember = errors.New("node: no such member")
 
 // RemoveMember removes a server from the Raft configuration, through the
-// leader wherever it is called. A node that is still running and gossiping
-// is added back by the leader: stop a node before removing it.
+// leader wherever it is called; with regions, from every group that has it.
+// A node that is still running and gossiping is added back by the leader:
+// stop a node before removing it.
 func (n *Node) RemoveMember(ctx context.Context, id string) error {
-	servers, err := n.Servers()
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	found := false
+	for _, g := range n.groupList {
+		servers, err := g.Servers()
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if !slices.ContainsFunc(servers, func(s Server) bool { return s.ID == id }) {
+			continue
+		}
+		found = true
+		if err := g.removeMember(ctx, id); err != nil {
+			return err
+		}
 	}
-	if !slices.ContainsFunc(servers, func(s Server) bool { return s.ID == id }) {
+	if !found {
 		return ErrUnknownMember
 	}
-	leaderAddr, err := n.waitForLeader(ctx)
+	return nil
+}
+
+// removeMember removes a server from the group's configuration through its
+// leader.
+func (g *raftGroup) removeMember(ctx context.Context, id string) error {
+	leaderAddr, err := g.waitForLeader(ctx)
 	if err != nil {
 		return err
 	}
 	if leaderAddr == "" {
-		if err := n.RemoveServer(id); err != nil {
+		if err := g.RemoveServer(id); err != nil {
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		return nil
 	}
-	if err := n.rpc.Call(ctx, leaderAddr, rpcRemoveMember, removeMemberRequest{Group: n.name, ID: id}, nil); err != nil {
+	if err := g.node.rpc.Call(ctx, leaderAddr, rpcRemoveMember, removeMemberRequest{Group: g.name, ID: id}, nil); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return nil

@@ -112,7 +112,7 @@ func newMetrics(n *Node) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.eventsApplied, m.forwarded, m.forwardDuration, m.snapPersist, m.snapRestore,
 		m.logins, m.touchFlushes, m.touchedSessions,
-		&stateCollector{n: n},
+		&stateCollector{n: n, d: newStateDescs(n.cfg.regional())},
 	)
 	return m
 }
@@ -221,104 +221,139 @@ func (s observedSnapshot) Persist(sink raft.SnapshotSink) error {
 
 // stateCollector reads Raft, the state machine and the member table at
 // scrape time. Each read is O(1) or O(members): nothing scans sessions.
-type stateCollector struct{ n *Node }
+// In a cluster with regions every per-group series carries a "group"
+// label (the region, or "global"); a single-region node's series have no
+// such label, as before regions existed.
+type stateCollector struct {
+	n *Node
+	d stateDescs
+}
 
-var (
-	descRaftState = prometheus.NewDesc("sessiond_raft_state",
-		"Raft role of this node: 1 for the current state, 0 for the others.", []string{"state"}, nil)
-	descRaftTerm = prometheus.NewDesc("sessiond_raft_term",
-		"Current Raft term.", nil, nil)
-	descRaftCommit = prometheus.NewDesc("sessiond_raft_commit_index",
-		"Highest Raft log index known to be committed.", nil, nil)
-	descRaftApplied = prometheus.NewDesc("sessiond_raft_applied_index",
-		"Highest Raft log index applied to this node's state machine.", nil, nil)
-	descRaftLag = prometheus.NewDesc("sessiond_raft_apply_lag",
-		"Committed log entries not yet applied here (commit index minus applied index).", nil, nil)
-	descRaftContact = prometheus.NewDesc("sessiond_raft_last_contact_seconds",
-		"Time since this node last heard from the leader: 0 on the leader, -1 when it never has.", nil, nil)
-	descStateAge = prometheus.NewDesc("sessiond_state_age_seconds",
-		"How old this node's state is by its newest confirmation with the leader: it validates tokens locally while this is at most max-stale; -1 before the first confirmation.", nil, nil)
-	descRaftLeader = prometheus.NewDesc("sessiond_raft_leader",
-		"1 if this node is the Raft leader, else 0.", nil, nil)
-	descSessionsStored = prometheus.NewDesc("sessiond_sessions_stored",
-		"Sessions held in the state: sessiond_sessions_active plus sessiond_sessions_revoked.", nil, nil)
-	descSessionsActive = prometheus.NewDesc("sessiond_sessions_active",
-		"Stored sessions that still hold a token no revocation stopped. Exact for the applied state; a session that ended by time (expiry, idle timeout) counts until garbage collection removes it (see docs/operations.md).", nil, nil)
-	descSessionsRevoked = prometheus.NewDesc("sessiond_sessions_revoked",
-		"Stored sessions that revocations ended for good (tombstones), until garbage collection removes them at their end.", nil, nil)
-	descUsers = prometheus.NewDesc("sessiond_users",
-		"Users holding at least one stored session.", nil, nil)
-	descAccounts = prometheus.NewDesc("sessiond_accounts",
-		"Users with built-in credentials or an own session limit.", nil, nil)
-	descLockouts = prometheus.NewDesc("sessiond_lockouts",
-		"Login identifiers with recent failed logins or a lock.", nil, nil)
-	descGossipMembers = prometheus.NewDesc("sessiond_gossip_members",
-		"Members in this node's gossip table, by state (suspect and left are not reported by gossip: 0).", []string{"state"}, nil)
-)
+// stateDescs are the collector's descriptions, with or without the group
+// label.
+type stateDescs struct {
+	raftState, raftTerm, raftCommit, raftApplied, raftLag, raftContact, stateAge, raftLeader,
+	sessionsStored, sessionsActive, sessionsRevoked, users, accounts, lockouts, gossipMembers *prometheus.Desc
+}
+
+func newStateDescs(grouped bool) stateDescs {
+	var group []string
+	if grouped {
+		group = []string{"group"}
+	}
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, append(labels, group...), nil)
+	}
+	return stateDescs{
+		raftState: desc("sessiond_raft_state",
+			"Raft role of this node: 1 for the current state, 0 for the others.", "state"),
+		raftTerm: desc("sessiond_raft_term",
+			"Current Raft term."),
+		raftCommit: desc("sessiond_raft_commit_index",
+			"Highest Raft log index known to be committed."),
+		raftApplied: desc("sessiond_raft_applied_index",
+			"Highest Raft log index applied to this node's state machine."),
+		raftLag: desc("sessiond_raft_apply_lag",
+			"Committed log entries not yet applied here (commit index minus applied index)."),
+		raftContact: desc("sessiond_raft_last_contact_seconds",
+			"Time since this node last heard from the leader: 0 on the leader, -1 when it never has."),
+		stateAge: desc("sessiond_state_age_seconds",
+			"How old this node's state is by its newest confirmation with the leader: it validates tokens locally while this is at most max-stale; -1 before the first confirmation."),
+		raftLeader: desc("sessiond_raft_leader",
+			"1 if this node is the Raft leader, else 0."),
+		sessionsStored: desc("sessiond_sessions_stored",
+			"Sessions held in the state: sessiond_sessions_active plus sessiond_sessions_revoked."),
+		sessionsActive: desc("sessiond_sessions_active",
+			"Stored sessions that still hold a token no revocation stopped. Exact for the applied state; a session that ended by time (expiry, idle timeout) counts until garbage collection removes it (see docs/operations.md)."),
+		sessionsRevoked: desc("sessiond_sessions_revoked",
+			"Stored sessions that revocations ended for good (tombstones), until garbage collection removes them at their end."),
+		users: desc("sessiond_users",
+			"Users holding at least one stored session."),
+		accounts: desc("sessiond_accounts",
+			"Users with built-in credentials or an own session limit."),
+		lockouts: desc("sessiond_lockouts",
+			"Login identifiers with recent failed logins or a lock."),
+		gossipMembers: prometheus.NewDesc("sessiond_gossip_members",
+			"Members in this node's gossip table, by state (suspect and left are not reported by gossip: 0).", []string{"state"}, nil),
+	}
+}
 
 var raftStates = []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown}
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descRaftCommit, descRaftApplied, descRaftLag,
-		descRaftContact, descStateAge, descRaftLeader, descSessionsStored, descSessionsActive, descSessionsRevoked,
-		descUsers, descAccounts, descLockouts, descGossipMembers} {
-		ch <- d
+	d := c.d
+	for _, desc := range []*prometheus.Desc{d.raftState, d.raftTerm, d.raftCommit, d.raftApplied, d.raftLag,
+		d.raftContact, d.stateAge, d.raftLeader, d.sessionsStored, d.sessionsActive, d.sessionsRevoked,
+		d.users, d.accounts, d.lockouts, d.gossipMembers} {
+		ch <- desc
 	}
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	n := c.n
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	for _, g := range n.groupList {
+		var group []string
+		if n.cfg.regional() {
+			group = []string{g.name}
+		}
+		c.collectGroup(ch, g, group)
 	}
-	if n.raft != nil {
-		rs := n.RaftStatus()
-		for _, s := range raftStates {
-			v := 0.0
-			if strings.EqualFold(rs.State, s.String()) {
-				v = 1
-			}
-			gauge(descRaftState, v, strings.ToLower(s.String()))
-		}
-		// Raft's applied index moves once it has handed entries to the
-		// state machine and counts entries the state machine never sees
-		// (a new leader's no-op); the state machine's moves as it applies.
-		// The larger of the two, read after the commit index.
-		applied := max(rs.AppliedIndex, n.fsm.AppliedIndex())
-		gauge(descRaftTerm, float64(rs.Term))
-		gauge(descRaftCommit, float64(rs.CommitIndex))
-		gauge(descRaftApplied, float64(applied))
-		lag := 0.0
-		if rs.CommitIndex > applied {
-			lag = float64(rs.CommitIndex - applied)
-		}
-		gauge(descRaftLag, lag)
-		contact := -1.0
-		if d := n.LastContact(); d >= 0 {
-			contact = d.Seconds()
-		}
-		gauge(descRaftContact, contact)
-		gauge(descStateAge, n.fresh.age().Seconds())
-		leader := 0.0
-		if rs.State == raft.Leader.String() {
-			leader = 1
-		}
-		gauge(descRaftLeader, leader)
-	}
-
-	st := n.fsm.Stats()
-	gauge(descSessionsStored, float64(st.Sessions))
-	gauge(descSessionsActive, float64(st.Live))
-	gauge(descSessionsRevoked, float64(st.Revoked))
-	gauge(descUsers, float64(st.Users))
-	gauge(descAccounts, float64(st.Accounts))
-	gauge(descLockouts, float64(st.Lockouts))
-
 	counts := map[string]int{"alive": 0, "suspect": 0, "dead": 0, "left": 0}
 	for _, m := range n.Members() {
 		counts[m.Status]++
 	}
 	for _, s := range []string{"alive", "suspect", "dead", "left"} {
-		gauge(descGossipMembers, float64(counts[s]), s)
+		ch <- prometheus.MustNewConstMetric(c.d.gossipMembers, prometheus.GaugeValue, float64(counts[s]), s)
 	}
+}
+
+// collectGroup reports one group's Raft state and state machine; group is
+// its label value, or none in a single-region cluster.
+func (c *stateCollector) collectGroup(ch chan<- prometheus.Metric, g *raftGroup, group []string) {
+	d := c.d
+	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(labels, group...)...)
+	}
+	if g.raft != nil {
+		rs := g.RaftStatus()
+		for _, s := range raftStates {
+			v := 0.0
+			if strings.EqualFold(rs.State, s.String()) {
+				v = 1
+			}
+			gauge(d.raftState, v, strings.ToLower(s.String()))
+		}
+		// Raft's applied index moves once it has handed entries to the
+		// state machine and counts entries the state machine never sees
+		// (a new leader's no-op); the state machine's moves as it applies.
+		// The larger of the two, read after the commit index.
+		applied := max(rs.AppliedIndex, g.fsm.AppliedIndex())
+		gauge(d.raftTerm, float64(rs.Term))
+		gauge(d.raftCommit, float64(rs.CommitIndex))
+		gauge(d.raftApplied, float64(applied))
+		lag := 0.0
+		if rs.CommitIndex > applied {
+			lag = float64(rs.CommitIndex - applied)
+		}
+		gauge(d.raftLag, lag)
+		contact := -1.0
+		if dur := g.LastContact(); dur >= 0 {
+			contact = dur.Seconds()
+		}
+		gauge(d.raftContact, contact)
+		gauge(d.stateAge, g.fresh.age().Seconds())
+		leader := 0.0
+		if rs.State == raft.Leader.String() {
+			leader = 1
+		}
+		gauge(d.raftLeader, leader)
+	}
+
+	st := g.fsm.Stats()
+	gauge(d.sessionsStored, float64(st.Sessions))
+	gauge(d.sessionsActive, float64(st.Live))
+	gauge(d.sessionsRevoked, float64(st.Revoked))
+	gauge(d.users, float64(st.Users))
+	gauge(d.accounts, float64(st.Accounts))
+	gauge(d.lockouts, float64(st.Lockouts))
 }

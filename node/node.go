@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -30,12 +31,18 @@ type Node struct {
 	gossip *gossip              // nil when discovery is off
 	nodeID raft.ServerID
 
-	// The node's one Raft group today, the default group. Its fields
-	// (raft, fsm, proposals, fresh, ...) read as the node's own.
+	// The node's own group: the one group of a single-region cluster, or
+	// with regions this node's region's group. Its fields (raft, fsm,
+	// proposals, fresh, ...) read as the node's own.
 	*raftGroup
-	// groups are the groups hosted here by name, the default group
-	// included (groups.go).
-	groups map[string]*raftGroup
+	// groups are the groups hosted here by name, the own group included
+	// (groups.go), and groupList the same in a fixed order (regions by
+	// name, then the global group).
+	groups    map[string]*raftGroup
+	groupList []*raftGroup
+	// global is the global group (policy and directory) of a cluster with
+	// regions; nil without (regions.go).
+	global *raftGroup
 
 	// metrics is the node's Prometheus registry and instruments.
 	metrics *metrics
@@ -67,17 +74,23 @@ func New(cfg Config) (*Node, error) {
 	if n.cfg.Clock == nil {
 		n.cfg.Clock = time.Now
 	}
-	n.raftGroup = newRaftGroup(n, defaultGroup, cfg.DataDir)
-	n.groups = map[string]*raftGroup{defaultGroup: n.raftGroup}
+	if cfg.regional() {
+		if err := n.openRegionGroups(); err != nil {
+			return nil, err
+		}
+	} else {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, "groups")); err == nil {
+			return nil, fmt.Errorf("node: %s holds the groups of a cluster with regions: start this node with the same --regions as before", cfg.DataDir)
+		}
+		n.raftGroup = newRaftGroup(n, defaultGroup, cfg.DataDir)
+		n.groups = map[string]*raftGroup{defaultGroup: n.raftGroup}
+		n.groupList = []*raftGroup{n.raftGroup}
+	}
 	n.metrics = newMetrics(n)
-	n.openFSM()
 
-	// The group's files first: a data dir another process holds is
+	// The groups' files first: a data dir another process holds is
 	// refused before this node binds its port.
 	hlog := newHCLog(cfg.Logger, "raft")
-	if err := n.openStores(cfg.SnapshotsRetained, hlog, log); err != nil {
-		return nil, err
-	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -85,6 +98,15 @@ func New(cfg Config) (*Node, error) {
 			n.closeResources()
 		}
 	}()
+	for _, g := range n.groupList {
+		g.openFSM()
+		if err := os.MkdirAll(g.dir, 0o700); err != nil {
+			return nil, fmt.Errorf("node: create group dir: %w", err)
+		}
+		if err := g.openStores(cfg.SnapshotsRetained, g.logger(hlog), log); err != nil {
+			return nil, err
+		}
+	}
 
 	var err error
 	n.mux, err = transport.Listen(transport.Config{
@@ -104,14 +126,21 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.rpc = transport.NewRPCClient(n.mux)
-	stream, err := n.streamLayer(n.mux)
-	if err != nil {
-		return nil, err
-	}
 	localAddr := advertise
-	hasState, leadership, err := n.startRaft(hlog, stream)
-	if err != nil {
-		return nil, err
+	leaderships := make([]chan bool, len(n.groupList))
+	hasState := false
+	for i, g := range n.groupList {
+		stream, err := g.streamLayer(n.mux)
+		if err != nil {
+			return nil, err
+		}
+		groupHasState, leadership, err := g.startRaft(g.logger(hlog), stream)
+		if err != nil {
+			return nil, err
+		}
+		leaderships[i] = leadership
+		g.bootstrapped.Store(groupHasState || cfg.BootstrapSelf)
+		hasState = hasState || groupHasState
 	}
 	// Served only from here on: the handlers need Raft. A peer calling
 	// earlier finds its connection closed and retries.
@@ -127,7 +156,6 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	n.bootstrapped.Store(hasState || cfg.BootstrapSelf)
 	lastIndex := n.raft.LastIndex()
 	if cfg.GossipAddr != "" {
 		if err := n.startGossip(); err != nil {
@@ -135,9 +163,11 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 	log.Info("node started", "node_id", cfg.NodeID, "raft_addr", localAddr,
-		"data_dir", cfg.DataDir, "last_index", lastIndex, "existing_state", hasState)
+		"data_dir", cfg.DataDir, "last_index", lastIndex, "existing_state", hasState, "regions", cfg.Regions)
 
-	n.startLoops(leadership)
+	for i, g := range n.groupList {
+		g.startLoops(leaderships[i])
+	}
 	ok = true
 	return n, nil
 }
@@ -220,8 +250,10 @@ func (n *Node) Close() error {
 		return n.closeErr
 	}
 	n.closed = true
-	if n.IsLeader() {
-		n.handOverLeadership()
+	for _, g := range n.groupList {
+		if g.IsLeader() {
+			g.handOverLeadership()
+		}
 	}
 	if n.gossip != nil {
 		n.gossip.stop()
@@ -262,11 +294,15 @@ func (n *Node) closeResources() error {
 	if n.rpc != nil {
 		n.rpc.Close()
 	}
-	errs = append(errs, n.raftGroup.shutdown())
+	for _, g := range n.groupList {
+		errs = append(errs, g.shutdown())
+	}
 	if n.mux != nil {
 		errs = append(errs, n.mux.Close()) // a second Close is harmless
 	}
-	errs = append(errs, n.raftGroup.closeStores())
+	for _, g := range n.groupList {
+		errs = append(errs, g.closeStores())
+	}
 	return errors.Join(errs...)
 }
 

@@ -180,7 +180,7 @@ func TestNode_RacingRefreshesHaveOneWinner(t *testing.T) {
 func TestMintToken_FormatAndUniqueness(t *testing.T) {
 	seen := map[string]bool{}
 	for range 1000 {
-		tok, h := mintToken(AccessTokenPrefix)
+		tok, h := mintToken(AccessTokenPrefix, "")
 		if !wellFormed(tok, AccessTokenPrefix) || wellFormed(tok, RefreshTokenPrefix) {
 			t.Fatalf("minted token %q is not a well-formed access token", tok[:6])
 		}

@@ -245,6 +245,19 @@ func (g *raftGroup) startLoops(leadership <-chan bool) {
 	go g.observeLeadership(leadership)
 	go g.keepFresh()
 	go g.watchLeader()
+	if g.node.cfg.regional() && g.isRegionGroup() {
+		g.node.wg.Add(1)
+		go g.mirrorPolicy()
+	}
+}
+
+// logger is Raft's logger for the group: the node's, naming the group when
+// the node hosts several.
+func (g *raftGroup) logger(hlog hclog.Logger) hclog.Logger {
+	if g.name == defaultGroup {
+		return hlog
+	}
+	return hlog.With("group", g.name)
 }
 
 // shutdown stops the group's Raft and its network transport.

@@ -25,14 +25,16 @@ import (
 // added (unless this node, too, predates them): it would stop at the first
 // one it receives.
 
-// reconcileLoop bootstraps the cluster when BootstrapExpect says so and, on
-// the leader, keeps the Raft configuration in line with the members.
+// reconcileLoop bootstraps the cluster's groups when BootstrapExpect says
+// so and, on each group's leader, keeps the group's Raft configuration in
+// line with the members.
 func (g *gossip) reconcileLoop() {
 	defer g.n.wg.Done()
 	tick := time.NewTicker(g.n.cfg.ReconcileInterval)
 	defer tick.Stop()
 	fast := time.NewTicker(100 * time.Millisecond) // only while bootstrapping
 	defer fast.Stop()
+	bootstrapping := true
 	for {
 		select {
 		case <-g.n.stop:
@@ -40,27 +42,36 @@ func (g *gossip) reconcileLoop() {
 		case <-g.events:
 		case <-tick.C:
 		case <-fast.C:
-			if !g.awaitingBootstrap() {
-				fast.Stop()
+			if !bootstrapping {
 				continue
 			}
 		}
-		if g.awaitingBootstrap() {
-			g.tryBootstrap()
-			continue
+		g.trackDead(g.members(), time.Now())
+		waiting := false
+		for _, rg := range g.n.groupList {
+			if g.awaitingBootstrap(rg) {
+				g.tryBootstrap(rg)
+				waiting = true
+				continue
+			}
+			if rg.IsLeader() {
+				g.reconcile(rg)
+			}
 		}
-		if g.n.IsLeader() {
-			g.reconcile()
+		if bootstrapping && !waiting {
+			bootstrapping = false
+			fast.Stop()
 		}
 	}
 }
 
-// reconcile runs on the leader: add live members missing from Raft (after
-// confirming who they are over the authenticated RPC), remove members dead
-// for too long when quorum allows.
-func (g *gossip) reconcile() {
-	gen := g.n.leaderGen.Load()
-	servers, err := g.n.Servers()
+// reconcile runs on the leader of group rg: add live members missing from
+// its Raft configuration or there in another role (after confirming who
+// they are over the authenticated RPC), remove members dead for too long
+// when quorum allows.
+func (g *gossip) reconcile(rg *raftGroup) {
+	gen := rg.leaderGen.Load()
+	servers, err := rg.Servers()
 	if err != nil {
 		return
 	}
@@ -68,21 +79,25 @@ func (g *gossip) reconcile() {
 	for _, s := range servers {
 		inRaft[s.ID] = s
 	}
-	g.n.updateBatchEntries(gen)
+	rg.updateBatchEntries(gen)
 	members := g.members()
 	byID := make(map[string]Member, len(members))
 	for _, m := range members {
 		byID[m.ID] = m
 	}
-	now := time.Now()
-	g.trackDead(members, now)
+	votes := g.voterRule(rg, servers, members)
 
 	for _, m := range members {
 		if m.Status != "alive" || m.ID == g.n.cfg.NodeID {
 			continue
 		}
+		voter := votes(m)
 		s, ok := inRaft[m.ID]
-		if ok && s.Addr == m.RaftAddr && s.Voter == m.Voter {
+		if ok && s.Addr == m.RaftAddr && s.Voter == voter {
+			continue
+		}
+		if !g.sameRegions(m.ID) {
+			g.warnOnce(m.ID, "not adding a member whose --regions differ from this node's: start every node with the same list", "member", m.ID, "regions", g.n.cfg.Regions)
 			continue
 		}
 		if !g.readsBatches(m.ID) && !g.n.cfg.noBatchEntries {
@@ -95,18 +110,55 @@ func (g *gossip) reconcile() {
 			g.n.log.Warn("not adding a member that did not confirm its identity", "member", m.ID, "error", err)
 			continue
 		}
-		if ok && s.Voter != m.Voter {
+		if ok && s.Voter && !voter {
 			// Raft cannot demote in place; remove and add with the new role.
-			if err := g.n.RemoveServer(m.ID); err != nil {
-				g.n.log.Warn("changing a member's role", "member", m.ID, "error", err)
+			if err := rg.RemoveServer(m.ID); err != nil {
+				g.n.log.Warn("changing a member's role", "group", rg.name, "member", m.ID, "error", err)
 				continue
 			}
 		}
-		if err := g.n.AddServer(m.ID, m.RaftAddr, m.Voter); err != nil {
-			g.n.log.Warn("adding a member", "member", m.ID, "error", err)
+		if err := rg.AddServer(m.ID, m.RaftAddr, voter); err != nil {
+			g.n.log.Warn("adding a member", "group", rg.name, "member", m.ID, "error", err)
 		}
 	}
-	g.removeLongDead(servers, byID, now)
+	g.removeLongDead(rg, servers, byID, time.Now())
+}
+
+// voterRule says which members vote in group rg. In a single-region
+// cluster every member started as a voter does. A region's group has its
+// region's voters vote and replicates to every other member. The global
+// group keeps its voters and adds live ones, picked across the regions
+// (pickGlobalVoters), while it has fewer than maxGlobalVoters.
+func (g *gossip) voterRule(rg *raftGroup, servers []Server, members []Member) func(Member) bool {
+	switch {
+	case !g.n.cfg.regional():
+		return func(m Member) bool { return m.Voter }
+	case rg.isRegionGroup():
+		return func(m Member) bool { return m.Voter && m.Region == rg.name }
+	}
+	byID := make(map[string]Member, len(members))
+	var candidates []Member
+	for _, m := range members {
+		byID[m.ID] = m
+		if m.Status == "alive" && m.Voter {
+			candidates = append(candidates, m)
+		}
+	}
+	var current []Member
+	for _, s := range servers {
+		if s.Voter {
+			m, ok := byID[s.ID]
+			if !ok {
+				m = Member{ID: s.ID}
+			}
+			current = append(current, m)
+		}
+	}
+	picked := make(map[string]bool)
+	for _, m := range pickGlobalVoters(candidates, current) {
+		picked[m.ID] = true
+	}
+	return func(m Member) bool { return picked[m.ID] }
 }
 
 const rpcHello = "hello"

@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/sessiond/sessiond/events"
@@ -34,16 +36,30 @@ type Issued struct {
 	Session      fsm.Session
 	AccessToken  string
 	RefreshToken string
-	Index        uint64
+	Index        Index
 }
 
 // CreateSession mints a session id and a token pair and replicates the
-// session.
+// session, in the group of the user's home region (set to this node's
+// region by the user's first write, regions.go).
 func (n *Node) CreateSession(ctx context.Context, req CreateRequest) (Issued, error) {
-	access, accessHash := mintToken(AccessTokenPrefix)
-	refresh, refreshHash := mintToken(RefreshTokenPrefix)
+	h, err := n.homeGroup(ctx, req.UserID, true)
+	if err != nil {
+		return Issued{}, err
+	}
+	issued, err := h.createSession(ctx, req)
+	issued.Index.Directory = h.directory
+	return issued, err
+}
+
+// createSession mints and replicates a session of a user homed in g.
+func (g *raftGroup) createSession(ctx context.Context, req CreateRequest) (Issued, error) {
+	n := g.node
+	tag := g.regionTag()
+	access, accessHash := mintToken(AccessTokenPrefix, tag)
+	refresh, refreshHash := mintToken(RefreshTokenPrefix, tag)
 	ev := &events.SessionCreated{
-		SessionID:   newSessionID(),
+		SessionID:   newSessionID(tag),
 		UserID:      req.UserID,
 		App:         req.App,
 		AuthMethod:  req.AuthMethod,
@@ -58,16 +74,16 @@ func (n *Node) CreateSession(ctx context.Context, req CreateRequest) (Issued, er
 		CredentialVersion: req.credentialVersion,
 		EndSessions:       sortedIDs(req.EndSessions),
 	}
-	res, err := n.write(ctx, ev)
+	res, err := g.write(ctx, ev)
 	switch {
 	case errors.Is(err, fsm.ErrSessionLimit):
 		// This node has applied the refused entry: its list is current.
 		now := n.now()
-		return Issued{}, &SessionLimitError{Sessions: n.fsm.UserSessionsAt(req.UserID, now, n.touches.lastUse), Now: now}
+		return Issued{}, &SessionLimitError{Sessions: g.fsm.UserSessionsAt(req.UserID, now, g.touches.lastUse), Now: now}
 	case errors.Is(err, fsm.ErrLocked):
 		// A forwarded write's answer does not carry the time: this node has
 		// applied the entry and knows it.
-		until := n.fsm.LockedUntil(n.now(), req.loginID, fsm.LoginByUser+string(req.UserID))
+		until := g.fsm.LockedUntil(n.now(), req.loginID, fsm.LoginByUser+string(req.UserID))
 		if res != nil {
 			until = max(until, res.LockedUntil)
 		}
@@ -75,7 +91,7 @@ func (n *Node) CreateSession(ctx context.Context, req CreateRequest) (Issued, er
 	case err != nil:
 		return Issued{}, err
 	}
-	return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: res.Index}, nil
+	return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: g.index(res.Index)}, nil
 }
 
 func sortedIDs(ids []events.SessionID) []events.SessionID {
@@ -135,13 +151,15 @@ func sortedAttributes(m map[string]string) []events.Attribute {
 }
 
 // Refresh exchanges a refresh token for a new token pair. A rotated refresh
-// token presented again revokes the session (fsm.ErrRefreshReuse).
+// token presented again revokes the session (fsm.ErrRefreshReuse). The
+// write goes to the group the token was minted in.
 func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error) {
-	if !wellFormed(refreshToken, RefreshTokenPrefix) {
+	g := n.tokenGroup(refreshToken, RefreshTokenPrefix)
+	if g == nil {
 		return Issued{}, fsm.ErrUnauthenticated
 	}
 	presented := events.HashToken(refreshToken)
-	s, kind, status, err := n.lookupToken(ctx, presented)
+	s, kind, status, err := g.lookupToken(ctx, presented)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -155,19 +173,37 @@ func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error)
 	}
 	// The state machine decides at apply time whether the token is still
 	// current, so two racing refreshes can never both win.
-	access, accessHash := mintToken(AccessTokenPrefix)
-	refresh, refreshHash := mintToken(RefreshTokenPrefix)
-	res, err := n.write(ctx, &events.SessionRefreshed{
+	tag := g.regionTag()
+	access, accessHash := mintToken(AccessTokenPrefix, tag)
+	refresh, refreshHash := mintToken(RefreshTokenPrefix, tag)
+	res, err := g.write(ctx, &events.SessionRefreshed{
 		SessionID:      s.ID(),
 		PresentedHash:  presented,
 		NewAccessHash:  accessHash,
 		NewRefreshHash: refreshHash,
-		LastUsedAt:     n.touches.lastUse(s.ID()),
+		LastUsedAt:     g.touches.lastUse(s.ID()),
 	})
 	if err != nil {
 		return Issued{}, err
 	}
-	return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: res.Index}, nil
+	return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: g.index(res.Index)}, nil
+}
+
+// tokenGroup is the group a well-formed token of the given prefix belongs
+// to; nil for anything else, which no group knows.
+func (n *Node) tokenGroup(token, prefix string) *raftGroup {
+	if !wellFormed(token, prefix) {
+		return nil
+	}
+	return n.groupOfToken(token)
+}
+
+// anyTokenGroup is tokenGroup for a token of either kind.
+func (n *Node) anyTokenGroup(token string) *raftGroup {
+	if g := n.tokenGroup(token, AccessTokenPrefix); g != nil {
+		return g
+	}
+	return n.tokenGroup(token, RefreshTokenPrefix)
 }
 
 // lookupToken finds the session holding a token, for a write that acts
@@ -177,18 +213,18 @@ func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error)
 // confirms with the leader and catches up (a read barrier) and looks once
 // more. When no leader confirms in time the answer is ErrUnavailable, not a
 // 401 it cannot vouch for. Known tokens cost nothing extra.
-func (n *Node) lookupToken(ctx context.Context, h events.TokenHash) (fsm.Session, fsm.TokenKind, fsm.Status, error) {
-	now := n.now()
-	s, kind, status := n.fsm.LookupToken(h, now)
+func (g *raftGroup) lookupToken(ctx context.Context, h events.TokenHash) (fsm.Session, fsm.TokenKind, fsm.Status, error) {
+	now := g.node.now()
+	s, kind, status := g.fsm.LookupToken(h, now)
 	if kind != fsm.TokenNone {
-		return s, kind, n.withLocalUse(s, kind, h, status, now), nil
+		return s, kind, g.withLocalUse(s, kind, h, status, now), nil
 	}
-	if err := n.confirm(ctx); err != nil {
+	if err := g.confirm(ctx); err != nil {
 		return s, kind, status, err
 	}
-	now = n.now()
-	s, kind, status = n.fsm.LookupToken(h, now)
-	return s, kind, n.withLocalUse(s, kind, h, status, now), nil
+	now = g.node.now()
+	s, kind, status = g.fsm.LookupToken(h, now)
+	return s, kind, g.withLocalUse(s, kind, h, status, now), nil
 }
 
 // now is the node's clock, in Unix nanoseconds.
@@ -199,29 +235,30 @@ func (n *Node) Now() time.Time { return n.cfg.Clock() }
 
 // Validate checks an access token as this node may vouch for it: the
 // session if the token is active, else fsm.ErrUnauthenticated. The node
-// answers from its own state only while that state is fresh (Vouch with
-// MaxStale); and since a token it does not know may have been minted
-// through another node a moment ago, it answers 401 for one only after
-// confirming with the leader. Either confirmation failing is
-// ErrUnavailable, never a 401 the node cannot vouch for.
+// answers from its own state of the token's group only while that state is
+// fresh (Vouch with MaxStale); and since a token it does not know may have
+// been minted through another node a moment ago, it answers 401 for one
+// only after confirming with the group's leader. Either confirmation
+// failing is ErrUnavailable, never a 401 the node cannot vouch for.
 func (n *Node) Validate(ctx context.Context, accessToken string) (fsm.Session, error) {
-	if !wellFormed(accessToken, AccessTokenPrefix) {
+	g := n.tokenGroup(accessToken, AccessTokenPrefix)
+	if g == nil {
 		return fsm.Session{}, fsm.ErrUnauthenticated
 	}
-	if !n.fresh.within(n.cfg.MaxStale) {
-		if err := n.confirm(ctx); err != nil {
+	if !g.fresh.within(n.cfg.MaxStale) {
+		if err := g.confirm(ctx); err != nil {
 			return fsm.Session{}, err
 		}
 	}
 	h := events.HashToken(accessToken)
 	now := n.now()
-	s, status := n.fsm.ValidateAccess(h, now)
+	s, status := g.fsm.ValidateAccess(h, now)
 	if s == nil {
-		if err := n.confirm(ctx); err != nil {
+		if err := g.confirm(ctx); err != nil {
 			return fsm.Session{}, err
 		}
 		now = n.now()
-		if s, status = n.fsm.ValidateAccess(h, now); s == nil {
+		if s, status = g.fsm.ValidateAccess(h, now); s == nil {
 			return fsm.Session{}, fsm.ErrUnauthenticated
 		}
 	}
@@ -229,10 +266,10 @@ func (n *Node) Validate(ctx context.Context, accessToken string) (fsm.Session, e
 		// A use seen here and not replicated yet may keep it alive; this
 		// validation is a use too.
 		if status != fsm.StatusActive {
-			status = s.AccessStatusOf(h, now, n.touches.lastUse(s.ID()))
+			status = s.AccessStatusOf(h, now, g.touches.lastUse(s.ID()))
 		}
 		if status == fsm.StatusActive {
-			n.touches.record(s.ID(), now, idle)
+			g.touches.record(s.ID(), now, idle)
 		}
 	}
 	if status != fsm.StatusActive {
@@ -243,11 +280,11 @@ func (n *Node) Validate(ctx context.Context, accessToken string) (fsm.Session, e
 
 // withLocalUse judges a token's status again counting this node's own
 // unreplicated uses of its session (idle timeout).
-func (n *Node) withLocalUse(s fsm.Session, kind fsm.TokenKind, h events.TokenHash, status fsm.Status, now int64) fsm.Status {
+func (g *raftGroup) withLocalUse(s fsm.Session, kind fsm.TokenKind, h events.TokenHash, status fsm.Status, now int64) fsm.Status {
 	if status != fsm.StatusExpired || s.IdleTimeout() == 0 {
 		return status
 	}
-	used := n.touches.lastUse(s.ID())
+	used := g.touches.lastUse(s.ID())
 	switch kind {
 	case fsm.TokenAccess:
 		return s.AccessStatusOf(h, now, used)
@@ -265,18 +302,20 @@ type TokenInfo struct {
 }
 
 // Introspect finds a token of either kind as this node may vouch for it:
-// like Validate, from a fresh state, and an unknown token only after
-// confirming with the leader (else ErrUnavailable).
+// like Validate, from a fresh state of the token's group, and an unknown
+// token only after confirming with the group's leader (else
+// ErrUnavailable).
 func (n *Node) Introspect(ctx context.Context, token string) (TokenInfo, error) {
-	if !wellFormed(token, AccessTokenPrefix) && !wellFormed(token, RefreshTokenPrefix) {
+	g := n.anyTokenGroup(token)
+	if g == nil {
 		return TokenInfo{Status: fsm.StatusUnknown}, nil
 	}
-	if !n.fresh.within(n.cfg.MaxStale) {
-		if err := n.confirm(ctx); err != nil {
+	if !g.fresh.within(n.cfg.MaxStale) {
+		if err := g.confirm(ctx); err != nil {
 			return TokenInfo{}, err
 		}
 	}
-	s, kind, status, err := n.lookupToken(ctx, events.HashToken(token))
+	s, kind, status, err := g.lookupToken(ctx, events.HashToken(token))
 	if err != nil {
 		return TokenInfo{}, err
 	}
@@ -284,41 +323,43 @@ func (n *Node) Introspect(ctx context.Context, token string) (TokenInfo, error) 
 }
 
 // Logout revokes the session of an active access token.
-func (n *Node) Logout(ctx context.Context, accessToken string) (uint64, error) {
-	if !wellFormed(accessToken, AccessTokenPrefix) {
-		return 0, fsm.ErrUnauthenticated
+func (n *Node) Logout(ctx context.Context, accessToken string) (Index, error) {
+	g := n.tokenGroup(accessToken, AccessTokenPrefix)
+	if g == nil {
+		return Index{}, fsm.ErrUnauthenticated
 	}
-	s, kind, status, err := n.lookupToken(ctx, events.HashToken(accessToken))
+	s, kind, status, err := g.lookupToken(ctx, events.HashToken(accessToken))
 	if err != nil {
-		return 0, err
+		return Index{}, err
 	}
 	if kind != fsm.TokenAccess || status != fsm.StatusActive {
-		return 0, fsm.ErrUnauthenticated
+		return Index{}, fsm.ErrUnauthenticated
 	}
-	res, err := n.write(ctx, &events.SessionRevoked{
+	res, err := g.write(ctx, &events.SessionRevoked{
 		SessionID: s.ID(), Scope: events.RevokeWholeSession, Reason: events.ReasonLogout,
 		TokenHash: events.HashToken(accessToken),
 	})
 	if err != nil {
-		return 0, err
+		return Index{}, err
 	}
-	return res.Index, nil
+	return g.index(res.Index), nil
 }
 
 // RevokeToken is RFC 7009 revocation: a refresh token ends its session, an
 // access token stops only itself. An unknown, expired or already revoked
 // token is not an error (RFC 7009 §2.2); the index is then the applied one.
-func (n *Node) RevokeToken(ctx context.Context, token string) (uint64, error) {
-	if !wellFormed(token, AccessTokenPrefix) && !wellFormed(token, RefreshTokenPrefix) {
-		return n.AppliedIndex(), nil
+func (n *Node) RevokeToken(ctx context.Context, token string) (Index, error) {
+	g := n.anyTokenGroup(token)
+	if g == nil {
+		return n.appliedIndex(), nil
 	}
-	s, kind, status, err := n.lookupToken(ctx, events.HashToken(token))
+	s, kind, status, err := g.lookupToken(ctx, events.HashToken(token))
 	if err != nil {
-		return 0, err
+		return Index{}, err
 	}
 	info := TokenInfo{Session: s, Kind: kind, Status: status}
 	if info.Status != fsm.StatusActive {
-		return n.AppliedIndex(), nil
+		return g.appliedIndex(), nil
 	}
 	ev := &events.SessionRevoked{SessionID: info.Session.ID(), Reason: events.ReasonUser, TokenHash: events.HashToken(token)}
 	if info.Kind == fsm.TokenRefresh {
@@ -326,41 +367,57 @@ func (n *Node) RevokeToken(ctx context.Context, token string) (uint64, error) {
 	} else {
 		ev.Scope = events.RevokeAccessToken
 	}
-	res, err := n.write(ctx, ev)
+	res, err := g.write(ctx, ev)
 	if errors.Is(err, fsm.ErrUnauthenticated) || errors.Is(err, fsm.ErrNotFound) {
 		// The token stopped being current between the lookup and the apply.
-		return res.Index, nil
+		return g.index(res.Index), nil
 	}
 	if err != nil {
-		return 0, err
+		return Index{}, err
 	}
-	return res.Index, nil
+	return g.index(res.Index), nil
 }
 
-// RevokeSession revokes a session, or only one of its tokens, by id.
-// The state machine says at apply time whether the session exists, so a
-// session created through another node a moment ago is found even when this
-// node has not applied it yet.
-func (n *Node) RevokeSession(ctx context.Context, id events.SessionID, scope events.RevokeScope, reason events.Reason) (uint64, error) {
-	res, err := n.write(ctx, &events.SessionRevoked{SessionID: id, Scope: scope, Reason: reason})
-	if err != nil {
-		return 0, err
+// RevokeSession revokes a session, or only one of its tokens, by id, in
+// the group the id was minted in. The state machine says at apply time
+// whether the session exists, so a session created through another node a
+// moment ago is found even when this node has not applied it yet.
+func (n *Node) RevokeSession(ctx context.Context, id events.SessionID, scope events.RevokeScope, reason events.Reason) (Index, error) {
+	g := n.groupOfSession(id)
+	if g == nil {
+		return Index{}, fsm.ErrNotFound
 	}
-	return res.Index, nil
+	res, err := g.write(ctx, &events.SessionRevoked{SessionID: id, Scope: scope, Reason: reason})
+	if err != nil {
+		return Index{}, err
+	}
+	return g.index(res.Index), nil
 }
 
-// ForceLogout revokes every active session of a user except one.
-func (n *Node) ForceLogout(ctx context.Context, user events.UserID, reason events.Reason, except events.SessionID) (int, uint64, error) {
-	res, err := n.write(ctx, &events.UserForceLoggedOut{UserID: user, Reason: reason, Except: except})
-	if err != nil {
-		return 0, 0, err
+// ForceLogout revokes every active session of a user except one. A user
+// with no home region has none: nothing is written.
+func (n *Node) ForceLogout(ctx context.Context, user events.UserID, reason events.Reason, except events.SessionID) (int, Index, error) {
+	g, err := n.homeGroup(ctx, user, false)
+	if errors.Is(err, errNoHome) {
+		return 0, n.global.appliedIndex(), nil
 	}
-	return res.Count, res.Index, nil
+	if err != nil {
+		return 0, Index{}, err
+	}
+	res, err := g.write(ctx, &events.UserForceLoggedOut{UserID: user, Reason: reason, Except: except})
+	if err != nil {
+		return 0, Index{}, err
+	}
+	return res.Count, g.index(res.Index), nil
 }
 
 // BulkRevoke revokes every active session created before the given time
-// (the zero time means now), only of the given apps when any are named.
-func (n *Node) BulkRevoke(ctx context.Context, createdBefore time.Time, apps []string) (int, uint64, error) {
+// (the zero time means now), only of the given apps when any are named. With
+// regions it runs in every region's group at once and reports the sum, and
+// the index of this node's own region's write; a region that cannot be
+// reached makes it ErrUnavailable (what did apply stays applied: running it
+// again revokes the rest).
+func (n *Node) BulkRevoke(ctx context.Context, createdBefore time.Time, apps []string) (int, Index, error) {
 	var before int64
 	if !createdBefore.IsZero() {
 		before = createdBefore.UnixNano()
@@ -368,19 +425,55 @@ func (n *Node) BulkRevoke(ctx context.Context, createdBefore time.Time, apps []s
 	apps = slices.Clone(apps)
 	slices.Sort(apps)
 	apps = slices.Compact(apps)
-	res, err := n.write(ctx, &events.SessionsBulkRevoked{CreatedBefore: before, Apps: apps, Reason: events.ReasonBulk})
-	if err != nil {
-		return 0, 0, err
+	groups := n.regionGroups()
+	type outcome struct {
+		res *fsm.Result
+		err error
 	}
-	return res.Count, res.Index, nil
+	outcomes := make([]outcome, len(groups))
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		wg.Go(func() {
+			res, err := g.write(ctx, &events.SessionsBulkRevoked{CreatedBefore: before, Apps: apps, Reason: events.ReasonBulk})
+			outcomes[i] = outcome{res, err}
+		})
+	}
+	wg.Wait()
+	count, index := 0, Index{}
+	var errs []error
+	for i, o := range outcomes {
+		if o.err != nil {
+			errs = append(errs, fmt.Errorf("group %q: %w", groups[i].name, o.err))
+			continue
+		}
+		count += o.res.Count
+		if groups[i] == n.raftGroup || index == (Index{}) {
+			index = groups[i].index(o.res.Index)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return count, Index{}, err
+	}
+	return count, index, nil
 }
 
 // Session returns a session by id, whatever its status.
-func (n *Node) Session(id events.SessionID) (fsm.Session, bool) { return n.fsm.Session(id) }
+func (n *Node) Session(id events.SessionID) (fsm.Session, bool) {
+	g := n.groupOfSession(id)
+	if g == nil {
+		return fsm.Session{}, false
+	}
+	return g.fsm.Session(id)
+}
 
-// UserSessions lists a user's active sessions, newest first.
+// UserSessions lists a user's active sessions, newest first, as this
+// node's replica of the user's home group holds them.
 func (n *Node) UserSessions(user events.UserID) []fsm.Session {
-	return n.fsm.UserSessionsAt(user, n.now(), n.touches.lastUse)
+	g := n.localHome(user)
+	if g == nil {
+		return nil
+	}
+	return g.fsm.UserSessionsAt(user, n.now(), g.touches.lastUse)
 }
 
 // SessionStatus is a session's status now, counting this node's own
@@ -388,15 +481,23 @@ func (n *Node) UserSessions(user events.UserID) []fsm.Session {
 func (n *Node) SessionStatus(s fsm.Session) fsm.Status {
 	var used int64
 	if s.IdleTimeout() > 0 {
-		used = n.touches.lastUse(s.ID())
+		if g := n.groupOfSession(s.ID()); g != nil {
+			used = g.touches.lastUse(s.ID())
+		}
 	}
 	return s.StatusAt(n.now(), used)
 }
 
-// Policy is the replicated policy in force.
-func (n *Node) Policy() fsm.Policy { return n.fsm.Policy() }
+// Policy is the replicated policy in force (with regions, as the global
+// group holds it).
+func (n *Node) Policy() fsm.Policy { return n.policyGroup().fsm.Policy() }
 
-// WaitForIndex waits until the local state has applied index, or ctx ends.
-func (n *Node) WaitForIndex(ctx context.Context, index uint64) error {
-	return n.fsm.WaitForIndex(ctx, index)
+// WaitForIndex waits until the local state has applied index in its group,
+// or ctx ends. A group this node does not host is ErrUnknownGroup.
+func (n *Node) WaitForIndex(ctx context.Context, index Index) error {
+	g, ok := n.groups[index.Group]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownGroup, index.Group)
+	}
+	return g.fsm.WaitForIndex(ctx, index.N)
 }

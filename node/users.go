@@ -40,11 +40,13 @@ func (r LoginRequest) loginKey() string {
 // Login verifies a password and creates a session. Every failure that says
 // nothing about which part was wrong is fsm.ErrUnauthenticated; a locked
 // identifier or account is a *LockedError (even with the right password);
-// a session over a deny limit is a *SessionLimitError.
+// a session over a deny limit is a *SessionLimitError. Everything is
+// decided in the group of the user's home region; failures for an unknown
+// identifier are counted in this node's own region's group.
 func (n *Node) Login(ctx context.Context, req LoginRequest) (_ Issued, err error) {
 	defer func() { n.metrics.login(err) }()
 	key := req.loginKey()
-	user, found, err := n.findLoginUser(ctx, req)
+	g, user, found, err := n.findLoginUser(ctx, req)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -53,14 +55,14 @@ func (n *Node) Login(ctx context.Context, req LoginRequest) (_ Issued, err error
 	if found {
 		lockKeys = append(lockKeys, fsm.LoginByUser+string(user.ID))
 	}
-	if n.fsm.LockedUntil(now, lockKeys...) != 0 {
+	if g.fsm.LockedUntil(now, lockKeys...) != 0 {
 		// An unlock acknowledged through another node may not have reached
 		// this one: confirm with the leader before refusing.
-		if err := n.confirm(ctx); err != nil {
+		if err := g.confirm(ctx); err != nil {
 			return Issued{}, err
 		}
 		now = n.now()
-		if until := n.fsm.LockedUntil(now, lockKeys...); until != 0 {
+		if until := g.fsm.LockedUntil(now, lockKeys...); until != 0 {
 			return Issued{}, n.lockedError(until)
 		}
 	}
@@ -80,7 +82,7 @@ func (n *Node) Login(ctx context.Context, req LoginRequest) (_ Issued, err error
 		n.cfg.Passwords.VerifyNothing(ctx, req.Password)
 	}
 	if !ok {
-		n.recordFailure(ctx, key, user.ID)
+		g.recordFailure(ctx, key, user.ID)
 		return Issued{}, fsm.ErrUnauthenticated
 	}
 	create := req.Session
@@ -88,41 +90,76 @@ func (n *Node) Login(ctx context.Context, req LoginRequest) (_ Issued, err error
 	create.AuthMethod = events.AuthPassword
 	create.loginID = key
 	create.credentialVersion = user.CredentialVersion
-	return n.CreateSession(ctx, create)
+	return g.createSession(ctx, create)
 }
 
-// findLoginUser looks the login's user up. A user this node does not know
-// may have been created through another node a moment ago: the node
-// confirms with the leader and looks once more.
-func (n *Node) findLoginUser(ctx context.Context, req LoginRequest) (fsm.User, bool, error) {
+// findLoginUser looks the login's user up, in the group of its home
+// region, which it returns (this node's own region's group for a user it
+// cannot find). A user this node does not know may have been created
+// through another node a moment ago: the node confirms with the leader
+// and looks once more.
+func (n *Node) findLoginUser(ctx context.Context, req LoginRequest) (*raftGroup, fsm.User, bool, error) {
+	g := n.raftGroup
+	if n.cfg.regional() {
+		id := req.UserID
+		if req.Email != "" {
+			owner, err := n.emailOwner(ctx, strings.ToLower(req.Email))
+			if err != nil || owner == "" {
+				return g, fsm.User{}, false, err
+			}
+			id = owner
+		}
+		home, err := n.homeGroup(ctx, id, false)
+		if errors.Is(err, errNoHome) {
+			return g, fsm.User{}, false, nil
+		}
+		if err != nil {
+			return g, fsm.User{}, false, err
+		}
+		g = home.raftGroup
+	}
 	lookup := func() (fsm.User, bool) {
 		if req.Email != "" {
-			return n.fsm.UserByEmail(strings.ToLower(req.Email))
+			return g.fsm.UserByEmail(strings.ToLower(req.Email))
 		}
-		return n.fsm.User(req.UserID)
+		return g.fsm.User(req.UserID)
 	}
 	if u, ok := lookup(); ok {
-		return u, true, nil
+		return g, u, true, nil
 	}
-	if err := n.confirm(ctx); err != nil {
-		return fsm.User{}, false, err
+	if err := g.confirm(ctx); err != nil {
+		return g, fsm.User{}, false, err
 	}
 	u, ok := lookup()
-	return u, ok, nil
+	return g, u, ok, nil
+}
+
+// emailOwner is the user the directory lists with an email ("" for
+// none), confirmed with the global group's leader when this node's replica
+// lists nobody.
+func (n *Node) emailOwner(ctx context.Context, email string) (events.UserID, error) {
+	if id, ok := n.global.fsm.EmailOwner(email); ok {
+		return id, nil
+	}
+	if err := n.global.confirm(ctx); err != nil {
+		return "", err
+	}
+	id, _ := n.global.fsm.EmailOwner(email)
+	return id, nil
 }
 
 // recordFailure replicates a failed login for the lockout. The caller's
 // answer is 401 whatever happens here.
-func (n *Node) recordFailure(ctx context.Context, key string, user events.UserID) {
+func (g *raftGroup) recordFailure(ctx context.Context, key string, user events.UserID) {
 	// Written even when this node's policy has lockout off: the node may not
 	// have applied a policy that turned it on. The state machine decides.
-	res, err := n.write(ctx, &events.LoginFailed{LoginID: key, UserID: user})
+	res, err := g.write(ctx, &events.LoginFailed{LoginID: key, UserID: user})
 	if err != nil {
-		n.log.Warn("could not record a failed login", "error", err)
+		g.node.log.Warn("could not record a failed login", "error", err)
 		return
 	}
 	if res.LockedUntil != 0 {
-		n.log.Info("login locked after repeated failures", "until", time.Unix(0, res.LockedUntil).UTC())
+		g.node.log.Info("login locked after repeated failures", "until", time.Unix(0, res.LockedUntil).UTC())
 	}
 }
 
@@ -131,25 +168,86 @@ type SetUserRequest struct {
 	UserID   events.UserID
 	Email    string // "" keeps the current one
 	Password string // "" keeps the current one (a new user needs one)
+	// Region is the user's home region; "" lets the user's first write set
+	// it (this node's region). A user's home, once set, stays: moving it is
+	// ErrHomeMove for now.
+	Region string
 }
 
+// ErrHomeMove: the request names another home region than the user's.
+// Moving a user's home is not done yet (docs/regions.md).
+var ErrHomeMove = errors.New("moving a user to another home region is not supported yet")
+
+// ErrUnknownRegion: the request names a region this cluster does not have.
+var ErrUnknownRegion = errors.New("no such region in this cluster")
+
 // SetUser stores a user's email and password (hashed here). Replacing an
-// existing password counts as a password change for the policy.
-func (n *Node) SetUser(ctx context.Context, req SetUserRequest) (revoked int, index uint64, err error) {
+// existing password counts as a password change for the policy. With
+// regions, a new email is first claimed in the directory, so that no two
+// users anywhere share one, and the credentials go to the user's home
+// region's group.
+func (n *Node) SetUser(ctx context.Context, req SetUserRequest) (revoked int, index Index, err error) {
 	ev := &events.UserCredentialsSet{UserID: req.UserID, Email: strings.ToLower(req.Email), Reason: events.ReasonPasswordChange}
 	if req.Password != "" {
 		if ev.PasswordHash, err = n.hash(ctx, req.Password); err != nil {
-			return 0, 0, err
+			return 0, Index{}, err
 		}
 	}
-	res, err := n.write(ctx, ev)
+	if n.cfg.regional() && req.Password == "" {
+		// A user with no home has never been written: it is new, and
+		// without a password nothing may be written for it, its home
+		// neither.
+		if _, err := n.homeGroup(ctx, req.UserID, false); errors.Is(err, errNoHome) {
+			return 0, Index{}, fmt.Errorf("%w: a new user needs a password", ErrBadRequest)
+		}
+	}
+	h, err := n.userHome(ctx, req.UserID, req.Region)
+	if err != nil {
+		return 0, Index{}, err
+	}
+	if n.cfg.regional() && ev.Email != "" {
+		claimed, err := n.global.write(ctx, &events.EmailClaimed{UserID: req.UserID, Email: ev.Email})
+		if err != nil {
+			return 0, Index{}, err
+		}
+		h.directory = claimed.Index
+	}
+	res, err := h.write(ctx, ev)
 	if errors.Is(err, fsm.ErrInvalid) {
-		return 0, 0, fmt.Errorf("%w: a new user needs a password", ErrBadRequest)
+		return 0, Index{}, fmt.Errorf("%w: a new user needs a password", ErrBadRequest)
 	}
 	if err != nil {
-		return 0, 0, err
+		return 0, Index{}, err
 	}
-	return res.Count, res.Index, nil
+	return res.Count, h.indexOf(res.Index), nil
+}
+
+// userHome is the group of a user's home for a write that may set it:
+// region names the home the caller wants ("" for any).
+func (n *Node) userHome(ctx context.Context, user events.UserID, region string) (home, error) {
+	if region == "" {
+		return n.homeGroup(ctx, user, true)
+	}
+	if !n.cfg.regional() {
+		if region != n.cfg.Region {
+			return home{}, fmt.Errorf("%w: %q (this cluster has one region, %q)", ErrUnknownRegion, region, n.cfg.Region)
+		}
+		return home{raftGroup: n.raftGroup}, nil
+	}
+	if g := n.groups[region]; g == nil || !g.isRegionGroup() {
+		return home{}, fmt.Errorf("%w: %q (regions: %s)", ErrUnknownRegion, region, strings.Join(n.cfg.Regions, ", "))
+	}
+	h, err := n.homeGroup(ctx, user, false)
+	if errors.Is(err, errNoHome) {
+		h, err = n.claimHome(ctx, user, region)
+	}
+	if err != nil {
+		return home{}, err
+	}
+	if h.name != region {
+		return home{}, fmt.Errorf("%w: the user's home is %q", ErrHomeMove, h.name)
+	}
+	return h, nil
 }
 
 // ErrBadRequest is a request the state machine refused as malformed, with
@@ -159,16 +257,30 @@ var ErrBadRequest = errors.New("bad request")
 // SetPassword changes (reason ReasonPasswordChange) or resets
 // (ReasonPasswordReset) the password of a user with credentials; the policy
 // decides whether the user's sessions end.
-func (n *Node) SetPassword(ctx context.Context, user events.UserID, newPassword string, reason events.Reason) (int, uint64, error) {
+func (n *Node) SetPassword(ctx context.Context, user events.UserID, newPassword string, reason events.Reason) (int, Index, error) {
 	hash, err := n.hash(ctx, newPassword)
 	if err != nil {
-		return 0, 0, err
+		return 0, Index{}, err
 	}
-	res, err := n.write(ctx, &events.UserCredentialsSet{UserID: user, PasswordHash: hash, Reason: reason, MustExist: true})
+	g, err := n.existingHome(ctx, user)
 	if err != nil {
-		return 0, 0, err
+		return 0, Index{}, err
 	}
-	return res.Count, res.Index, nil
+	res, err := g.write(ctx, &events.UserCredentialsSet{UserID: user, PasswordHash: hash, Reason: reason, MustExist: true})
+	if err != nil {
+		return 0, Index{}, err
+	}
+	return res.Count, g.index(res.Index), nil
+}
+
+// existingHome is the group of a user's home for a write about a user that
+// must exist: a user with no home has nothing (fsm.ErrNotFound).
+func (n *Node) existingHome(ctx context.Context, user events.UserID) (*raftGroup, error) {
+	h, err := n.homeGroup(ctx, user, false)
+	if errors.Is(err, errNoHome) {
+		return nil, fsm.ErrNotFound
+	}
+	return h.raftGroup, err
 }
 
 func (n *Node) hash(ctx context.Context, pw string) (string, error) {
@@ -183,72 +295,110 @@ func (n *Node) hash(ctx context.Context, pw string) (string, error) {
 }
 
 // DeleteUser removes a user's credentials, limit and lockout and revokes
-// its sessions (fsm.ErrNotFound when there was nothing).
-func (n *Node) DeleteUser(ctx context.Context, user events.UserID) (int, uint64, error) {
-	res, err := n.write(ctx, &events.UserDeleted{UserID: user})
+// its sessions (fsm.ErrNotFound when there was nothing). With regions the
+// user's email is then given back in the directory; the home stays, so a
+// user written again later lives where its sessions were.
+func (n *Node) DeleteUser(ctx context.Context, user events.UserID) (int, Index, error) {
+	g, err := n.existingHome(ctx, user)
 	if err != nil {
-		return 0, 0, err
+		return 0, Index{}, err
 	}
-	return res.Count, res.Index, nil
+	res, err := g.write(ctx, &events.UserDeleted{UserID: user})
+	if err != nil && !errors.Is(err, fsm.ErrNotFound) {
+		return 0, Index{}, err
+	}
+	deleted := err
+	if n.cfg.regional() {
+		// Also after ErrNotFound: a retry of a delete whose release failed.
+		if _, held := n.global.fsm.UserEmail(user); held {
+			if _, err := n.global.write(ctx, &events.EmailClaimed{UserID: user}); err != nil {
+				return 0, Index{}, err
+			}
+		}
+	}
+	if deleted != nil {
+		return 0, Index{}, deleted
+	}
+	return res.Count, g.index(res.Index), nil
 }
 
 // SetUserLimit sets a user's own session limit (0: unlimited), or with nil
 // removes it so the policy's applies.
-func (n *Node) SetUserLimit(ctx context.Context, user events.UserID, max *int) (uint64, error) {
+func (n *Node) SetUserLimit(ctx context.Context, user events.UserID, max *int) (Index, error) {
 	ev := &events.UserLimitSet{UserID: user, Clear: max == nil}
 	if max != nil {
 		ev.MaxSessions = *max
 	}
-	res, err := n.write(ctx, ev)
+	h, err := n.homeGroup(ctx, user, true)
 	if err != nil {
-		return 0, err
+		return Index{}, err
 	}
-	return res.Index, nil
+	res, err := h.write(ctx, ev)
+	if err != nil {
+		return Index{}, err
+	}
+	return h.indexOf(res.Index), nil
 }
 
 // Unlock clears a user's lockout (fsm.ErrNotFound for an unknown user).
-func (n *Node) Unlock(ctx context.Context, user events.UserID) (uint64, error) {
-	res, err := n.write(ctx, &events.UserUnlocked{UserID: user})
+func (n *Node) Unlock(ctx context.Context, user events.UserID) (Index, error) {
+	g, err := n.existingHome(ctx, user)
 	if err != nil {
-		return 0, err
+		return Index{}, err
 	}
-	return res.Index, nil
+	res, err := g.write(ctx, &events.UserUnlocked{UserID: user})
+	if err != nil {
+		return Index{}, err
+	}
+	return g.index(res.Index), nil
 }
 
 // UserInfo is what an admin sees of a user.
 type UserInfo struct {
 	User        fsm.User
 	LockedUntil time.Time // zero when not locked
+	// Region is the user's home region; "" in a single-region cluster.
+	Region string
 }
 
-// User returns a user's record and lockout, if it has a record.
+// User returns a user's record and lockout, if it has a record, as this
+// node's replica of the user's home group holds them.
 func (n *Node) User(id events.UserID) (UserInfo, bool) {
-	u, ok := n.fsm.User(id)
+	g := n.localHome(id)
+	if g == nil {
+		return UserInfo{}, false
+	}
+	u, ok := g.fsm.User(id)
 	if !ok {
 		return UserInfo{}, false
 	}
-	info := UserInfo{User: u}
+	info := UserInfo{User: u, Region: n.HomeRegion(id)}
 	keys := []string{fsm.LoginByUser + string(id)}
 	if u.Email != "" {
 		keys = append(keys, fsm.LoginByEmail+u.Email)
 	}
-	if until := n.fsm.LockedUntil(n.now(), keys...); until != 0 {
+	if until := g.fsm.LockedUntil(n.now(), keys...); until != 0 {
 		info.LockedUntil = time.Unix(0, until)
 	}
 	return info, true
 }
 
 // SetPolicy replaces the replicated policy (checked by the caller and again
-// by the state machine).
-func (n *Node) SetPolicy(ctx context.Context, p fsm.Policy) (uint64, error) {
+// by the state machine). With regions it is written to the global group,
+// then into every region's group (regions.go).
+func (n *Node) SetPolicy(ctx context.Context, p fsm.Policy) (Index, error) {
 	if err := p.Validate(); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		return Index{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	res, err := n.write(ctx, &events.PolicySet{Policy: p})
+	g := n.policyGroup()
+	res, err := g.write(ctx, &events.PolicySet{Policy: p})
 	if err != nil {
-		return 0, err
+		return Index{}, err
 	}
-	return res.Index, nil
+	if n.cfg.regional() {
+		n.pushPolicy(ctx, p)
+	}
+	return g.index(res.Index), nil
 }
 
 // PasswordParams describes the password hashing in use (for the docs and

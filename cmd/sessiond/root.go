@@ -50,6 +50,7 @@ type options struct {
 	join          []string
 	expect        int
 	region        string
+	regions       []string
 	voter         bool
 	deadTimeout   time.Duration
 	maxStale      time.Duration
@@ -85,6 +86,7 @@ func newRootCommand() *cobra.Command {
 	f.StringSliceVar(&o.join, "join", nil, "comma-separated gossip addresses of nodes to join")
 	f.IntVar(&o.expect, "bootstrap-expect", 0, "bootstrap a new cluster once this many voters are up (0 or 1 without --join: a cluster of this node alone)")
 	f.StringVar(&o.region, "region", "default", "region this node runs in")
+	f.StringSliceVar(&o.regions, "regions", nil, "comma-separated regions of the whole cluster, the same on every node: with two or more, each region commits its own users' writes in a Raft group of its own and --bootstrap-expect counts voters per region (docs/regions.md)")
 	f.BoolVar(&o.voter, "voter", true, "take part in Raft quorum; false makes a read replica")
 	f.DurationVar(&o.deadTimeout, "dead-node-timeout", time.Hour, "remove a member from Raft after it has been dead this long (when safe)")
 	f.DurationVar(&o.maxStale, "max-stale", 10*time.Second, "how old the state this node vouches for tokens from may be: it validates locally only while it has applied what the leader had applied this long ago, else it confirms through the leader or answers 503")
@@ -219,10 +221,16 @@ func run(ctx context.Context, o options) error {
 	cfg.GossipKey = gossipKey
 	cfg.Join = o.join
 	cfg.Region = o.region
+	cfg.Regions = o.regions
 	cfg.Voter = o.voter
 	cfg.DeadNodeTimeout = o.deadTimeout
 	cfg.TLS = tlsCfg
 	switch {
+	case len(o.regions) > 1 && o.expect > 0:
+		// With regions even one voter per region is a cluster to form.
+		cfg.BootstrapSelf, cfg.BootstrapExpect = false, o.expect
+	case len(o.regions) > 1:
+		cfg.BootstrapSelf = false
 	case o.expect > 1:
 		cfg.BootstrapSelf, cfg.BootstrapExpect = false, o.expect
 	case len(o.join) > 0:

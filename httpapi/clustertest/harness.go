@@ -36,6 +36,10 @@ const APIKey = "clustertest-admin-key-0123456789"
 type Options struct {
 	// Size is the number of voters started together with bootstrap-expect.
 	Size int
+	// Regions, when two or more, makes a cluster of regions: node i runs in
+	// Regions[i*len(Regions)/Size], every region has Size/len(Regions)
+	// voters, and bootstrap-expect counts them per region.
+	Regions []string
 	// MaxStale is every node's --max-stale (default 2s).
 	MaxStale time.Duration
 	// TLS, when set, gives node i the identity TLS(i).
@@ -107,10 +111,45 @@ func Start(t testing.TB, opts Options) *Cluster {
 		}
 	}
 	t.Cleanup(c.Stop)
+	if len(opts.Regions) > 1 {
+		c.WaitFor(30*time.Second, "every group led, on every node, and every node fresh in each", c.groupsSettled)
+		return c
+	}
 	c.WaitFor(30*time.Second, "every node ready with one leader", func() bool {
 		return c.AllReady() && len(c.Leaders()) == 1
 	})
 	return c
+}
+
+// RegionOf is node i's region ("" without regions).
+func (c *Cluster) RegionOf(i int) string {
+	if len(c.opts.Regions) < 2 {
+		return ""
+	}
+	return c.opts.Regions[i*len(c.opts.Regions)/c.opts.Size]
+}
+
+// groupsSettled reports whether every running node knows the same leader
+// of every group, has every running node in each group's configuration,
+// and vouches from its copy of each.
+func (c *Cluster) groupsSettled() bool {
+	settled := true
+	leaders := map[string]string{}
+	running := 0
+	c.eachRunning(func(*Member) { running++ })
+	c.eachRunning(func(m *Member) {
+		for _, g := range m.Node.ClusterStatus().Groups {
+			if g.LeaderID == "" || !g.Fresh || len(g.Voters)+len(g.Replicas) < running {
+				settled = false
+				return
+			}
+			if l, ok := leaders[g.Name]; ok && l != g.LeaderID {
+				settled = false
+			}
+			leaders[g.Name] = g.LeaderID
+		}
+	})
+	return settled && len(leaders) == len(c.opts.Regions)+1
 }
 
 func (c *Cluster) start(m *Member) error {
@@ -122,6 +161,11 @@ func (c *Cluster) start(m *Member) error {
 	cfg.GossipAddr = m.gossip
 	cfg.BootstrapSelf = false
 	cfg.BootstrapExpect = c.opts.Size
+	if len(c.opts.Regions) > 1 {
+		cfg.Regions = c.opts.Regions
+		cfg.Region = c.RegionOf(m.Index)
+		cfg.BootstrapExpect = c.opts.Size / len(c.opts.Regions)
+	}
 	for _, other := range c.Nodes {
 		if other != m {
 			cfg.Join = append(cfg.Join, other.gossip)
@@ -278,6 +322,48 @@ func (c *Cluster) Rejoin(i int) {
 	}
 }
 
+// IsolateRegion cuts every node of region apart from every node of the
+// other regions (Raft, RPC and gossip, both ways).
+func (c *Cluster) IsolateRegion(region string) {
+	for i := range c.Nodes {
+		for j := range c.Nodes {
+			if c.RegionOf(i) == region && c.RegionOf(j) != region {
+				c.Partition(i, j)
+			}
+		}
+	}
+}
+
+// someLeader is the index of a running node that leads a group, chosen
+// with rng among the groups that have one; -1 when none has.
+func (c *Cluster) someLeader(rng interface{ IntN(int) int }) int {
+	if len(c.opts.Regions) < 2 {
+		return c.Leader()
+	}
+	var leaders []int
+	c.eachRunning(func(m *Member) {
+		for _, g := range m.Node.ClusterStatus().Groups {
+			if g.State == "Leader" {
+				leaders = append(leaders, m.Index)
+			}
+		}
+	})
+	if len(leaders) == 0 {
+		return -1
+	}
+	return leaders[rng.IntN(len(leaders))]
+}
+
+// recovered reports whether the cluster serves again after faults: one
+// leader that every node is ready under, or with regions every group led
+// and fresh on every node.
+func (c *Cluster) recovered() bool {
+	if len(c.opts.Regions) > 1 {
+		return c.groupsSettled()
+	}
+	return c.AllReady() && c.Leader() >= 0
+}
+
 // Heal removes every cut.
 func (c *Cluster) Heal() { c.Faults.Heal() }
 
@@ -398,19 +484,21 @@ func (c *Cluster) WaitFor(limit time.Duration, what string, cond func() bool) {
 // and holds byte-identical state.
 func (c *Cluster) WaitConverged(limit time.Duration) {
 	c.t.Helper()
-	c.WaitFor(limit, "every node to hold the same state", func() bool {
-		var first []byte
+	c.WaitFor(limit, "every node to hold the same state of every group", func() bool {
+		first := map[string][]byte{}
 		same := true
 		c.eachRunning(func(m *Member) {
-			var buf bytes.Buffer
-			if err := m.Node.FSM().WriteSnapshot(&buf); err != nil {
-				same = false
-				return
-			}
-			if first == nil {
-				first = buf.Bytes()
-			} else if !bytes.Equal(first, buf.Bytes()) {
-				same = false
+			for _, group := range m.Node.Groups() {
+				var buf bytes.Buffer
+				if err := m.Node.GroupFSM(group).WriteSnapshot(&buf); err != nil {
+					same = false
+					return
+				}
+				if prev, ok := first[group]; !ok {
+					first[group] = buf.Bytes()
+				} else if !bytes.Equal(prev, buf.Bytes()) {
+					same = false
+				}
 			}
 		})
 		return same

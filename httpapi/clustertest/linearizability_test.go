@@ -346,14 +346,21 @@ const (
 	faultIsolate = iota
 	faultKillLeader
 	faultPartition
+	faultIsolateRegion // a cluster with regions only
 	faultKinds
 )
 
-// nemesis injects one fault at a time until stop closes, and counts what
-// it injected by kind. The kinds come in shuffled rounds of one each, so
-// the first three faults are one of each; everyKind is set once they have
-// all been injected.
-func nemesis(c *Cluster, rng *rand.Rand, stop <-chan struct{}, everyKind *atomic.Bool, log func(string, ...any)) (injected [faultKinds]int) {
+// faultNames name the kinds in the test's log.
+var faultNames = [faultKinds]string{"isolations", "leader kills", "partitions", "region isolations"}
+
+// singleRegionFaults are the kinds a single-region run injects.
+var singleRegionFaults = []int{faultIsolate, faultKillLeader, faultPartition}
+
+// nemesis injects one fault at a time, of the given kinds, until stop
+// closes, and counts what it injected by kind. The kinds come in shuffled
+// rounds of one each, so the first faults are one of each; everyKind is
+// set once they have all been injected.
+func nemesis(c *Cluster, rng *rand.Rand, kinds []int, stop <-chan struct{}, everyKind *atomic.Bool, log func(string, ...any)) (injected [faultKinds]int) {
 	var round []int
 	for {
 		select {
@@ -362,7 +369,9 @@ func nemesis(c *Cluster, rng *rand.Rand, stop <-chan struct{}, everyKind *atomic
 		case <-time.After(time.Duration(300+rng.IntN(700)) * time.Millisecond):
 		}
 		if len(round) == 0 {
-			round = rng.Perm(faultKinds)
+			for _, i := range rng.Perm(len(kinds)) {
+				round = append(round, kinds[i])
+			}
 		}
 		kind := round[0]
 		round = round[1:]
@@ -373,8 +382,8 @@ func nemesis(c *Cluster, rng *rand.Rand, stop <-chan struct{}, everyKind *atomic
 			c.Isolate(i)
 			injected[faultIsolate]++
 		case faultKillLeader:
-			if l := c.Leader(); l >= 0 {
-				log("nemesis: kill the leader, node%d", l)
+			if l := c.someLeader(rng); l >= 0 {
+				log("nemesis: kill a leader, node%d", l)
 				c.Kill(l)
 				injected[faultKillLeader]++
 				select {
@@ -392,8 +401,13 @@ func nemesis(c *Cluster, rng *rand.Rand, stop <-chan struct{}, everyKind *atomic
 			log("nemesis: partition node%d from node%d", i, j)
 			c.Partition(i, j)
 			injected[faultPartition]++
+		case faultIsolateRegion:
+			region := c.opts.Regions[rng.IntN(len(c.opts.Regions))]
+			log("nemesis: cut region %s off", region)
+			c.IsolateRegion(region)
+			injected[faultIsolateRegion]++
 		}
-		if !slices.Contains(injected[:], 0) {
+		if !slices.ContainsFunc(kinds, func(k int) bool { return injected[k] == 0 }) {
 			everyKind.Store(true)
 		}
 		select {
@@ -416,7 +430,7 @@ func TestLinearizability_SessionsUnderFaults(t *testing.T) {
 	for _, seed := range runSeeds(t) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			t.Logf("seed %d (replay with SESSIOND_SEED=%d)", seed, seed)
-			history := runLinearizability(t, seed, duration, maxOps, pace)
+			history := runLinearizability(t, seed, duration, maxOps, pace, lzSetup{opts: Options{Size: 3, MaxStale: 2 * time.Second}, faults: singleRegionFaults})
 			res, info := porcupine.CheckOperationsVerbose(lzModel(false), history, 60*time.Second)
 			if res != porcupine.Ok {
 				path := fmt.Sprintf("%s/linearizability-%d.html", os.TempDir(), seed)
@@ -449,11 +463,26 @@ func hasRotatedValidation(history []porcupine.Operation) bool {
 	return len(rotated) > 0
 }
 
+// lzSetup is the cluster a linearizability run starts and the faults its
+// nemesis injects; wan, with regions, delays traffic between regions.
+type lzSetup struct {
+	opts   Options
+	wan    time.Duration
+	faults []int
+}
+
 // runLinearizability runs four clients for duration (and on until the
 // nemesis has injected every kind of fault, within twice duration), at most
 // maxOps operations in all, each client pausing pace between operations.
-func runLinearizability(t *testing.T, seed uint64, duration time.Duration, maxOps int, pace time.Duration) []porcupine.Operation {
-	c := Start(t, Options{Size: 3, MaxStale: 2 * time.Second})
+func runLinearizability(t *testing.T, seed uint64, duration time.Duration, maxOps int, pace time.Duration, setup lzSetup) []porcupine.Operation {
+	c := Start(t, setup.opts)
+	if setup.wan > 0 {
+		regionOf := make([]int, len(c.Nodes))
+		for i := range c.Nodes {
+			regionOf[i] = slices.Index(setup.opts.Regions, c.RegionOf(i))
+		}
+		c.SetRegions(regionOf, 0, setup.wan)
+	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x5e55))
 	var history []porcupine.Operation
 	var mu sync.Mutex
@@ -470,7 +499,7 @@ func runLinearizability(t *testing.T, seed uint64, duration time.Duration, maxOp
 	var injected [faultKinds]int
 	go func() {
 		defer close(nemesisDone)
-		injected = nemesis(c, nemesisRNG, stop, &everyKind, logf)
+		injected = nemesis(c, nemesisRNG, setup.faults, stop, &everyKind, logf)
 	}()
 	start := time.Now()
 	running := func() bool {
@@ -514,8 +543,12 @@ func runLinearizability(t *testing.T, seed uint64, duration time.Duration, maxOp
 	wg.Wait()
 	close(stop)
 	<-nemesisDone
-	t.Logf("faults injected: %d isolations, %d leader kills, %d partitions", injected[faultIsolate], injected[faultKillLeader], injected[faultPartition])
-	if slices.Contains(injected[:], 0) {
+	var counts []string
+	for _, k := range setup.faults {
+		counts = append(counts, fmt.Sprintf("%d %s", injected[k], faultNames[k]))
+	}
+	t.Logf("faults injected: %s", strings.Join(counts, ", "))
+	if !everyKind.Load() {
 		t.Fatalf("the run ended before the nemesis had injected every kind of fault (%v)", injected)
 	}
 	c.Heal()
@@ -524,7 +557,7 @@ func runLinearizability(t *testing.T, seed uint64, duration time.Duration, maxOp
 			c.Restart(i)
 		}
 	}
-	c.WaitFor(30*time.Second, "the cluster to recover", func() bool { return c.AllReady() && c.Leader() >= 0 })
+	c.WaitFor(30*time.Second, "the cluster to recover", c.recovered)
 	c.WaitConverged(30 * time.Second)
 	mu.Lock()
 	defer mu.Unlock()
@@ -564,5 +597,37 @@ func logIllegalPartition(t *testing.T, history []porcupine.Operation) {
 				in.Kind, short(in.Token), in.SID, out.Status, out.SID, short(out.Access), short(out.Refresh))
 		}
 		return
+	}
+}
+
+// The same check on a cluster of two regions with a WAN delay between
+// them: users are homed wherever their first write lands, and the nemesis
+// also cuts whole regions off and kills the leaders of any group.
+func TestLinearizability_RegionsUnderFaults(t *testing.T) {
+	duration, maxOps := 15*time.Second, 1200
+	pace := 3 * duration / time.Duration(maxOps)
+	if longRun() {
+		duration, maxOps, pace = 60*time.Second, 100000, 0
+	}
+	setup := lzSetup{
+		opts:   Options{Size: 6, Regions: []string{"eu", "us"}, MaxStale: 2 * time.Second},
+		wan:    10 * time.Millisecond,
+		faults: append(slices.Clone(singleRegionFaults), faultIsolateRegion),
+	}
+	for _, seed := range runSeeds(t) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			t.Logf("seed %d (replay with SESSIOND_SEED=%d)", seed, seed)
+			history := runLinearizability(t, seed, duration, maxOps, pace, setup)
+			res, info := porcupine.CheckOperationsVerbose(lzModel(false), history, 60*time.Second)
+			if res != porcupine.Ok {
+				path := fmt.Sprintf("%s/linearizability-regions-%d.html", os.TempDir(), seed)
+				if f, err := os.Create(path); err == nil {
+					_ = porcupine.Visualize(lzModel(false), info, f)
+					f.Close()
+				}
+				logIllegalPartition(t, history)
+				t.Fatalf("history of %d operations is %v under the model (visualization: %s)", len(history), res, path)
+			}
+		})
 	}
 }

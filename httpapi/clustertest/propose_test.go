@@ -64,7 +64,7 @@ func TestGroupCommit_WriteAbandonedInTheQueueIsNeverProposed(t *testing.T) {
 	}
 	c.eachRunning(func(m *Member) {
 		if err := m.Node.WaitForIndex(ctx, last.Index); err != nil {
-			t.Fatalf("%s: wait for index %d: %v", m.ID, last.Index, err)
+			t.Fatalf("%s: wait for index %v: %v", m.ID, last.Index, err)
 		}
 		if got := len(m.Node.UserSessions("first")); got != 1 {
 			t.Errorf("%s: %d sessions of the first write's user, want 1", m.ID, got)
