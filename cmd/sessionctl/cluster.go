@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,7 +32,14 @@ func (a *app) clusterStatus() *cobra.Command {
 		Long: `Show the cluster as the answering node sees it, one row per member. Each
 member's Raft state and applied index are asked of that member itself (at its
 advertised HTTP address, with the same scheme and key); "?" marks a member that
-did not answer. -o json prints the answering node's answer.`,
+did not answer. -o json prints the answering node's answer.
+
+In a cluster with regions a member's row is about its own region's group (a
+voter there or not, its leader or not, its state and applied index in it), and
+a second table lists every Raft group, each region's and the global one: its
+leader, the answering node's Raft state in it, the applied and commit indexes
+there, whether that node vouches from its copy (FRESH), and the group's voters
+and non-voting replicas.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -51,21 +59,58 @@ did not answer. -o json prints the answering node's answer.`,
 			rows := make([]string, 0, len(st.Members))
 			for _, m := range st.Members {
 				v := views[m.ID]
+				isVoter, inRaft, isLeader := memberRole(m, st.Groups)
 				leader := ""
-				if m.Leader {
+				if isLeader {
 					leader = "*"
 				}
-				voter := formatBool(m.Voter)
-				if !m.InRaft {
+				voter := formatBool(isVoter)
+				if !inRaft {
 					voter += " (not in raft)"
 				}
 				rows = append(rows, strings.Join([]string{m.ID, orDash(m.Region), voter, leader, v.state, v.applied, m.Status, orDash(m.HTTPAddr)}, "\t"))
 			}
-			fmt.Fprintf(a.stdout, "answered by %s; leader %s, term %d, commit index %d\n",
-				st.NodeID, orDash(st.Leader.ID), st.Term, st.CommitIndex)
-			return a.table("NODE\tREGION\tVOTER\tLEADER\tSTATE\tAPPLIED\tHEALTH\tHTTP", rows)
+			if len(st.Groups) == 0 {
+				fmt.Fprintf(a.stdout, "answered by %s; leader %s, term %d, commit index %d\n",
+					st.NodeID, orDash(st.Leader.ID), st.Term, st.CommitIndex)
+				return a.table("NODE\tREGION\tVOTER\tLEADER\tSTATE\tAPPLIED\tHEALTH\tHTTP", rows)
+			}
+			// With regions the node-level fields are those of the
+			// answering node's own region's group.
+			fmt.Fprintf(a.stdout, "answered by %s (region %s); leader %s, term %d, commit index %d\n",
+				st.NodeID, orDash(st.Region), orDash(st.Leader.ID), st.Term, st.CommitIndex)
+			if err := a.table("NODE\tREGION\tVOTER\tLEADER\tSTATE\tAPPLIED\tHEALTH\tHTTP", rows); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout)
+			return a.groupsTable(st.Groups)
 		},
 	}
+}
+
+// memberRole is whether m votes in, belongs to and leads its group: the
+// answering node's group in a single-region cluster (as the member entry
+// says); with regions, the group of m's own region, as groups say.
+func memberRole(m client.Member, groups []client.GroupStatus) (voter, inRaft, leader bool) {
+	for _, g := range groups {
+		if g.Name == m.Region {
+			voter = slices.Contains(g.Voters, m.ID)
+			return voter, voter || slices.Contains(g.Replicas, m.ID), g.Leader.ID == m.ID
+		}
+	}
+	return m.Voter, m.InRaft, m.Leader
+}
+
+// groupsTable lists the Raft groups of a cluster with regions as the
+// answering node sees them.
+func (a *app) groupsTable(groups []client.GroupStatus) error {
+	rows := make([]string, 0, len(groups))
+	for _, g := range groups {
+		rows = append(rows, strings.Join([]string{g.Name, orDash(g.Leader.ID), orDash(g.RaftState),
+			fmt.Sprint(g.AppliedIndex), fmt.Sprint(g.CommitIndex), formatBool(g.Fresh),
+			orDash(strings.Join(g.Voters, ",")), orDash(strings.Join(g.Replicas, ","))}, "\t"))
+	}
+	return a.table("GROUP\tLEADER\tSTATE\tAPPLIED\tCOMMIT\tFRESH\tVOTERS\tREPLICAS", rows)
 }
 
 // memberViews asks every member for its own Raft state and applied index.

@@ -39,7 +39,9 @@ type app struct {
 	apiKeyFile string
 	output     string
 	timeout    time.Duration
-	minIndex   uint64
+	// minIndex is --min-index: one index or a comma-separated list, as
+	// client.ParseIndexes reads it.
+	minIndex string
 }
 
 // usageError is a mistake in the command line (exit status 2).
@@ -130,7 +132,7 @@ addresses may be given: requests go to the first that answers.`,
 	pf.StringVar(&a.apiKeyFile, "api-key-file", a.env("SESSIOND_API_KEY_FILE"), "file holding the admin key; the last non-comment line is used (env SESSIOND_API_KEY_FILE; else the key itself in SESSIOND_API_KEY)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "time limit of the command (not applied to events follow)")
-	pf.Uint64Var(&a.minIndex, "min-index", 0, "read only from a node that has applied this index (an index printed by an earlier write)")
+	pf.StringVar(&a.minIndex, "min-index", "", "read only from a node that has applied this index (an index printed by an earlier write); with regions group:index, or a comma-separated list (eu:1234,us:99)")
 	root.AddCommand(a.sessionsCommand(), a.usersCommand(), a.policyCommand(), a.clusterCommand(), a.eventsCommand())
 	return root
 }
@@ -169,7 +171,12 @@ func (a *app) client(extra ...client.Option) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []client.Option{client.WithAPIKey(key), client.WithUserAgent("sessionctl"), client.WithMinIndex(a.minIndex)}
+	if a.minIndex != "" {
+		if _, err := client.ParseIndexes(a.minIndex); err != nil {
+			return nil, usagef("--min-index %q: give an index (1234), with regions group:index (eu:1234), or a comma-separated list with at most one per group", a.minIndex)
+		}
+	}
+	opts := []client.Option{client.WithAPIKey(key), client.WithUserAgent("sessionctl"), client.WithMinIndexes(a.minIndex)}
 	c, err := client.New(strings.Split(a.addr, ","), append(opts, extra...)...)
 	if err != nil {
 		return nil, usageError{err}

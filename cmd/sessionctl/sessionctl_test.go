@@ -35,10 +35,18 @@ type cli struct {
 
 func newCLI(t *testing.T) *cli {
 	t.Helper()
-	cl := clustertest.Start(t, clustertest.Options{Size: 3, Tweak: func(i int, cfg *node.Config) {
+	return startCLI(t, clustertest.Options{Size: 3})
+}
+
+// startCLI starts a cluster as opts say and points sessionctl at every
+// node, in order.
+func startCLI(t *testing.T, opts clustertest.Options) *cli {
+	t.Helper()
+	opts.Tweak = func(i int, cfg *node.Config) {
 		// argon2id's minimums: production parameters are slow under -race.
 		cfg.Passwords = password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 0)
-	}})
+	}
+	cl := clustertest.Start(t, opts)
 	var urls []string
 	for _, m := range cl.Nodes {
 		urls = append(urls, m.URL)
@@ -243,7 +251,7 @@ func TestSessionctl_EveryCommandAgainstAThreeNodeCluster(t *testing.T) {
 		if !u.HasPassword || u.Email != "dave@example.com" || u.MaxSessions != nil || u.LockedUntil != nil {
 			t.Errorf("users get %+v", u)
 		}
-		if out := h.ok("users", "get", "dave"); !strings.Contains(out, "dave@example.com") || !strings.Contains(out, "policy default") {
+		if out := h.ok("users", "get", "dave"); !strings.Contains(out, "dave@example.com") || !strings.Contains(out, "policy default") || strings.Contains(out, "REGION") {
 			t.Errorf("users get table:\n%s", out)
 		}
 		first, err := api.Login(ctx, client.LoginRequest{Email: "dave@example.com", Password: "correct horse"})
@@ -385,6 +393,9 @@ func TestSessionctl_EveryCommandAgainstAThreeNodeCluster(t *testing.T) {
 		}
 		if len(st.Members) != 3 || leaders != 1 || st.Leader.ID == "" {
 			t.Fatalf("cluster %+v", st)
+		}
+		if out := h.ok("cluster", "status", "-o", "json"); strings.Contains(out, `"groups"`) {
+			t.Errorf("a single-region cluster's status lists groups:\n%s", out)
 		}
 		out := h.ok("cluster", "status")
 		lines := strings.Split(strings.TrimSpace(out), "\n")

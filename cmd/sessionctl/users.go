@@ -15,21 +15,26 @@ func (a *app) usersCommand() *cobra.Command {
 }
 
 func (a *app) usersSet() *cobra.Command {
-	var email string
+	var email, region string
 	var fromStdin bool
 	cmd := &cobra.Command{
-		Use:   "set USER [--email EMAIL] [--password-stdin]",
+		Use:   "set USER [--email EMAIL] [--password-stdin] [--region REGION]",
 		Short: "Create a user or change its email and password",
 		Long: `Create a user or change its email and password. A new user needs a password.
 The password is read from standard input (its first line), never from a flag:
 
-  printf '%s\n' "$PASSWORD" | sessionctl users set alice --email alice@example.com --password-stdin`,
+  printf '%s\n' "$PASSWORD" | sessionctl users set alice --email alice@example.com --password-stdin
+
+In a cluster with regions, --region sets the user's home region, whose Raft
+group holds the user's sessions and credentials; without it the home is the
+region of the node that takes the user's first write. A region the cluster
+lacks is a bad request; a user homed elsewhere already is a conflict.`,
 		Args: exactArgs("USER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if email == "" && !fromStdin {
-				return usagef("give --email, --password-stdin or both")
+			if email == "" && !fromStdin && region == "" {
+				return usagef("give --email, --password-stdin, --region, or several of them")
 			}
-			req := client.SetUserRequest{Email: email}
+			req := client.SetUserRequest{Email: email, Region: region}
 			if fromStdin {
 				pw, err := a.readSecret()
 				if err != nil {
@@ -48,6 +53,7 @@ The password is read from standard input (its first line), never from a flag:
 	}
 	cmd.Flags().StringVar(&email, "email", "", "email address")
 	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input")
+	cmd.Flags().StringVar(&region, "region", "", "the user's home region (a cluster with regions)")
 	return cmd
 }
 
@@ -89,15 +95,20 @@ func (a *app) usersGet() *cobra.Command {
 				if u.HasPassword {
 					password = "set"
 				}
-				return a.fields(
+				pairs := []string{
 					"USER", u.UserID,
 					"EMAIL", orDash(u.Email),
+				}
+				if u.Region != "" { // a cluster with regions
+					pairs = append(pairs, "REGION", u.Region)
+				}
+				return a.fields(append(pairs,
 					"PASSWORD", password,
 					"MAX SESSIONS", limit,
 					"LOCKED", locked,
 					"CREATED", formatTime(u.CreatedAt),
 					"UPDATED", formatTime(u.UpdatedAt),
-				)
+				)...)
 			})
 		},
 	}

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,8 +22,10 @@ type Client struct {
 	addrs []*url.URL
 	// current is the index in addrs of the node in use.
 	current atomic.Uint32
-	// lastIndex is the highest X-Sessiond-Index seen.
-	lastIndex atomic.Uint64
+	// indexes holds the highest X-Sessiond-Index seen in each group.
+	indexes indexBook
+	// optErr is an option's mistake, which New returns.
+	optErr error
 
 	http       *http.Client
 	apiKey     string
@@ -93,8 +94,35 @@ func WithWriteRetry(mode WriteRetry) Option { return func(c *Client) { c.writeRe
 func WithReadYourWrites(on bool) Option { return func(c *Client) { c.readYours = on } }
 
 // WithMinIndex seeds the remembered index, as if an answer at that index
-// had been seen: reads then wait for it.
-func WithMinIndex(index uint64) Option { return func(c *Client) { c.observe(index) } }
+// had been seen: reads then wait for it. The index is a plain number, as a
+// single-region cluster gives it. A cluster with regions names the group
+// of every index and refuses a plain one (the first read fails with
+// ErrBadRequest; once an answer has named a group, the plain index is no
+// longer sent): there, use WithMinIndexes.
+func WithMinIndex(index uint64) Option {
+	return func(c *Client) { c.indexes.observe(Index{N: index}) }
+}
+
+// WithMinIndexes seeds the remembered indexes with one index or a
+// comma-separated list, as X-Sessiond-Index gives them or LastIndexes
+// prints them: "1234", or "eu:1234,us:99" in a cluster with regions. Reads
+// then wait until each group has applied its index. New fails with an
+// error matching ErrBadIndex when list does not parse; "" seeds nothing.
+func WithMinIndexes(list string) Option {
+	return func(c *Client) {
+		if strings.TrimSpace(list) == "" {
+			return
+		}
+		l, err := ParseIndexes(list)
+		if err != nil {
+			c.optErr = errors.Join(c.optErr, fmt.Errorf("client: WithMinIndexes: %w", err))
+			return
+		}
+		for _, i := range l {
+			c.indexes.observe(i)
+		}
+	}
+}
 
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
@@ -135,6 +163,9 @@ func New(addrs []string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	if c.optErr != nil {
+		return nil, c.optErr
+	}
 	if c.http == nil {
 		c.http = &http.Client{Transport: http.DefaultTransport}
 	}
@@ -153,17 +184,21 @@ func (c *Client) Addrs() []string {
 // Current is the address of the node in use.
 func (c *Client) Current() string { return c.addrs[c.current.Load()].String() }
 
-// LastIndex is the highest Raft index any answer has shown this client.
-func (c *Client) LastIndex() uint64 { return c.lastIndex.Load() }
+// LastIndex is the highest Raft index any answer has shown this client,
+// of the indexes given as plain numbers: in a single-region cluster, every
+// index. A cluster with regions names the group of each index ("eu:1234"),
+// and the numbers of different groups are not comparable, so there
+// LastIndex stays 0: use LastIndexes.
+func (c *Client) LastIndex() uint64 { return c.indexes.get("") }
 
-func (c *Client) observe(index uint64) {
-	for {
-		cur := c.lastIndex.Load()
-		if index <= cur || c.lastIndex.CompareAndSwap(cur, index) {
-			return
-		}
-	}
-}
+// LastIndexes is the highest index any answer has shown this client in
+// each group, sorted by group name: what reads send as
+// X-Sessiond-Min-Index. Its String is the form WithMinIndexes takes, so
+// another process can read this client's writes. In a single-region
+// cluster it holds one plain index, LastIndex; with regions, the indexes
+// of the groups named, and no plain one. It is empty before any answer
+// carried an index.
+func (c *Client) LastIndexes() Indexes { return c.indexes.all() }
 
 // advance moves off address i (unless another call already did).
 func (c *Client) advance(i uint32) {
@@ -382,19 +417,15 @@ func (c *Client) send(ctx context.Context, base *url.URL, r request, body []byte
 		req.Header.Set("Authorization", "Bearer "+r.token)
 	}
 	if r.kind == read && c.readYours {
-		if idx := c.lastIndex.Load(); idx > 0 {
-			req.Header.Set(HeaderMinIndex, strconv.FormatUint(idx, 10))
+		if v := c.indexes.minIndexHeader(); v != "" {
+			req.Header.Set(HeaderMinIndex, v)
 		}
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, err
 	}
-	if v := resp.Header.Get(HeaderIndex); v != "" {
-		if idx, err := strconv.ParseUint(v, 10, 64); err == nil {
-			c.observe(idx)
-		}
-	}
+	c.indexes.observeHeader(resp.Header.Get(HeaderIndex))
 	return resp, nil
 }
 
@@ -430,10 +461,11 @@ func (c *Client) call(ctx context.Context, r request, out any) (http.Header, err
 	return resp.Header, nil
 }
 
-// headerIndex is the X-Sessiond-Index of an answer (0 when absent).
-func headerIndex(h http.Header) uint64 {
-	v, _ := strconv.ParseUint(h.Get(HeaderIndex), 10, 64)
-	return v
+// headerIndex is the X-Sessiond-Index of an answer: one index, its group
+// named in a cluster with regions (zero when absent or not one index).
+func headerIndex(h http.Header) Index {
+	i, _ := parseIndex(strings.TrimSpace(h.Get(HeaderIndex)))
+	return i
 }
 
 // seg escapes one path segment (user and session ids).

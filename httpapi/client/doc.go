@@ -49,6 +49,18 @@
 // (for example with an index printed by another process). LeaderRead marks
 // a context's reads as linearizable (?consistency=leader).
 //
+// In a cluster with regions each region has its own Raft group, plus a
+// global one, and an index names its group ("eu:1234"). The client then
+// remembers the highest index of each group (LastIndexes) and sends them
+// all, sorted by group name ("eu:1234,global:17,us:99"): the node waits
+// until each group has applied its index. WithMinIndexes seeds such a
+// list. With a single region the header is one plain number, as it always
+// was; a cluster with regions refuses a plain number, so once an answer has
+// named a group a plain index (from WithMinIndex) is no longer sent. The
+// index a write returns (Tokens.Index, Logout's result, ...) is the number
+// alone, in the log of the group that applied it; LastIndexes has it with
+// its group.
+//
 // # Errors
 //
 // An error answer is an *Error holding the HTTP status, the API's code, the

@@ -63,6 +63,10 @@ type eventStream struct {
 	// (follow false) is complete once it is delivered.
 	target uint64
 	opened bool
+	// group names the log whose indexes the current connection's events
+	// carry: the group of its X-Sessiond-Index ("" in a single-region
+	// cluster). With regions a node streams its own region's group.
+	group string
 }
 
 // outcome is how one connection of a stream ended.
@@ -142,9 +146,11 @@ func (s *eventStream) connect(ctx context.Context, yield func(Event, error) bool
 	}
 	s.seenIndex, s.seenOfIndex = 0, 0
 	defer resp.Body.Close()
+	at := headerIndex(resp.Header)
+	s.group = at.Group
 	if !s.opened {
 		s.opened = true
-		s.target = headerIndex(resp.Header)
+		s.target = at.N
 	}
 	// A silent connection is closed so that the stream is reopened.
 	idle := time.AfterFunc(eventsIdle, cancel)
@@ -247,6 +253,6 @@ func (s *eventStream) decode(id, typ, data string) (Event, bool, error) {
 		s.last = ev.Index
 		s.partial, s.partialSent = 0, 0
 	}
-	s.c.observe(ev.Index)
+	s.c.indexes.observe(Index{Group: s.group, N: ev.Index})
 	return ev, true, nil
 }

@@ -83,7 +83,7 @@ func (c *Client) Logout(ctx context.Context, accessToken string) (uint64, error)
 	if err != nil {
 		return 0, err
 	}
-	return headerIndex(h), nil
+	return headerIndex(h).N, nil
 }
 
 // AuthCheck asks forward auth (GET /v1/auth) about an access token, as a
@@ -129,7 +129,7 @@ func (c *Client) RevokeToken(ctx context.Context, token string) (uint64, error) 
 	if err != nil {
 		return 0, err
 	}
-	return headerIndex(h), nil
+	return headerIndex(h).N, nil
 }
 
 // Session returns a session in any status (admin).
@@ -148,7 +148,7 @@ func (c *Client) RevokeSession(ctx context.Context, id string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return headerIndex(h), nil
+	return headerIndex(h).N, nil
 }
 
 // RevokeRefresh revokes only a session's refresh token: the access token
@@ -158,7 +158,7 @@ func (c *Client) RevokeRefresh(ctx context.Context, id string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return headerIndex(h), nil
+	return headerIndex(h).N, nil
 }
 
 type sessionsAnswer struct {
@@ -230,7 +230,7 @@ func (c *Client) EndMySession(ctx context.Context, accessToken, sessionID string
 	if err != nil {
 		return 0, err
 	}
-	return headerIndex(h), nil
+	return headerIndex(h).N, nil
 }
 
 // EndMyOtherSessions signs the caller out everywhere else (DELETE
@@ -246,7 +246,7 @@ func (c *Client) EndMyOtherSessions(ctx context.Context, accessToken string, inc
 		return nil, err
 	}
 	if out.Index == 0 {
-		out.Index = headerIndex(h)
+		out.Index = headerIndex(h).N
 	}
 	return &out, nil
 }

@@ -64,7 +64,8 @@ type Tokens struct {
 	ExpiresAt        time.Time `json:"expires_at"`
 	// IssuedTokenType is set by token exchange (RFC 8693).
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
-	// Index is the Raft index of the write.
+	// Index is the Raft index of the write; with regions, its number in the
+	// log of the group that applied it (LastIndexes names the group).
 	Index uint64 `json:"index"`
 }
 
@@ -222,6 +223,9 @@ type User struct {
 	LockedUntil *time.Time `json:"locked_until"`
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
+	// Region is the user's home region, whose Raft group holds the user's
+	// state; "" in a single-region cluster.
+	Region string `json:"region,omitempty"`
 }
 
 // SetUserRequest is PUT /v1/users/{id}. A new user needs a password; an
@@ -229,6 +233,11 @@ type User struct {
 type SetUserRequest struct {
 	Email    string `json:"email,omitempty"`
 	Password string `json:"password,omitempty"`
+	// Region sets the user's home region in a cluster with regions; ""
+	// leaves it to the user's first write (the region of the node that
+	// takes it). A region the cluster lacks answers ErrBadRequest; a user
+	// who has another home already answers ErrConflict.
+	Region string `json:"region,omitempty"`
 }
 
 // Password change reasons.
@@ -402,11 +411,49 @@ type ClusterStatus struct {
 	// leader, in milliseconds: 0 on the leader, -1 when it never has.
 	LastContactMS int64    `json:"last_contact_ms"`
 	Members       []Member `json:"members"`
+	// Groups lists every Raft group of a cluster with regions: one per
+	// region and the global one, as the answering node sees them. The
+	// fields above then describe the group of the node's own region. Nil
+	// in a single-region cluster.
+	Groups []GroupStatus `json:"groups,omitempty"`
 }
 
 // LastContact is LastContactMS as a duration (negative: never).
 func (s ClusterStatus) LastContact() time.Duration {
 	return time.Duration(s.LastContactMS) * time.Millisecond
+}
+
+// GroupStatus is one Raft group as the answering node sees it: a region's
+// group or the global one.
+type GroupStatus struct {
+	// Name is the region, or "global"; an Index of this group names it.
+	Name   string `json:"name"`
+	Leader Leader `json:"leader"`
+	// RaftState is the answering node's state in the group (Leader,
+	// Follower, ...): a node votes in its own region's group and is a
+	// non-voting replica of the others.
+	RaftState    string `json:"raft_state"`
+	Term         uint64 `json:"term"`
+	AppliedIndex uint64 `json:"applied_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	// LastContactMS is the time since the answering node last heard from
+	// the group's leader, in milliseconds: 0 on the leader, -1 when it
+	// never has.
+	LastContactMS int64 `json:"last_contact_ms"`
+	// Fresh: the answering node vouches for the group's sessions from its
+	// own copy now: it has applied what the group's leader had applied
+	// max-stale ago. When false it confirms through the leader, or answers
+	// 503.
+	Fresh bool `json:"fresh"`
+	// Voters and Replicas are the node ids of the group's voters and
+	// non-voting replicas.
+	Voters   []string `json:"voters"`
+	Replicas []string `json:"replicas"`
+}
+
+// LastContact is LastContactMS as a duration (negative: never).
+func (g GroupStatus) LastContact() time.Duration {
+	return time.Duration(g.LastContactMS) * time.Millisecond
 }
 
 // Leader names the leader as the answering node knows it.
