@@ -24,8 +24,31 @@ type EmailClaimed struct {
 	Email  string `msgpack:"email"`
 }
 
-func (*UserHomed) EventType() Type    { return TypeUserHomed }
-func (*EmailClaimed) EventType() Type { return TypeEmailClaimed }
+// DirectoryImported lists, in the directory, users whose state a
+// single-region cluster held before it was turned into regions: its one
+// group became the group of Region, and the global group learns from it
+// who lives there. The import comes in batches; the first one starts it
+// (and carries the region's policy, which becomes the global policy), the
+// one with Done ends it. Each user is homed in Region unless it has a home
+// already, and its email claimed unless another user holds it. Once the
+// import is done, a later DirectoryImported changes nothing.
+type DirectoryImported struct {
+	Region string         `msgpack:"region"`
+	Users  []ImportedUser `msgpack:"users"`
+	Policy *Policy        `msgpack:"policy,omitempty"`
+	Done   bool           `msgpack:"done"`
+}
+
+// ImportedUser is one user of a DirectoryImported: its id and, when it has
+// built-in credentials with one, its (lower-cased) email.
+type ImportedUser struct {
+	UserID UserID `msgpack:"uid"`
+	Email  string `msgpack:"email,omitempty"`
+}
+
+func (*UserHomed) EventType() Type         { return TypeUserHomed }
+func (*EmailClaimed) EventType() Type      { return TypeEmailClaimed }
+func (*DirectoryImported) EventType() Type { return TypeDirectoryImported }
 
 // maxRegionLen bounds a region's name.
 const maxRegionLen = 64

@@ -19,6 +19,9 @@ func directorySampleEnvelopes() []Envelope {
 		{Time: 17, RequestID: "r17", Event: &UserHomed{UserID: "alice", Region: "eu-west-1"}},
 		{Time: 18, RequestID: "r18", Event: &EmailClaimed{UserID: "alice", Email: "alice@example.com"}},
 		{Time: 19, RequestID: "r19", Event: &EmailClaimed{UserID: "alice"}},
+		{Time: 20, RequestID: "r20", Event: &DirectoryImported{Region: "eu", Users: []ImportedUser{
+			{UserID: "ada", Email: "ada@example.com"}, {UserID: "linus"}}, Policy: &Policy{AccessTTL: 1200e9, MaxSessionsPerUser: 50}}},
+		{Time: 21, RequestID: "r21", Event: &DirectoryImported{Region: "eu", Users: []ImportedUser{{UserID: "zoe"}}, Done: true}},
 	}
 }
 

@@ -79,6 +79,8 @@ func newPayload(t Type, version uint8) (Event, error) {
 		ev = new(EmailClaimed)
 	case TypeUserHomed:
 		ev = new(UserHomed)
+	case TypeDirectoryImported:
+		ev = new(DirectoryImported)
 	case TypeBatch:
 		return nil, fmt.Errorf("%w: a batch entry holds events and is not one (see DecodeBatch)", ErrUnknownType)
 	default:

@@ -21,6 +21,9 @@ const (
 	// 14 is TypeBatch (batch.go), the marker of a batch entry.
 	TypeEmailClaimed Type = 15
 	TypeUserHomed    Type = 16
+	// TypeDirectoryImported lists the users of a single-region cluster's
+	// data in the directory, when that cluster is turned into regions.
+	TypeDirectoryImported Type = 17
 )
 
 // String names the type as the API and logs show it.
@@ -56,6 +59,8 @@ func (t Type) String() string {
 		return "EmailClaimed"
 	case TypeUserHomed:
 		return "UserHomed"
+	case TypeDirectoryImported:
+		return "DirectoryImported"
 	case TypeBatch:
 		return "Batch"
 	}

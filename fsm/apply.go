@@ -59,6 +59,8 @@ func (st *state) apply(index uint64, env events.Envelope) *Result {
 		res = st.homeUser(ev)
 	case *events.EmailClaimed:
 		res = st.claimEmail(ev)
+	case *events.DirectoryImported:
+		res = st.importDirectory(ev)
 	default:
 		// Decode only returns known types; reaching this is a programming error
 		// that must not be skipped silently.

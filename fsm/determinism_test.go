@@ -220,7 +220,19 @@ func genEmail(i int) string { return fmt.Sprintf("u%02d@example.com", i) }
 func (g *eventGen) directoryEvent() events.Event {
 	r := g.r
 	user := g.users[r.IntN(len(g.users))]
-	switch p := r.IntN(20); {
+	switch p := r.IntN(21); {
+	case p == 20:
+		// An import batch: some users and addresses of the pool, the
+		// region mostly the first import's (another is refused).
+		ev := &events.DirectoryImported{Region: genRegions[r.IntN(2)], Done: r.IntN(4) == 0}
+		for range 1 + r.IntN(4) {
+			u := events.ImportedUser{UserID: g.users[r.IntN(len(g.users))]}
+			if r.IntN(2) == 0 {
+				u.Email = genEmail(r.IntN(genEmails))
+			}
+			ev.Users = append(ev.Users, u)
+		}
+		return ev
 	case p < 6:
 		return &events.UserHomed{UserID: user, Region: genRegions[r.IntN(len(genRegions))]}
 	case p < 8:

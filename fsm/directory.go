@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/sessiond/sessiond/events"
@@ -22,6 +23,11 @@ type directory struct {
 	// regions interns region names: a handful of them are shared by every
 	// user, and each event decodes its own copy.
 	regions map[string]string
+	// importRegion is the region whose users a DirectoryImported lists
+	// (a single-region cluster turned into regions), "" when none began;
+	// importDone is set by the import's last batch.
+	importRegion string
+	importDone   bool
 }
 
 func newDirectory() directory {
@@ -34,7 +40,9 @@ func newDirectory() directory {
 }
 
 // empty reports whether the directory holds nothing.
-func (d *directory) empty() bool { return len(d.homes) == 0 && len(d.owners) == 0 }
+func (d *directory) empty() bool {
+	return len(d.homes) == 0 && len(d.owners) == 0 && d.importRegion == "" && !d.importDone
+}
 
 // setHome records a user's home region; the caller checked that it has
 // none.
@@ -108,6 +116,98 @@ func (st *state) claimEmail(ev *events.EmailClaimed) *Result {
 	}
 	st.dir.claim(ev.UserID, ev.Email)
 	return &Result{Count: 1}
+}
+
+// importDirectory applies DirectoryImported: each listed user is homed in
+// the import's region unless it has a home, and its email claimed unless
+// another user holds one or it holds another already. The first batch
+// starts the import and sets the policy it carries; every batch must name
+// the same region; the batch with Done ends it, and after that nothing
+// changes. Count is the number of users homed.
+func (st *state) importDirectory(ev *events.DirectoryImported) *Result {
+	if !events.ValidRegion(ev.Region) || (st.dir.importRegion != "" && ev.Region != st.dir.importRegion) {
+		return failed(ErrInvalid)
+	}
+	for _, u := range ev.Users {
+		if u.UserID == "" || !validEmail(u.Email) {
+			return failed(ErrInvalid)
+		}
+	}
+	if ev.Policy != nil && st.dir.importRegion == "" {
+		if err := ev.Policy.Validate(); err != nil {
+			return failed(ErrInvalid)
+		}
+	}
+	if st.dir.importDone {
+		return &Result{}
+	}
+	if st.dir.importRegion == "" {
+		st.dir.importRegion = ev.Region
+		if ev.Policy != nil {
+			st.setPolicy(&events.PolicySet{Policy: *ev.Policy})
+		}
+	}
+	homed := 0
+	for _, u := range ev.Users {
+		if _, ok := st.dir.homes[u.UserID]; !ok {
+			st.dir.setHome(u.UserID, ev.Region)
+			homed++
+		}
+		if u.Email == "" {
+			continue
+		}
+		if _, taken := st.dir.owners[u.Email]; taken {
+			continue
+		}
+		if _, holds := st.dir.emails[u.UserID]; holds {
+			continue
+		}
+		st.dir.claim(u.UserID, u.Email)
+	}
+	if ev.Done {
+		st.dir.importDone = true
+	}
+	return &Result{Count: homed}
+}
+
+// Import is the state of a directory import: the region a single-region
+// cluster's users are being listed from ("" when none began), and whether
+// it is done.
+func (f *FSM) Import() (region string, done bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.dir.importRegion, f.st.dir.importDone
+}
+
+// ImportCandidates lists, sorted by id, every user this state knows — with
+// credentials or an own limit, or with a stored session — and the email of
+// its credentials: what a DirectoryImported of this state's region lists.
+func (f *FSM) ImportCandidates() []events.ImportedUser {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]events.ImportedUser, 0, len(f.st.users)+len(f.st.byUser))
+	for id, u := range f.st.users {
+		out = append(out, events.ImportedUser{UserID: id, Email: u.Email})
+	}
+	for id := range f.st.byUser {
+		if _, ok := f.st.users[id]; !ok {
+			out = append(out, events.ImportedUser{UserID: id})
+		}
+	}
+	slices.SortFunc(out, func(a, b events.ImportedUser) int { return strings.Compare(string(a.UserID), string(b.UserID)) })
+	return out
+}
+
+// KnowsUser reports whether this state holds anything of a user: built-in
+// credentials, an own limit, or a stored session.
+func (f *FSM) KnowsUser(user events.UserID) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if _, ok := f.st.users[user]; ok {
+		return true
+	}
+	_, ok := f.st.byUser[user]
+	return ok
 }
 
 // Home is a user's home region in the directory, if it has one.

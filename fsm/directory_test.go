@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -291,6 +292,10 @@ func goldenDirectoryState(tb testing.TB) *harness {
 	h.mustApply(at+2*minute, claimed("dave", "dave@example.com"))
 	h.mustApply(at+3*minute, claimed("dave", ""))
 	h.mustApply(at+3*minute, homed("carol", "ap.south-2"))
+	// A single-region cluster's users listed in one batch: erin is homed
+	// and claims her address, bob keeps his home.
+	h.mustApply(at+4*minute, &events.DirectoryImported{Region: "eu-west-1", Done: true, Users: []events.ImportedUser{
+		{UserID: "bob", Email: "bob@example.net"}, {UserID: "erin", Email: "erin@example.com"}}})
 	return h
 }
 
@@ -310,14 +315,20 @@ func wantGoldenDirectory(t *testing.T, f *FSM) {
 	h.wantHome("bob", "us-east-1")
 	h.wantHome("carol", "ap.south-2")
 	h.wantHome("dave", "")
+	h.wantHome("erin", "eu-west-1")
+	h.wantEmail("erin", "erin@example.com")
+	if region, done := f.Import(); region != "eu-west-1" || !done {
+		t.Errorf("import state %q %v, want eu-west-1, done", region, done)
+	}
 	h.wantEmail("alice", "alice@example.com")
 	h.wantEmail("bob", "bob@example.org")
 	h.wantEmail("carol", "")
 	h.wantEmail("dave", "")
 	h.wantNoOwner("bob@example.com")
 	h.wantNoOwner("dave@example.com")
-	if homes, emails := f.DirectorySize(); homes != 3 || emails != 2 {
-		t.Errorf("DirectorySize = %d, %d, want 3, 2", homes, emails)
+	h.wantNoOwner("bob@example.net") // bob held an address already
+	if homes, emails := f.DirectorySize(); homes != 4 || emails != 3 {
+		t.Errorf("DirectorySize = %d, %d, want 4, 3", homes, emails)
 	}
 }
 
@@ -498,4 +509,54 @@ func TestRestore_RejectsBadDirectoryAndKeepsState(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantGoldenDirectory(t, target.f)
+}
+
+// Turning a single-region cluster into regions lists its users in the
+// directory in batches: the first batch starts the import and brings the
+// region's policy, homes that exist and addresses held stay, every batch
+// must name the same region, and after the last batch nothing changes.
+func TestDirectory_ImportListsARegionsUsersOnce(t *testing.T) {
+	h := newHarness(t)
+	h.mustApply(t0, homed("zoe", "us"))
+	h.mustApply(t0, claimed("zoe", "shared@example.com"))
+	custom := DefaultPolicy()
+	custom.AccessTTL = 20 * time.Minute
+	res := h.mustApply(t0+minute, &events.DirectoryImported{Region: "eu", Policy: &custom, Users: []events.ImportedUser{
+		{UserID: "ada", Email: "ada@example.com"}, {UserID: "linus"}, {UserID: "mia", Email: "shared@example.com"}, {UserID: "zoe"}}})
+	if res.Count != 3 {
+		t.Errorf("first batch homed %d users, want 3 (zoe had a home)", res.Count)
+	}
+	if got := h.f.Policy().AccessTTL; got != 20*time.Minute {
+		t.Errorf("policy after the first batch: access %v, want the region's 20m", got)
+	}
+	h.wantHome("ada", "eu")
+	h.wantHome("linus", "eu")
+	h.wantHome("zoe", "us")
+	h.wantEmail("ada", "ada@example.com")
+	h.wantEmail("mia", "") // zoe holds the address
+	if region, done := h.f.Import(); region != "eu" || done {
+		t.Errorf("import state %q %v, want eu, not done", region, done)
+	}
+	if res := h.apply(t0+minute, &events.DirectoryImported{Region: "us", Users: []events.ImportedUser{{UserID: "x"}}}); !errors.Is(res.Err, ErrInvalid) {
+		t.Errorf("a batch of another region: %v, want ErrInvalid", res.Err)
+	}
+	// A later batch's policy does not replace the one in force.
+	other := DefaultPolicy()
+	h.mustApply(t0+2*minute, &events.DirectoryImported{Region: "eu", Policy: &other, Done: true, Users: []events.ImportedUser{{UserID: "nora"}}})
+	h.wantHome("nora", "eu")
+	if got := h.f.Policy().AccessTTL; got != 20*time.Minute {
+		t.Errorf("a later batch changed the policy: access %v", got)
+	}
+	if res := h.mustApply(t0+3*minute, &events.DirectoryImported{Region: "eu", Users: []events.ImportedUser{{UserID: "otto"}}}); res.Count != 0 {
+		t.Errorf("a batch after the last homed %d users", res.Count)
+	}
+	h.wantHome("otto", "")
+	if region, done := h.f.Import(); region != "eu" || !done {
+		t.Errorf("import state %q %v, want eu, done", region, done)
+	}
+	// The import state survives a snapshot.
+	r := restored(t, snapshotBytes(t, h.f))
+	if region, done := r.Import(); region != "eu" || !done {
+		t.Errorf("restored import state %q %v", region, done)
+	}
 }

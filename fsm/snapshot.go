@@ -19,7 +19,8 @@ import (
 //
 //	header   [magic, format, applied index, last event time, #sessions, #dedup,
 //	          #users, #lockouts, lockouts prune time]
-//	         format 3 adds two fields: [..., #homes, #claims]
+//	         format 3 adds four fields: [..., #homes, #claims, import region,
+//	         import done]
 //	policy   the Policy struct
 //	sessions #sessions session records, sorted by session id
 //	users    #users user records, sorted by user id
@@ -57,7 +58,7 @@ const (
 	dedupRecordFields   = 4
 	policyRecordFields  = 14
 
-	format3HeaderFields = headerFields + 2
+	format3HeaderFields = headerFields + 4
 	homeRecordFields    = 2
 	claimRecordFields   = 2
 )
@@ -79,6 +80,9 @@ type fsmSnapshot struct {
 	dedup    []dedupEntry
 	homes    []homeRecord
 	claims   []claimRecord
+	// importRegion and importDone are the directory's import state.
+	importRegion string
+	importDone   bool
 }
 
 type keyedLockout struct {
@@ -100,7 +104,7 @@ type claimRecord struct {
 
 // format is the snapshot format s is written in.
 func (s *fsmSnapshot) format() int {
-	if len(s.homes) == 0 && len(s.claims) == 0 {
+	if len(s.homes) == 0 && len(s.claims) == 0 && s.importRegion == "" && !s.importDone {
 		return snapshotFormatNoDirectory
 	}
 	return snapshotFormat
@@ -133,6 +137,7 @@ func (st *state) capture(index uint64) *fsmSnapshot {
 		for e, u := range st.dir.owners {
 			snap.claims = append(snap.claims, claimRecord{email: e, user: u})
 		}
+		snap.importRegion, snap.importDone = st.dir.importRegion, st.dir.importDone
 	}
 	snap.policy.AppMaxSessions = slices.Clone(st.policy.AppMaxSessions)
 	st.sessions.all(func(s *Session) { snap.sessions = append(snap.sessions, s) })
@@ -183,6 +188,8 @@ func (s *fsmSnapshot) encode(w io.Writer) error {
 	if format != snapshotFormatNoDirectory {
 		e.int(int64(len(s.homes)))
 		e.int(int64(len(s.claims)))
+		e.str(s.importRegion)
+		e.boolean(s.importDone)
 	}
 	e.policy(s.policy)
 	for _, sess := range s.sessions {

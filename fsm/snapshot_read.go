@@ -60,6 +60,11 @@ func readFormat3(d *snapshotDecoder, fields int) (*state, uint64) {
 	h := d.format2Header()
 	nHomes := d.count("home", 1<<40)
 	nClaims := d.count("email claim", 1<<40)
+	importRegion := d.str()
+	importDone := d.boolean()
+	if d.err == nil && ((importRegion != "" && !events.ValidRegion(importRegion)) || (importDone && importRegion == "")) {
+		d.fail("header: import region %q, done %v", importRegion, importDone)
+	}
 	if d.err != nil {
 		return nil, 0
 	}
@@ -69,6 +74,7 @@ func readFormat3(d *snapshotDecoder, fields int) (*state, uint64) {
 	}
 	d.homes(st, nHomes)
 	d.claims(st, nClaims)
+	st.dir.importRegion, st.dir.importDone = importRegion, importDone
 	return st, h.index
 }
 

@@ -170,12 +170,15 @@ type rawSnapshot struct {
 	lockouts  []keyedLockout
 	dedup     []dedupEntry
 	// Format 3 and later: the directory.
-	nHomes    int64
-	nClaims   int64
-	homes     []homeRecord
-	claims    []claimRecord
-	trailer   string
-	noTrailer bool
+	nHomes  int64
+	nClaims int64
+	homes   []homeRecord
+	claims  []claimRecord
+	// importRegion and importDone: the directory's import state.
+	importRegion string
+	importDone   bool
+	trailer      string
+	noTrailer    bool
 }
 
 func rawFrom(tb testing.TB, f *FSM) rawSnapshot {
@@ -192,6 +195,7 @@ func rawFrom(tb testing.TB, f *FSM) rawSnapshot {
 		nUsers: int64(len(fs.users)), nLockouts: int64(len(fs.lockouts)), pruneAt: fs.pruneAt,
 		policy: &p, sessions: fs.sessions, users: fs.users, lockouts: fs.lockouts, dedup: fs.dedup,
 		nHomes: int64(len(fs.homes)), nClaims: int64(len(fs.claims)), homes: fs.homes, claims: fs.claims,
+		importRegion: fs.importRegion, importDone: fs.importDone,
 		trailer: snapshotTrailer,
 	}
 }
@@ -218,6 +222,8 @@ func (r rawSnapshot) bytes(tb testing.TB) []byte {
 	if directory {
 		e.int(r.nHomes)
 		e.int(r.nClaims)
+		e.str(r.importRegion)
+		e.boolean(r.importDone)
 	}
 	switch p := r.policy.(type) {
 	case *Policy:
