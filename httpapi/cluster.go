@@ -23,6 +23,15 @@ type clusterJSON struct {
 	// region's and the global one (the fields above are then this node's
 	// own region's group).
 	Groups []groupJSON `json:"groups,omitempty"`
+	// DirectoryImport, in a cluster with regions that was a single-region
+	// cluster before, says whether that cluster's users are all listed in
+	// the directory yet.
+	DirectoryImport *importJSON `json:"directory_import,omitempty"`
+}
+
+type importJSON struct {
+	Region string `json:"region"`
+	Done   bool   `json:"done"`
 }
 
 type groupJSON struct {
@@ -72,6 +81,9 @@ func (s *Server) getCluster(c echo.Context) error {
 			ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Region: m.Region,
 			Voter: m.Voter, InRaft: m.InRaft, Leader: m.Leader, Status: m.Status,
 		})
+	}
+	if st.ImportRegion != "" {
+		out.DirectoryImport = &importJSON{Region: st.ImportRegion, Done: st.ImportDone}
 	}
 	for _, g := range st.Groups {
 		out.Groups = append(out.Groups, groupJSON{

@@ -109,6 +109,10 @@ type Config struct {
 	// packs no writes into them, and stops at one it meets. Tests of mixed
 	// versions set it.
 	noBatchEntries bool
+	// holdImport keeps a node from listing a single-region cluster's users
+	// in the directory (importLegacyUsers): tests of the time before that
+	// is done set it.
+	holdImport bool
 }
 
 // Default returns a single-node configuration on 127.0.0.1 with data in ./data.

@@ -48,6 +48,9 @@ type memberMeta struct {
 	// two or more (regions.go). Nodes whose lists differ are not put in
 	// each other's groups.
 	Regions []string `msgpack:"rs,omitempty"`
+	// Legacy names the region whose group this node's single-region data
+	// became, when it has such data (regions.go).
+	Legacy string `msgpack:"lg,omitempty"`
 }
 
 // errBadMeta reports gossip metadata that is not a member's record.
@@ -59,7 +62,7 @@ func (n *Node) encodeMemberMeta() ([]byte, error) {
 	meta, err := msgpack.Marshal(memberMeta{
 		ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), HTTPAddr: n.cfg.HTTPAddr,
 		Region: n.cfg.Region, Voter: n.cfg.Voter, Expect: n.cfg.BootstrapExpect,
-		Batches: !n.cfg.noBatchEntries, Regions: regionsList(n.cfg),
+		Batches: !n.cfg.noBatchEntries, Regions: regionsList(n.cfg), Legacy: n.legacyAnnounced(),
 	})
 	if err != nil {
 		return nil, err
@@ -119,6 +122,7 @@ type gossip struct {
 	expects map[string]int      // bootstrap-expect each member announces
 	batches map[string]bool     // whether each member reads batch entries, as last announced
 	regions map[string][]string // each member's --regions, as last announced
+	legacy  map[string]string   // the region each member's single-region data became, if any
 	warned  map[string]bool     // members already warned about (warnOnce)
 	self    string              // this node's gossip address
 }
@@ -132,7 +136,7 @@ func (n *Node) startGossip() error {
 	}
 	g := &gossip{n: n, meta: meta, events: make(chan struct{}, 1), deadSince: make(map[string]time.Time),
 		table: make(map[string]Member), expects: make(map[string]int), batches: make(map[string]bool),
-		regions: make(map[string][]string), warned: make(map[string]bool)}
+		regions: make(map[string][]string), legacy: make(map[string]string), warned: make(map[string]bool)}
 
 	host, portStr, err := net.SplitHostPort(n.cfg.GossipAddr)
 	if err != nil {
@@ -305,6 +309,11 @@ func (g *gossip) record(n *memberlist.Node, status string) {
 	g.expects[meta.ID] = meta.Expect
 	g.batches[meta.ID] = meta.Batches
 	g.regions[meta.ID] = meta.Regions
+	if meta.Legacy != "" {
+		g.legacy[meta.ID] = meta.Legacy
+	} else {
+		delete(g.legacy, meta.ID)
+	}
 	delete(g.warned, meta.ID)
 }
 
@@ -347,6 +356,29 @@ func (g *gossip) sameRegions(id string) bool {
 	g.tableMu.Lock()
 	defer g.tableMu.Unlock()
 	return slices.Equal(g.regions[id], regionsList(g.n.cfg))
+}
+
+// legacyRegion is the region whose group a member's single-region data
+// became, as the members announce it (the first by id); "" when none does.
+func (g *gossip) legacyRegion() string {
+	g.tableMu.Lock()
+	defer g.tableMu.Unlock()
+	first := ""
+	region := ""
+	for id, r := range g.legacy {
+		if first == "" || id < first {
+			first, region = id, r
+		}
+	}
+	return region
+}
+
+// legacyAnnounced is what this node announces as Legacy.
+func (n *Node) legacyAnnounced() string {
+	if n.legacyHere {
+		return n.cfg.Region
+	}
+	return ""
 }
 
 // regionsList is what a node announces of its --regions: nil without

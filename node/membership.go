@@ -109,6 +109,11 @@ type ClusterStatus struct {
 	// regions (the fields above are then its own region's group); nil in
 	// a single-region cluster.
 	Groups []GroupStatus
+	// ImportRegion, when not empty, is the region whose group a
+	// single-region cluster's data became; ImportDone says whether its users
+	// are all listed in the directory (docs/regions.md#upgrading).
+	ImportRegion string
+	ImportDone   bool
 }
 
 // GroupStatus is this node's view of one Raft group.
@@ -205,6 +210,8 @@ func (n *Node) ClusterStatus() ClusterStatus {
 		for _, g := range n.groupList {
 			st.Groups = append(st.Groups, g.status())
 		}
+		st.ImportRegion = n.legacyRegion()
+		_, st.ImportDone = n.global.fsm.Import()
 	}
 	return st
 }

@@ -43,6 +43,9 @@ type Node struct {
 	// global is the global group (policy and directory) of a cluster with
 	// regions; nil without (regions.go).
 	global *raftGroup
+	// legacyHere: this node's region's group is the data a single-region
+	// cluster left at the top of the data dir (regions.go).
+	legacyHere bool
 
 	// metrics is the node's Prometheus registry and instruments.
 	metrics *metrics

@@ -246,8 +246,9 @@ func (g *raftGroup) startLoops(leadership <-chan bool) {
 	go g.keepFresh()
 	go g.watchLeader()
 	if g.node.cfg.regional() && g.isRegionGroup() {
-		g.node.wg.Add(1)
+		g.node.wg.Add(2)
 		go g.mirrorPolicy()
+		go g.importLegacyUsers()
 	}
 }
 

@@ -70,23 +70,143 @@ func (c Config) validateRegions() error {
 
 // openRegionGroups creates the groups of a regional node: one per region
 // and the global group, each under groups/<name>/ in the data dir. The
-// embedded group becomes this node's own region's. A data dir a
-// single-region node wrote (raft.db at its top) is refused: turning its one
-// group into region groups is not done yet (docs/regions.md).
+// embedded group becomes this node's own region's.
+//
+// A data dir a single-region node wrote (raft.db at its top) becomes this
+// node's region's group, its files left where they are: the cluster it
+// held is turned into that region's group, and its users are listed in the
+// directory by importLegacyUsers. groups/legacy-region records which region
+// that was, so that a later start in another region is refused.
 func (n *Node) openRegionGroups() error {
+	dirOf := func(name string) string { return filepath.Join(n.cfg.DataDir, "groups", name) }
 	if _, err := os.Stat(filepath.Join(n.cfg.DataDir, "raft.db")); err == nil {
-		return fmt.Errorf("node: %s holds a single-region cluster's data; a node of a cluster with regions %v cannot start on it yet (docs/regions.md#upgrading)", n.cfg.DataDir, n.cfg.Regions)
+		if err := n.claimLegacyData(); err != nil {
+			return err
+		}
+		dirOf = func(name string) string {
+			if name == n.cfg.Region {
+				return n.cfg.DataDir
+			}
+			return filepath.Join(n.cfg.DataDir, "groups", name)
+		}
 	}
 	names := append(slices.Sorted(slices.Values(n.cfg.Regions)), globalGroup)
 	n.groups = make(map[string]*raftGroup, len(names))
 	for _, name := range names {
-		g := newRaftGroup(n, name, filepath.Join(n.cfg.DataDir, "groups", name))
+		g := newRaftGroup(n, name, dirOf(name))
 		n.groups[name] = g
 		n.groupList = append(n.groupList, g)
 	}
 	n.raftGroup = n.groups[n.cfg.Region]
 	n.global = n.groups[globalGroup]
 	return nil
+}
+
+// legacyMarker names the file recording which region a single-region data
+// dir became.
+const legacyMarker = "legacy-region"
+
+// claimLegacyData makes the single-region data at the top of the data dir
+// this node's region's group, or refuses when an earlier start made it
+// another region's.
+func (n *Node) claimLegacyData() error {
+	marker := filepath.Join(n.cfg.DataDir, "groups", legacyMarker)
+	if was, err := os.ReadFile(marker); err == nil {
+		if string(was) != n.cfg.Region {
+			return fmt.Errorf("node: the single-region data in %s became region %q's group: start this node with --region %s", n.cfg.DataDir, was, was)
+		}
+		n.legacyHere = true
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(marker), 0o700); err != nil {
+		return fmt.Errorf("node: create groups dir: %w", err)
+	}
+	if err := os.WriteFile(marker, []byte(n.cfg.Region), 0o600); err != nil {
+		return fmt.Errorf("node: record the region of the single-region data: %w", err)
+	}
+	n.log.Info("the single-region data in the data dir becomes this region's group; its users are listed in the directory once the cluster has formed",
+		"region", n.cfg.Region, "data_dir", n.cfg.DataDir)
+	n.legacyHere = true
+	return nil
+}
+
+// legacyRegion is the region whose group a single-region cluster's data
+// became, "" when the cluster was never one: as the directory records it
+// once the import began, else as this node or a member announces it.
+func (n *Node) legacyRegion() string {
+	if !n.cfg.regional() {
+		return ""
+	}
+	if region, _ := n.global.fsm.Import(); region != "" {
+		return region
+	}
+	if n.legacyHere {
+		return n.cfg.Region
+	}
+	if n.gossip != nil {
+		return n.gossip.legacyRegion()
+	}
+	return ""
+}
+
+// pendingLegacyGroup is the group of the region a single-region cluster's
+// data became while its users are not all in the directory yet; nil when
+// there is none, or the import is done.
+func (n *Node) pendingLegacyGroup() *raftGroup {
+	region := n.legacyRegion()
+	if region == "" {
+		return nil
+	}
+	if _, done := n.global.fsm.Import(); done {
+		return nil
+	}
+	g := n.groups[region]
+	if g == nil || !g.isRegionGroup() {
+		return nil
+	}
+	return g
+}
+
+// importBatch is how many users one DirectoryImported lists.
+const importBatch = 256
+
+// importLegacyUsers runs on each region group: the leader of the group a
+// single-region cluster's data became lists every user it holds in the
+// directory, with its email, in batches, the first one bringing the
+// region's policy to the global group, until the directory says the import
+// is done. Until then a node looks users it does not find in the directory
+// up in that group (homeGroup), and policy changes wait.
+func (g *raftGroup) importLegacyUsers() {
+	n := g.node
+	n.every(policyMirrorInterval, func(int64) {
+		if !g.IsLeader() || !g.leaderReady.Load() || n.legacyRegion() != g.name || n.cfg.holdImport {
+			return
+		}
+		if _, done := n.global.fsm.Import(); done {
+			return
+		}
+		users := g.fsm.ImportCandidates()
+		policy := g.fsm.Policy()
+		total := len(users)
+		ctx, cancel := context.WithTimeout(n.stopCtx, time.Minute)
+		defer cancel()
+		for first := true; ; first = false {
+			batch := users[:min(len(users), importBatch)]
+			users = users[len(batch):]
+			ev := &events.DirectoryImported{Region: g.name, Users: batch, Done: len(users) == 0}
+			if first {
+				ev.Policy = &policy
+			}
+			if _, err := n.global.write(ctx, ev); err != nil {
+				n.log.Warn("listing the single-region cluster's users in the directory stopped; it starts again", "region", g.name, "error", err)
+				return
+			}
+			if len(users) == 0 {
+				break
+			}
+		}
+		n.log.Info("listed the single-region cluster's users in the directory", "region", g.name, "users", total)
+	})
 }
 
 // isRegionGroup reports whether g holds sessions and users (a region's
@@ -110,6 +230,14 @@ func (n *Node) groupOfTagged(value string, body int) *raftGroup {
 	if !n.cfg.regional() {
 		if len(value) == body {
 			return n.raftGroup
+		}
+		return nil
+	}
+	if len(value) == body {
+		// Minted before the cluster had regions: the group its data
+		// became holds it.
+		if g := n.groups[n.legacyRegion()]; g != nil && g.isRegionGroup() {
+			return g
 		}
 		return nil
 	}
@@ -175,6 +303,15 @@ func (n *Node) homeGroup(ctx context.Context, user events.UserID, claim bool) (h
 	if g := n.listedHome(user); g != nil {
 		return home{raftGroup: g}, nil
 	}
+	if lg := n.pendingLegacyGroup(); lg != nil {
+		// Not listed yet, maybe because the import has not reached it.
+		if err := lg.confirm(ctx); err != nil {
+			return home{}, err
+		}
+		if lg.fsm.KnowsUser(user) {
+			return home{raftGroup: lg}, nil
+		}
+	}
 	if !claim {
 		return home{}, errNoHome
 	}
@@ -232,7 +369,13 @@ func (n *Node) localHome(user events.UserID) *raftGroup {
 	if !n.cfg.regional() {
 		return n.raftGroup
 	}
-	return n.listedHome(user)
+	if g := n.listedHome(user); g != nil {
+		return g
+	}
+	if lg := n.pendingLegacyGroup(); lg != nil && lg.fsm.KnowsUser(user) {
+		return lg
+	}
+	return nil
 }
 
 // HomeRegion is a user's home region as this node's directory lists it; ""
@@ -241,8 +384,10 @@ func (n *Node) HomeRegion(user events.UserID) string {
 	if !n.cfg.regional() {
 		return ""
 	}
-	home, _ := n.global.fsm.Home(user)
-	return home
+	if g := n.localHome(user); g != nil {
+		return g.name
+	}
+	return ""
 }
 
 // regionGroups are the groups holding sessions: every region's, or the one
@@ -284,7 +429,9 @@ const (
 func (g *raftGroup) mirrorPolicy() {
 	n := g.node
 	n.every(policyMirrorInterval, func(int64) {
-		if !g.IsLeader() {
+		if !g.IsLeader() || n.pendingLegacyGroup() != nil {
+			// During an import the global policy is about to become the
+			// one of the region the single-region data became.
 			return
 		}
 		p := n.global.fsm.Policy()

@@ -72,8 +72,9 @@ func TestIndex_StringAndParse(t *testing.T) {
 func TestRegionTags_RouteTokensAndSessionIDs(t *testing.T) {
 	n := &Node{cfg: Config{Regions: []string{"eu", "us"}, Region: "eu"}, groups: map[string]*raftGroup{}}
 	for _, name := range []string{"eu", "us", globalGroup} {
-		n.groups[name] = &raftGroup{name: name}
+		n.groups[name] = &raftGroup{name: name, fsm: fsm.New(fsm.Config{})}
 	}
+	n.global = n.groups[globalGroup]
 	us := n.groups["us"]
 	tok, _ := mintToken(AccessTokenPrefix, us.regionTag())
 	if !strings.HasSuffix(tok, ".us") || !wellFormed(tok, AccessTokenPrefix) {
@@ -91,6 +92,13 @@ func TestRegionTags_RouteTokensAndSessionIDs(t *testing.T) {
 			t.Errorf("token …%q routes to %q, want no group", bad[40:], g.name)
 		}
 	}
+	// A cluster that was single-region before: untagged tokens belong to
+	// the region its data became.
+	n.legacyHere = true
+	if g := n.tokenGroup(untagged, AccessTokenPrefix); g != n.groups["eu"] {
+		t.Errorf("an untagged token of a cluster upgraded into eu routes to %v", g)
+	}
+	n.legacyHere = false
 	id := newSessionID(n.groups["eu"].regionTag())
 	if g := n.groupOfSession(id); g != n.groups["eu"] {
 		t.Errorf("session id %q routes to %v", id, g)
@@ -126,38 +134,24 @@ func TestSamePolicy_EmptyAppLimitsEqualNone(t *testing.T) {
 	}
 }
 
-// A data dir holds either one group or region groups; a node started with
-// the other kind of configuration refuses it instead of starting empty
-// beside the data it cannot use.
-func TestRegions_DataDirOfTheOtherKindIsRefused(t *testing.T) {
-	regional := func(dir string) Config {
-		cfg := testConfig(t, dir)
-		cfg.BootstrapSelf = false
-		cfg.BootstrapExpect = 1
-		cfg.GossipAddr = "127.0.0.1:0"
-		cfg.Region, cfg.Regions = "eu", []string{"eu", "us"}
-		return cfg
-	}
-
-	single := t.TempDir()
-	n := startNode(t, testConfig(t, single))
-	if err := n.Close(); err != nil {
-		t.Fatal(err)
-	}
-	_, err := New(regional(single))
-	if err == nil || !strings.Contains(err.Error(), "single-region") {
-		t.Fatalf("a node with regions on a single-region data dir: %v, want a refusal", err)
-	}
-
-	withGroups := t.TempDir()
-	n, err = New(regional(withGroups))
+// A data dir with region groups is refused by a node started without
+// regions, instead of starting empty beside the data it cannot use. (A
+// single-region data dir started with regions becomes a region's group:
+// upgrade_regions_test.go.)
+func TestRegions_DataDirWithGroupsNeedsRegions(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.BootstrapSelf = false
+	cfg.BootstrapExpect = 1
+	cfg.GossipAddr = "127.0.0.1:0"
+	cfg.Region, cfg.Regions = "eu", []string{"eu", "us"}
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatalf("start a node with regions: %v", err)
 	}
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
-	_, err = New(testConfig(t, withGroups))
+	_, err = New(testConfig(t, cfg.DataDir))
 	if err == nil || !strings.Contains(err.Error(), "--regions") {
 		t.Fatalf("a single-region node on a data dir with region groups: %v, want a refusal", err)
 	}

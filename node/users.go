@@ -144,8 +144,25 @@ func (n *Node) emailOwner(ctx context.Context, email string) (events.UserID, err
 	if err := n.global.confirm(ctx); err != nil {
 		return "", err
 	}
-	id, _ := n.global.fsm.EmailOwner(email)
-	return id, nil
+	if id, ok := n.global.fsm.EmailOwner(email); ok {
+		return id, nil
+	}
+	return n.legacyEmailOwner(ctx, email)
+}
+
+// legacyEmailOwner is the user holding an email in the group a
+// single-region cluster's data became, while its users are not all in the
+// directory yet ("" otherwise).
+func (n *Node) legacyEmailOwner(ctx context.Context, email string) (events.UserID, error) {
+	lg := n.pendingLegacyGroup()
+	if lg == nil {
+		return "", nil
+	}
+	if err := lg.confirm(ctx); err != nil {
+		return "", err
+	}
+	u, _ := lg.fsm.UserByEmail(email)
+	return u.ID, nil
 }
 
 // recordFailure replicates a failed login for the lockout. The caller's
@@ -206,6 +223,12 @@ func (n *Node) SetUser(ctx context.Context, req SetUserRequest) (revoked int, in
 		return 0, Index{}, err
 	}
 	if n.cfg.regional() && ev.Email != "" {
+		// An address of a user the import has not listed yet is taken too.
+		if owner, err := n.legacyEmailOwner(ctx, ev.Email); err != nil {
+			return 0, Index{}, err
+		} else if owner != "" && owner != req.UserID {
+			return 0, Index{}, ErrEmailInUse
+		}
 		claimed, err := n.global.write(ctx, &events.EmailClaimed{UserID: req.UserID, Email: ev.Email})
 		if err != nil {
 			return 0, Index{}, err
@@ -389,6 +412,9 @@ func (n *Node) User(id events.UserID) (UserInfo, bool) {
 func (n *Node) SetPolicy(ctx context.Context, p fsm.Policy) (Index, error) {
 	if err := p.Validate(); err != nil {
 		return Index{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if n.cfg.regional() && n.pendingLegacyGroup() != nil {
+		return Index{}, fmt.Errorf("%w: the directory is being built from the single-region data; the policy can change once it is done", ErrUnavailable)
 	}
 	g := n.policyGroup()
 	res, err := g.write(ctx, &events.PolicySet{Policy: p})
