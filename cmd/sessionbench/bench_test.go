@@ -17,12 +17,18 @@ import (
 // runTool runs the command in-process, as main would, with args.
 func runTool(t *testing.T, args ...string) (stdout string, err error) {
 	t.Helper()
+	return runToolWithin(t, time.Minute, args...)
+}
+
+// runToolWithin is runTool with the run's context ending after limit.
+func runToolWithin(t *testing.T, limit time.Duration, args ...string) (stdout string, err error) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	cmd := newRootCommand(nil)
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	err = cmd.ExecuteContext(ctx)
 	if errOut.Len() > 0 {

@@ -32,9 +32,11 @@ type localCluster struct {
 }
 
 type localNode struct {
-	id   string
-	node *node.Node
-	api  *httpapi.Server
+	id     string
+	region string // as configured
+	voter  bool   // started as a voter
+	node   *node.Node
+	api    *httpapi.Server
 }
 
 // startLocal starts size nodes at once with bootstrap-expect size, each
@@ -125,7 +127,7 @@ func startLocalWith(ctx context.Context, size int, log *slog.Logger, adjust func
 				return
 			}
 			go func() { _ = api.Serve(listeners[i]) }()
-			nodes[i] = &localNode{id: cfg.NodeID, node: n, api: api}
+			nodes[i] = &localNode{id: cfg.NodeID, region: cfg.Region, voter: cfg.Voter, node: n, api: api}
 		})
 	}
 	wg.Wait()
@@ -140,20 +142,30 @@ func startLocalWith(ctx context.Context, size int, log *slog.Logger, adjust func
 	return lc, lc.waitReady(ctx)
 }
 
-// waitReady polls until every node is ready, exactly one leads and every
-// node names it.
+// waitReady polls until the cluster is ready: without regions, every node
+// ready, exactly one leading and every node naming it; with regions, what
+// groupsReady says.
 func (lc *localCluster) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, formationLimit)
+	if lc.regional() {
+		return waitFor(ctx, formationLimit, "every group led and every node fresh in each", lc.groupsReady)
+	}
+	return waitFor(ctx, formationLimit, "the cluster to become ready with one leader", lc.ready)
+}
+
+// waitFor polls cond every 20 ms until it holds, for at most limit (and
+// ctx); what says what was awaited when it did not come.
+func waitFor(ctx context.Context, limit time.Duration, what string, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if lc.ready() {
+		if cond() {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the cluster did not become ready with one leader: %w", context.Cause(ctx))
+			return fmt.Errorf("waited for %s: %w", what, context.Cause(ctx))
 		case <-tick.C:
 		}
 	}
@@ -176,6 +188,59 @@ func (lc *localCluster) ready() bool {
 	for _, ln := range lc.nodes {
 		if _, id := ln.node.Leader(); id != leaderID {
 			return false
+		}
+	}
+	return true
+}
+
+// regional reports whether the nodes run a group per region (node.Config
+// Regions) rather than one group.
+func (lc *localCluster) regional() bool {
+	return len(lc.nodes) > 0 && len(lc.nodes[0].node.Groups()) > 1
+}
+
+// The global group of a cluster with regions: its name in the
+// cluster's status, and the most voters it has (with fewer voter nodes,
+// every one votes in it).
+const (
+	globalGroup     = "global"
+	maxGlobalVoters = 5
+)
+
+// groupsReady reports, for a cluster with regions, whether every node is
+// ready in its own region's group and, in every group it hosts, knows the
+// same leader as every other node, counts every node in the group's
+// configuration, and vouches from its copy; and whether the global group
+// has all the voters it will pick (as many as the cluster has voter nodes,
+// up to maxGlobalVoters), so that which region holds its majority is
+// settled before anything is measured.
+func (lc *localCluster) groupsReady() bool {
+	voters := 0
+	for _, ln := range lc.nodes {
+		if ln.voter {
+			voters++
+		}
+	}
+	leaders := map[string]string{}
+	for _, ln := range lc.nodes {
+		if !ln.node.Ready() {
+			return false
+		}
+		st := ln.node.ClusterStatus()
+		if len(st.Groups) < 2 {
+			return false
+		}
+		for _, g := range st.Groups {
+			if g.LeaderID == "" || !g.Fresh || len(g.Voters)+len(g.Replicas) != len(lc.nodes) {
+				return false
+			}
+			if l, ok := leaders[g.Name]; ok && l != g.LeaderID {
+				return false
+			}
+			leaders[g.Name] = g.LeaderID
+			if g.Name == globalGroup && len(g.Voters) != min(voters, maxGlobalVoters) {
+				return false
+			}
 		}
 	}
 	return true
