@@ -22,6 +22,9 @@ func directorySampleEnvelopes() []Envelope {
 		{Time: 20, RequestID: "r20", Event: &DirectoryImported{Region: "eu", Users: []ImportedUser{
 			{UserID: "ada", Email: "ada@example.com"}, {UserID: "linus"}}, Policy: &Policy{AccessTTL: 1200e9, MaxSessionsPerUser: 50}}},
 		{Time: 21, RequestID: "r21", Event: &DirectoryImported{Region: "eu", Users: []ImportedUser{{UserID: "zoe"}}, Done: true}},
+		{Time: 22, RequestID: "r22", Event: &UserFrozen{UserID: "ada", To: "us", Move: "m1"}},
+		{Time: 23, RequestID: "r23", Event: &UserImported{UserID: "ada", From: "eu", Move: "m1", State: []byte{0x93, 0, 0, 0}}},
+		{Time: 24, RequestID: "r24", Event: &HomeMoved{UserID: "ada", From: "eu", To: "us"}},
 	}
 }
 

@@ -81,6 +81,12 @@ func newPayload(t Type, version uint8) (Event, error) {
 		ev = new(UserHomed)
 	case TypeDirectoryImported:
 		ev = new(DirectoryImported)
+	case TypeUserFrozen:
+		ev = new(UserFrozen)
+	case TypeUserImported:
+		ev = new(UserImported)
+	case TypeHomeMoved:
+		ev = new(HomeMoved)
 	case TypeBatch:
 		return nil, fmt.Errorf("%w: a batch entry holds events and is not one (see DecodeBatch)", ErrUnknownType)
 	default:

@@ -24,6 +24,10 @@ const (
 	// TypeDirectoryImported lists the users of a single-region cluster's
 	// data in the directory, when that cluster is turned into regions.
 	TypeDirectoryImported Type = 17
+	// Moving a user's home (move.go).
+	TypeUserFrozen   Type = 18
+	TypeUserImported Type = 19
+	TypeHomeMoved    Type = 20
 )
 
 // String names the type as the API and logs show it.
@@ -61,6 +65,12 @@ func (t Type) String() string {
 		return "UserHomed"
 	case TypeDirectoryImported:
 		return "DirectoryImported"
+	case TypeUserFrozen:
+		return "UserFrozen"
+	case TypeUserImported:
+		return "UserImported"
+	case TypeHomeMoved:
+		return "HomeMoved"
 	case TypeBatch:
 		return "Batch"
 	}

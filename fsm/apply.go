@@ -28,6 +28,12 @@ func (st *state) apply(index uint64, env events.Envelope) *Result {
 	}
 
 	var res *Result
+	if _, frozen := st.frozenUser(env.Event); frozen {
+		res = failed(ErrMoved)
+		res.Index = index
+		st.dedup.remember(dedupEntry{RequestID: env.RequestID, Index: index, Code: codeOf(res.Err)})
+		return res
+	}
 	switch ev := env.Event.(type) {
 	case *events.SessionCreated:
 		res = st.create(now, ev)
@@ -61,6 +67,12 @@ func (st *state) apply(index uint64, env events.Envelope) *Result {
 		res = st.claimEmail(ev)
 	case *events.DirectoryImported:
 		res = st.importDirectory(ev)
+	case *events.UserFrozen:
+		res = st.freezeUser(ev)
+	case *events.UserImported:
+		res = st.importUser(now, ev)
+	case *events.HomeMoved:
+		res = st.moveHome(ev)
 	default:
 		// Decode only returns known types; reaching this is a programming error
 		// that must not be skipped silently.
@@ -475,7 +487,8 @@ func (st *state) bulkRevoke(now int64, ev *events.SessionsBulkRevoked) *Result {
 	// Map order does not matter here: each session's change depends on that
 	// session alone, and only the count is reported.
 	st.sessions.all(func(s *Session) {
-		if s.CreatedAt >= before || !s.revocable(now) {
+		if s.CreatedAt >= before || !s.revocable(now) || st.isMoved(s) {
+			// A frozen user's sessions are revoked in its new home's group.
 			return
 		}
 		if len(ev.Apps) > 0 {
@@ -513,7 +526,7 @@ func (st *state) touch(now int64, ev *events.SessionsTouched) *Result {
 	for _, t := range ev.Touches {
 		s := st.sessions.get(t.SessionID)
 		at := min(t.At, now)
-		if s == nil || s.Revoked() || at <= s.LastSeenAt {
+		if s == nil || s.Revoked() || at <= s.LastSeenAt || st.isMoved(s) {
 			continue
 		}
 		c := *s

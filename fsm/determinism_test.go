@@ -220,7 +220,13 @@ func genEmail(i int) string { return fmt.Sprintf("u%02d@example.com", i) }
 func (g *eventGen) directoryEvent() events.Event {
 	r := g.r
 	user := g.users[r.IntN(len(g.users))]
-	switch p := r.IntN(21); {
+	switch p := r.IntN(23); {
+	case p == 21:
+		// Frozen for a move: later writes for the user are refused.
+		return &events.UserFrozen{UserID: user, To: genRegions[r.IntN(len(genRegions))], Move: fmt.Sprint("m", r.IntN(3))}
+	case p == 22:
+		// A move taken in with an empty state: the user's state goes.
+		return &events.UserImported{UserID: user, From: genRegions[0], Move: fmt.Sprint("m", r.IntN(3)), State: []byte{0x93, 0, 0, 0}}
 	case p == 20:
 		// An import batch: some users and addresses of the pool, the
 		// region mostly the first import's (another is refused).

@@ -296,6 +296,13 @@ func goldenDirectoryState(tb testing.TB) *harness {
 	// and claims her address, bob keeps his home.
 	h.mustApply(at+4*minute, &events.DirectoryImported{Region: "eu-west-1", Done: true, Users: []events.ImportedUser{
 		{UserID: "bob", Email: "bob@example.net"}, {UserID: "erin", Email: "erin@example.com"}}})
+	// A move: carol frozen here, bob's state taken in from another group.
+	h.mustApply(at+5*minute, &events.UserFrozen{UserID: "carol", To: "us-east-1", Move: "m-carol"})
+	state, err := goldenState(tb).f.ExportUser("bob")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h.mustApply(at+5*minute, &events.UserImported{UserID: "bob", From: "us-east-1", Move: "m-bob", State: state})
 	return h
 }
 
@@ -319,6 +326,12 @@ func wantGoldenDirectory(t *testing.T, f *FSM) {
 	h.wantEmail("erin", "erin@example.com")
 	if region, done := f.Import(); region != "eu-west-1" || !done {
 		t.Errorf("import state %q %v, want eu-west-1, done", region, done)
+	}
+	if to, move, ok := f.MovedTo("carol"); !ok || to != "us-east-1" || move != "m-carol" {
+		t.Errorf("carol moved to %q (%q, %v), want us-east-1", to, move, ok)
+	}
+	if f.st.imported["bob"] != "m-bob" {
+		t.Errorf("bob's move taken in: %q", f.st.imported["bob"])
 	}
 	h.wantEmail("alice", "alice@example.com")
 	h.wantEmail("bob", "bob@example.org")

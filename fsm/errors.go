@@ -39,6 +39,7 @@ const (
 	codeEmailInUse
 	codeSessionLimit
 	codeLocked
+	codeMoved
 )
 
 func codeOf(err error) errCode {
@@ -59,6 +60,8 @@ func codeOf(err error) errCode {
 		return codeSessionLimit
 	case errors.Is(err, ErrLocked):
 		return codeLocked
+	case errors.Is(err, ErrMoved):
+		return codeMoved
 	}
 	return codeInvalid
 }
@@ -81,6 +84,8 @@ func (c errCode) err() error {
 		return ErrSessionLimit
 	case codeLocked:
 		return ErrLocked
+	case codeMoved:
+		return ErrMoved
 	}
 	return ErrInvalid
 }
@@ -95,6 +100,7 @@ var errorNames = map[errCode]string{
 	codeEmailInUse:      "email_in_use",
 	codeSessionLimit:    "session_limit_exceeded",
 	codeLocked:          "account_locked",
+	codeMoved:           "moved",
 }
 
 // ErrorName is the stable name of an apply error ("" for nil).

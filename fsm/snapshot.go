@@ -19,8 +19,8 @@ import (
 //
 //	header   [magic, format, applied index, last event time, #sessions, #dedup,
 //	          #users, #lockouts, lockouts prune time]
-//	         format 3 adds four fields: [..., #homes, #claims, import region,
-//	         import done]
+//	         format 3 adds six fields: [..., #homes, #claims, import region,
+//	         import done, #moved, #imported]
 //	policy   the Policy struct
 //	sessions #sessions session records, sorted by session id
 //	users    #users user records, sorted by user id
@@ -28,6 +28,10 @@ import (
 //	dedup    #dedup request-id records, oldest first
 //	homes    format 3 only: #homes [user id, region] records, sorted by user id
 //	claims   format 3 only: #claims [email, user id] records, sorted by email
+//	moved    format 3 only: #moved [user id, region, move] records of the
+//	         users frozen for a move, sorted by user id
+//	imported format 3 only: #imported [user id, move] records of the moves
+//	         taken in, sorted by user id
 //	trailer  the string "end"
 //
 // Every sequence is sorted or ordered by the log, so equal states give equal
@@ -58,9 +62,11 @@ const (
 	dedupRecordFields   = 4
 	policyRecordFields  = 14
 
-	format3HeaderFields = headerFields + 4
-	homeRecordFields    = 2
-	claimRecordFields   = 2
+	format3HeaderFields  = headerFields + 6
+	homeRecordFields     = 2
+	claimRecordFields    = 2
+	movedRecordFields    = 3
+	importedRecordFields = 2
 )
 
 // ErrSnapshotFormat reports a snapshot this build cannot read.
@@ -83,6 +89,20 @@ type fsmSnapshot struct {
 	// importRegion and importDone are the directory's import state.
 	importRegion string
 	importDone   bool
+	moved        []movedRecord
+	imported     []importedRecord
+}
+
+// movedRecord is a user frozen for a move.
+type movedRecord struct {
+	user events.UserID
+	movedUser
+}
+
+// importedRecord is the last move a user came in with.
+type importedRecord struct {
+	user events.UserID
+	move string
 }
 
 type keyedLockout struct {
@@ -104,7 +124,8 @@ type claimRecord struct {
 
 // format is the snapshot format s is written in.
 func (s *fsmSnapshot) format() int {
-	if len(s.homes) == 0 && len(s.claims) == 0 && s.importRegion == "" && !s.importDone {
+	if len(s.homes) == 0 && len(s.claims) == 0 && s.importRegion == "" && !s.importDone &&
+		len(s.moved) == 0 && len(s.imported) == 0 {
 		return snapshotFormatNoDirectory
 	}
 	return snapshotFormat
@@ -139,6 +160,12 @@ func (st *state) capture(index uint64) *fsmSnapshot {
 		}
 		snap.importRegion, snap.importDone = st.dir.importRegion, st.dir.importDone
 	}
+	for u, m := range st.moved {
+		snap.moved = append(snap.moved, movedRecord{user: u, movedUser: m})
+	}
+	for u, m := range st.imported {
+		snap.imported = append(snap.imported, importedRecord{user: u, move: m})
+	}
 	snap.policy.AppMaxSessions = slices.Clone(st.policy.AppMaxSessions)
 	st.sessions.all(func(s *Session) { snap.sessions = append(snap.sessions, s) })
 	return snap
@@ -163,6 +190,8 @@ func (s *fsmSnapshot) sort() {
 	slices.SortFunc(s.lockouts, func(a, b keyedLockout) int { return strings.Compare(a.key, b.key) })
 	slices.SortFunc(s.homes, func(a, b homeRecord) int { return strings.Compare(string(a.user), string(b.user)) })
 	slices.SortFunc(s.claims, func(a, b claimRecord) int { return strings.Compare(a.email, b.email) })
+	slices.SortFunc(s.moved, func(a, b movedRecord) int { return strings.Compare(string(a.user), string(b.user)) })
+	slices.SortFunc(s.imported, func(a, b importedRecord) int { return strings.Compare(string(a.user), string(b.user)) })
 }
 
 // encode writes the snapshot's bytes to w.
@@ -190,6 +219,8 @@ func (s *fsmSnapshot) encode(w io.Writer) error {
 		e.int(int64(len(s.claims)))
 		e.str(s.importRegion)
 		e.boolean(s.importDone)
+		e.int(int64(len(s.moved)))
+		e.int(int64(len(s.imported)))
 	}
 	e.policy(s.policy)
 	for _, sess := range s.sessions {
@@ -220,6 +251,17 @@ func (s *fsmSnapshot) encode(w io.Writer) error {
 		e.arrayLen(claimRecordFields)
 		e.str(c.email)
 		e.str(string(c.user))
+	}
+	for _, m := range s.moved {
+		e.arrayLen(movedRecordFields)
+		e.str(string(m.user))
+		e.str(m.to)
+		e.str(m.move)
+	}
+	for _, m := range s.imported {
+		e.arrayLen(importedRecordFields)
+		e.str(string(m.user))
+		e.str(m.move)
 	}
 	e.str(snapshotTrailer)
 	if e.err != nil {

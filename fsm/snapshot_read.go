@@ -62,6 +62,8 @@ func readFormat3(d *snapshotDecoder, fields int) (*state, uint64) {
 	nClaims := d.count("email claim", 1<<40)
 	importRegion := d.str()
 	importDone := d.boolean()
+	nMoved := d.count("moved user", 1<<40)
+	nImported := d.count("imported user", 1<<40)
 	if d.err == nil && ((importRegion != "" && !events.ValidRegion(importRegion)) || (importDone && importRegion == "")) {
 		d.fail("header: import region %q, done %v", importRegion, importDone)
 	}
@@ -75,6 +77,8 @@ func readFormat3(d *snapshotDecoder, fields int) (*state, uint64) {
 	d.homes(st, nHomes)
 	d.claims(st, nClaims)
 	st.dir.importRegion, st.dir.importDone = importRegion, importDone
+	d.moved(st, nMoved)
+	d.imported(st, nImported)
 	return st, h.index
 }
 
@@ -130,6 +134,46 @@ func (d *snapshotDecoder) format2Body(h format2Header) *state {
 	d.lockouts(st, h.nLockouts)
 	d.dedup(st, h.nDedup)
 	return st
+}
+
+// moved reads n records of users frozen for a move: user ids in strictly
+// increasing order, each with a valid region and a move.
+func (d *snapshotDecoder) moved(st *state, n int) {
+	var prev events.UserID
+	for i := 0; i < n && d.err == nil; i++ {
+		d.arrayLen(movedRecordFields, "moved user record")
+		user, to, move := events.UserID(d.str()), d.str(), d.str()
+		switch {
+		case d.err != nil:
+		case user == "" || (i > 0 && user <= prev):
+			d.fail("moved user ids out of order at %q", user)
+		case !events.ValidRegion(to) || move == "":
+			d.fail("moved user %q: region %q, move %q", user, to, move)
+		default:
+			prev = user
+			st.moved[user] = movedUser{to: to, move: move}
+		}
+	}
+}
+
+// imported reads n records of the moves users came in with: user ids in
+// strictly increasing order, each with a move.
+func (d *snapshotDecoder) imported(st *state, n int) {
+	var prev events.UserID
+	for i := 0; i < n && d.err == nil; i++ {
+		d.arrayLen(importedRecordFields, "imported user record")
+		user, move := events.UserID(d.str()), d.str()
+		switch {
+		case d.err != nil:
+		case user == "" || (i > 0 && user <= prev):
+			d.fail("imported user ids out of order at %q", user)
+		case move == "":
+			d.fail("imported user %q without a move", user)
+		default:
+			prev = user
+			st.imported[user] = move
+		}
+	}
 }
 
 // homes reads n home records: user ids in strictly increasing order, each

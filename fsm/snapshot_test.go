@@ -177,6 +177,8 @@ type rawSnapshot struct {
 	// importRegion and importDone: the directory's import state.
 	importRegion string
 	importDone   bool
+	moved        []movedRecord
+	imported     []importedRecord
 	trailer      string
 	noTrailer    bool
 }
@@ -195,7 +197,7 @@ func rawFrom(tb testing.TB, f *FSM) rawSnapshot {
 		nUsers: int64(len(fs.users)), nLockouts: int64(len(fs.lockouts)), pruneAt: fs.pruneAt,
 		policy: &p, sessions: fs.sessions, users: fs.users, lockouts: fs.lockouts, dedup: fs.dedup,
 		nHomes: int64(len(fs.homes)), nClaims: int64(len(fs.claims)), homes: fs.homes, claims: fs.claims,
-		importRegion: fs.importRegion, importDone: fs.importDone,
+		importRegion: fs.importRegion, importDone: fs.importDone, moved: fs.moved, imported: fs.imported,
 		trailer: snapshotTrailer,
 	}
 }
@@ -224,6 +226,8 @@ func (r rawSnapshot) bytes(tb testing.TB) []byte {
 		e.int(r.nClaims)
 		e.str(r.importRegion)
 		e.boolean(r.importDone)
+		e.int(int64(len(r.moved)))
+		e.int(int64(len(r.imported)))
 	}
 	switch p := r.policy.(type) {
 	case *Policy:
@@ -258,6 +262,17 @@ func (r rawSnapshot) bytes(tb testing.TB) []byte {
 		e.arrayLen(claimRecordFields)
 		e.str(c.email)
 		e.str(string(c.user))
+	}
+	for _, m := range r.moved {
+		e.arrayLen(movedRecordFields)
+		e.str(string(m.user))
+		e.str(m.to)
+		e.str(m.move)
+	}
+	for _, m := range r.imported {
+		e.arrayLen(importedRecordFields)
+		e.str(string(m.user))
+		e.str(m.move)
 	}
 	if !r.noTrailer {
 		e.str(r.trailer)

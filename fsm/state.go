@@ -30,6 +30,12 @@ type state struct {
 	// fills.
 	dir directory
 
+	// moved lists the users this group froze because their home moves to
+	// another region; imported, the move each user last came in with
+	// (move.go). Only region groups of a cluster with regions fill them.
+	moved    map[events.UserID]movedUser
+	imported map[events.UserID]string
+
 	policy   Policy
 	dedup    *dedupTable
 	lastTime int64 // the latest event time applied; event times never go back
@@ -46,6 +52,8 @@ func newState(sizeHint int) *state {
 		emails:    make(map[string]events.UserID),
 		lockouts:  make(map[string]*lockout),
 		dir:       newDirectory(),
+		moved:     make(map[events.UserID]movedUser),
+		imported:  make(map[events.UserID]string),
 
 		lockoutsPruneAt: noTime,
 		policy:          DefaultPolicy(),
