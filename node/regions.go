@@ -295,13 +295,13 @@ func (n *Node) homeGroup(ctx context.Context, user events.UserID, claim bool) (h
 		return home{raftGroup: n.raftGroup}, nil
 	}
 	if g := n.listedHome(user); g != nil {
-		return home{raftGroup: g}, nil
+		return n.settledHome(ctx, user, g)
 	}
 	if err := n.global.confirm(ctx); err != nil {
 		return home{}, err
 	}
 	if g := n.listedHome(user); g != nil {
-		return home{raftGroup: g}, nil
+		return n.settledHome(ctx, user, g)
 	}
 	if lg := n.pendingLegacyGroup(); lg != nil {
 		// Not listed yet, maybe because the import has not reached it.
@@ -316,6 +316,15 @@ func (n *Node) homeGroup(ctx context.Context, user events.UserID, claim bool) (h
 		return home{}, errNoHome
 	}
 	return n.claimHome(ctx, user, n.cfg.Region)
+}
+
+// settledHome is g, the home the directory lists for user, or when g froze
+// the user for a move, the new home once this node has finished the move.
+func (n *Node) settledHome(ctx context.Context, user events.UserID, g *raftGroup) (home, error) {
+	if _, _, moving := g.fsm.MovedTo(user); moving {
+		return n.finishMove(ctx, user, g)
+	}
+	return home{raftGroup: g}, nil
 }
 
 // home is the group holding a user's state, and the global group's index
@@ -370,7 +379,7 @@ func (n *Node) localHome(user events.UserID) *raftGroup {
 		return n.raftGroup
 	}
 	if g := n.listedHome(user); g != nil {
-		return g
+		return n.localHolder(g, user)
 	}
 	if lg := n.pendingLegacyGroup(); lg != nil && lg.fsm.KnowsUser(user) {
 		return lg

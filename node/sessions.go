@@ -47,34 +47,37 @@ func (n *Node) CreateSession(ctx context.Context, req CreateRequest) (Issued, er
 	if err != nil {
 		return Issued{}, err
 	}
-	issued, err := h.createSession(ctx, req)
-	issued.Index.Directory = h.directory
-	return issued, err
+	return n.createSession(ctx, h, req)
 }
 
-// createSession mints and replicates a session of a user homed in g.
-func (g *raftGroup) createSession(ctx context.Context, req CreateRequest) (Issued, error) {
-	n := g.node
-	tag := g.regionTag()
-	access, accessHash := mintToken(AccessTokenPrefix, tag)
-	refresh, refreshHash := mintToken(RefreshTokenPrefix, tag)
-	ev := &events.SessionCreated{
-		SessionID:   newSessionID(tag),
-		UserID:      req.UserID,
-		App:         req.App,
-		AuthMethod:  req.AuthMethod,
-		RememberMe:  req.RememberMe,
-		Scopes:      req.Scopes,
-		Attributes:  sortedAttributes(req.Attributes),
-		Device:      req.Device,
-		AccessHash:  accessHash,
-		RefreshHash: refreshHash,
+// createSession mints and replicates a session of a user homed in h (or,
+// when the user's home moves meanwhile, in the new home: its tokens then
+// carry that region).
+func (n *Node) createSession(ctx context.Context, h home, req CreateRequest) (Issued, error) {
+	var access, refresh string
+	res, h, err := n.writeHome(ctx, req.UserID, h, func(g *raftGroup) events.Event {
+		tag := g.regionTag()
+		var accessHash, refreshHash events.TokenHash
+		access, accessHash = mintToken(AccessTokenPrefix, tag)
+		refresh, refreshHash = mintToken(RefreshTokenPrefix, tag)
+		return &events.SessionCreated{
+			SessionID:   newSessionID(tag),
+			UserID:      req.UserID,
+			App:         req.App,
+			AuthMethod:  req.AuthMethod,
+			RememberMe:  req.RememberMe,
+			Scopes:      req.Scopes,
+			Attributes:  sortedAttributes(req.Attributes),
+			Device:      req.Device,
+			AccessHash:  accessHash,
+			RefreshHash: refreshHash,
 
-		LoginID:           req.loginID,
-		CredentialVersion: req.credentialVersion,
-		EndSessions:       sortedIDs(req.EndSessions),
-	}
-	res, err := g.write(ctx, ev)
+			LoginID:           req.loginID,
+			CredentialVersion: req.credentialVersion,
+			EndSessions:       sortedIDs(req.EndSessions),
+		}
+	})
+	g := h.raftGroup
 	switch {
 	case errors.Is(err, fsm.ErrSessionLimit):
 		// This node has applied the refused entry: its list is current.
@@ -91,7 +94,7 @@ func (g *raftGroup) createSession(ctx context.Context, req CreateRequest) (Issue
 	case err != nil:
 		return Issued{}, err
 	}
-	return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: g.index(res.Index)}, nil
+	return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: h.indexOf(res.Index)}, nil
 }
 
 func sortedIDs(ids []events.SessionID) []events.SessionID {
@@ -152,41 +155,70 @@ func sortedAttributes(m map[string]string) []events.Attribute {
 
 // Refresh exchanges a refresh token for a new token pair. A rotated refresh
 // token presented again revokes the session (fsm.ErrRefreshReuse). The
-// write goes to the group the token was minted in.
+// write goes to the group holding the session: the one the token was
+// minted in, or its user's new home after a move.
 func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error) {
 	g := n.tokenGroup(refreshToken, RefreshTokenPrefix)
 	if g == nil {
 		return Issued{}, fsm.ErrUnauthenticated
 	}
 	presented := events.HashToken(refreshToken)
-	s, kind, status, err := g.lookupToken(ctx, presented)
+	for range maxMoveHops {
+		holder, s, kind, status, err := n.lookupHeld(ctx, g, presented)
+		if err != nil {
+			return Issued{}, err
+		}
+		if kind != fsm.TokenRefresh {
+			return Issued{}, fsm.ErrUnauthenticated
+		}
+		if s.Revoked() || status == fsm.StatusExpired {
+			// Nothing a write could change: no Raft entry for a dead session's
+			// token (the endpoint is public).
+			return Issued{}, fsm.ErrUnauthenticated
+		}
+		// The state machine decides at apply time whether the token is still
+		// current, so two racing refreshes can never both win.
+		tag := holder.regionTag()
+		access, accessHash := mintToken(AccessTokenPrefix, tag)
+		refresh, refreshHash := mintToken(RefreshTokenPrefix, tag)
+		res, err := holder.write(ctx, &events.SessionRefreshed{
+			SessionID:      s.ID(),
+			PresentedHash:  presented,
+			NewAccessHash:  accessHash,
+			NewRefreshHash: refreshHash,
+			LastUsedAt:     holder.touches.lastUse(s.ID()),
+		})
+		if errors.Is(err, fsm.ErrMoved) {
+			// Its user's move is under way: finish it, then look again.
+			if _, err := n.finishMove(ctx, s.UserID, holder); err != nil {
+				return Issued{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return Issued{}, err
+		}
+		return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: holder.index(res.Index)}, nil
+	}
+	return Issued{}, fmt.Errorf("%w: the session's home kept moving", ErrUnavailable)
+}
+
+// lookupHeld looks a token up in g, the group it was minted in, and when
+// its session's user moved, where the session is held now (holderOf).
+func (n *Node) lookupHeld(ctx context.Context, g *raftGroup, h events.TokenHash) (*raftGroup, fsm.Session, fsm.TokenKind, fsm.Status, error) {
+	s, kind, status, err := g.lookupToken(ctx, h)
+	if err != nil || kind == fsm.TokenNone {
+		return g, s, kind, status, err
+	}
+	holder, err := n.holderOf(ctx, g, s.UserID)
 	if err != nil {
-		return Issued{}, err
+		return g, s, kind, status, err
 	}
-	if kind != fsm.TokenRefresh {
-		return Issued{}, fsm.ErrUnauthenticated
+	if holder == g {
+		return g, s, kind, status, nil
 	}
-	if s.Revoked() || status == fsm.StatusExpired {
-		// Nothing a write could change: no Raft entry for a dead session's
-		// token (the endpoint is public).
-		return Issued{}, fsm.ErrUnauthenticated
-	}
-	// The state machine decides at apply time whether the token is still
-	// current, so two racing refreshes can never both win.
-	tag := g.regionTag()
-	access, accessHash := mintToken(AccessTokenPrefix, tag)
-	refresh, refreshHash := mintToken(RefreshTokenPrefix, tag)
-	res, err := g.write(ctx, &events.SessionRefreshed{
-		SessionID:      s.ID(),
-		PresentedHash:  presented,
-		NewAccessHash:  accessHash,
-		NewRefreshHash: refreshHash,
-		LastUsedAt:     g.touches.lastUse(s.ID()),
-	})
-	if err != nil {
-		return Issued{}, err
-	}
-	return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: g.index(res.Index)}, nil
+	s, kind, status, err = holder.lookupToken(ctx, h)
+	return holder, s, kind, status, err
 }
 
 // tokenGroup is the group a well-formed token of the given prefix belongs
@@ -245,6 +277,12 @@ func (n *Node) Validate(ctx context.Context, accessToken string) (fsm.Session, e
 	if g == nil {
 		return fsm.Session{}, fsm.ErrUnauthenticated
 	}
+	return n.validateIn(ctx, g, accessToken, 0)
+}
+
+// validateIn is Validate in group g; a session whose user moved is judged
+// where it is held now (holderOf), hops moves on.
+func (n *Node) validateIn(ctx context.Context, g *raftGroup, accessToken string, hops int) (fsm.Session, error) {
 	if !g.fresh.within(n.cfg.MaxStale) {
 		if err := g.confirm(ctx); err != nil {
 			return fsm.Session{}, err
@@ -260,6 +298,15 @@ func (n *Node) Validate(ctx context.Context, accessToken string) (fsm.Session, e
 		now = n.now()
 		if s, status = g.fsm.ValidateAccess(h, now); s == nil {
 			return fsm.Session{}, fsm.ErrUnauthenticated
+		}
+	}
+	if hops < maxMoveHops {
+		holder, err := n.holderOf(ctx, g, s.UserID)
+		if err != nil {
+			return fsm.Session{}, err
+		}
+		if holder != g {
+			return n.validateIn(ctx, holder, accessToken, hops+1)
 		}
 	}
 	if idle := s.IdleTimeout(); idle > 0 {
@@ -302,8 +349,8 @@ type TokenInfo struct {
 }
 
 // Introspect finds a token of either kind as this node may vouch for it:
-// like Validate, from a fresh state of the token's group, and an unknown
-// token only after confirming with the group's leader (else
+// like Validate, from a fresh state of the group holding its session, and
+// an unknown token only after confirming with the group's leader (else
 // ErrUnavailable).
 func (n *Node) Introspect(ctx context.Context, token string) (TokenInfo, error) {
 	g := n.anyTokenGroup(token)
@@ -315,7 +362,7 @@ func (n *Node) Introspect(ctx context.Context, token string) (TokenInfo, error) 
 			return TokenInfo{}, err
 		}
 	}
-	s, kind, status, err := g.lookupToken(ctx, events.HashToken(token))
+	_, s, kind, status, err := n.lookupHeld(ctx, g, events.HashToken(token))
 	if err != nil {
 		return TokenInfo{}, err
 	}
@@ -328,21 +375,30 @@ func (n *Node) Logout(ctx context.Context, accessToken string) (Index, error) {
 	if g == nil {
 		return Index{}, fsm.ErrUnauthenticated
 	}
-	s, kind, status, err := g.lookupToken(ctx, events.HashToken(accessToken))
-	if err != nil {
-		return Index{}, err
+	h := events.HashToken(accessToken)
+	for range maxMoveHops {
+		holder, s, kind, status, err := n.lookupHeld(ctx, g, h)
+		if err != nil {
+			return Index{}, err
+		}
+		if kind != fsm.TokenAccess || status != fsm.StatusActive {
+			return Index{}, fsm.ErrUnauthenticated
+		}
+		res, err := holder.write(ctx, &events.SessionRevoked{
+			SessionID: s.ID(), Scope: events.RevokeWholeSession, Reason: events.ReasonLogout, TokenHash: h,
+		})
+		if errors.Is(err, fsm.ErrMoved) {
+			if _, err := n.finishMove(ctx, s.UserID, holder); err != nil {
+				return Index{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return Index{}, err
+		}
+		return holder.index(res.Index), nil
 	}
-	if kind != fsm.TokenAccess || status != fsm.StatusActive {
-		return Index{}, fsm.ErrUnauthenticated
-	}
-	res, err := g.write(ctx, &events.SessionRevoked{
-		SessionID: s.ID(), Scope: events.RevokeWholeSession, Reason: events.ReasonLogout,
-		TokenHash: events.HashToken(accessToken),
-	})
-	if err != nil {
-		return Index{}, err
-	}
-	return g.index(res.Index), nil
+	return Index{}, fmt.Errorf("%w: the session's home kept moving", ErrUnavailable)
 }
 
 // RevokeToken is RFC 7009 revocation: a refresh token ends its session, an
@@ -353,45 +409,76 @@ func (n *Node) RevokeToken(ctx context.Context, token string) (Index, error) {
 	if g == nil {
 		return n.appliedIndex(), nil
 	}
-	s, kind, status, err := g.lookupToken(ctx, events.HashToken(token))
-	if err != nil {
-		return Index{}, err
+	h := events.HashToken(token)
+	for range maxMoveHops {
+		holder, s, kind, status, err := n.lookupHeld(ctx, g, h)
+		if err != nil {
+			return Index{}, err
+		}
+		if status != fsm.StatusActive {
+			return holder.appliedIndex(), nil
+		}
+		ev := &events.SessionRevoked{SessionID: s.ID(), Reason: events.ReasonUser, TokenHash: h}
+		if kind == fsm.TokenRefresh {
+			ev.Scope = events.RevokeWholeSession
+		} else {
+			ev.Scope = events.RevokeAccessToken
+		}
+		res, err := holder.write(ctx, ev)
+		switch {
+		case errors.Is(err, fsm.ErrMoved):
+			if _, err := n.finishMove(ctx, s.UserID, holder); err != nil {
+				return Index{}, err
+			}
+			continue
+		case errors.Is(err, fsm.ErrUnauthenticated) || errors.Is(err, fsm.ErrNotFound):
+			// The token stopped being current between the lookup and the apply.
+			return holder.index(res.Index), nil
+		case err != nil:
+			return Index{}, err
+		}
+		return holder.index(res.Index), nil
 	}
-	info := TokenInfo{Session: s, Kind: kind, Status: status}
-	if info.Status != fsm.StatusActive {
-		return g.appliedIndex(), nil
-	}
-	ev := &events.SessionRevoked{SessionID: info.Session.ID(), Reason: events.ReasonUser, TokenHash: events.HashToken(token)}
-	if info.Kind == fsm.TokenRefresh {
-		ev.Scope = events.RevokeWholeSession
-	} else {
-		ev.Scope = events.RevokeAccessToken
-	}
-	res, err := g.write(ctx, ev)
-	if errors.Is(err, fsm.ErrUnauthenticated) || errors.Is(err, fsm.ErrNotFound) {
-		// The token stopped being current between the lookup and the apply.
-		return g.index(res.Index), nil
-	}
-	if err != nil {
-		return Index{}, err
-	}
-	return g.index(res.Index), nil
+	return Index{}, fmt.Errorf("%w: the session's home kept moving", ErrUnavailable)
 }
 
 // RevokeSession revokes a session, or only one of its tokens, by id, in
-// the group the id was minted in. The state machine says at apply time
-// whether the session exists, so a session created through another node a
-// moment ago is found even when this node has not applied it yet.
+// the group holding it: the one the id was minted in, or its user's new
+// home after a move. The state machine says at apply time whether the
+// session exists, so a session created through another node a moment ago
+// is found even when this node has not applied it yet.
 func (n *Node) RevokeSession(ctx context.Context, id events.SessionID, scope events.RevokeScope, reason events.Reason) (Index, error) {
 	g := n.groupOfSession(id)
 	if g == nil {
 		return Index{}, fsm.ErrNotFound
 	}
-	res, err := g.write(ctx, &events.SessionRevoked{SessionID: id, Scope: scope, Reason: reason})
-	if err != nil {
-		return Index{}, err
+	for range maxMoveHops {
+		holder := g
+		s, known := g.fsm.Session(id)
+		if known {
+			var err error
+			if holder, err = n.holderOf(ctx, g, s.UserID); err != nil {
+				return Index{}, err
+			}
+		}
+		res, err := holder.write(ctx, &events.SessionRevoked{SessionID: id, Scope: scope, Reason: reason})
+		if errors.Is(err, fsm.ErrMoved) {
+			// Known to the group that refused it: s is set (the refusal
+			// was applied here before the write returned).
+			if !known {
+				s, _ = holder.fsm.Session(id)
+			}
+			if _, err := n.finishMove(ctx, s.UserID, holder); err != nil {
+				return Index{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return Index{}, err
+		}
+		return holder.index(res.Index), nil
 	}
-	return g.index(res.Index), nil
+	return Index{}, fmt.Errorf("%w: the session's home kept moving", ErrUnavailable)
 }
 
 // ForceLogout revokes every active session of a user except one. A user
@@ -404,11 +491,12 @@ func (n *Node) ForceLogout(ctx context.Context, user events.UserID, reason event
 	if err != nil {
 		return 0, Index{}, err
 	}
-	res, err := g.write(ctx, &events.UserForceLoggedOut{UserID: user, Reason: reason, Except: except})
+	ev := &events.UserForceLoggedOut{UserID: user, Reason: reason, Except: except}
+	res, g, err := n.writeHome(ctx, user, g, func(*raftGroup) events.Event { return ev })
 	if err != nil {
 		return 0, Index{}, err
 	}
-	return res.Count, g.index(res.Index), nil
+	return res.Count, g.indexOf(res.Index), nil
 }
 
 // BulkRevoke revokes every active session created before the given time
@@ -457,13 +545,21 @@ func (n *Node) BulkRevoke(ctx context.Context, createdBefore time.Time, apps []s
 	return count, index, nil
 }
 
-// Session returns a session by id, whatever its status.
+// Session returns a session by id, whatever its status, as the group
+// holding it has it.
 func (n *Node) Session(id events.SessionID) (fsm.Session, bool) {
 	g := n.groupOfSession(id)
 	if g == nil {
 		return fsm.Session{}, false
 	}
-	return g.fsm.Session(id)
+	s, ok := g.fsm.Session(id)
+	if !ok {
+		return s, false
+	}
+	if holder := n.localHolder(g, s.UserID); holder != g {
+		return holder.fsm.Session(id)
+	}
+	return s, true
 }
 
 // UserSessions lists a user's active sessions, newest first, as this
@@ -482,7 +578,7 @@ func (n *Node) SessionStatus(s fsm.Session) fsm.Status {
 	var used int64
 	if s.IdleTimeout() > 0 {
 		if g := n.groupOfSession(s.ID()); g != nil {
-			used = g.touches.lastUse(s.ID())
+			used = n.localHolder(g, s.UserID).touches.lastUse(s.ID())
 		}
 	}
 	return s.StatusAt(n.now(), used)

@@ -82,7 +82,7 @@ func (n *Node) Login(ctx context.Context, req LoginRequest) (_ Issued, err error
 		n.cfg.Passwords.VerifyNothing(ctx, req.Password)
 	}
 	if !ok {
-		g.recordFailure(ctx, key, user.ID)
+		n.recordFailure(ctx, g, key, user.ID)
 		return Issued{}, fsm.ErrUnauthenticated
 	}
 	create := req.Session
@@ -90,7 +90,7 @@ func (n *Node) Login(ctx context.Context, req LoginRequest) (_ Issued, err error
 	create.AuthMethod = events.AuthPassword
 	create.loginID = key
 	create.credentialVersion = user.CredentialVersion
-	return g.createSession(ctx, create)
+	return n.createSession(ctx, home{raftGroup: g}, create)
 }
 
 // findLoginUser looks the login's user up, in the group of its home
@@ -167,16 +167,17 @@ func (n *Node) legacyEmailOwner(ctx context.Context, email string) (events.UserI
 
 // recordFailure replicates a failed login for the lockout. The caller's
 // answer is 401 whatever happens here.
-func (g *raftGroup) recordFailure(ctx context.Context, key string, user events.UserID) {
+func (n *Node) recordFailure(ctx context.Context, g *raftGroup, key string, user events.UserID) {
 	// Written even when this node's policy has lockout off: the node may not
 	// have applied a policy that turned it on. The state machine decides.
-	res, err := g.write(ctx, &events.LoginFailed{LoginID: key, UserID: user})
+	ev := &events.LoginFailed{LoginID: key, UserID: user}
+	res, _, err := n.writeHome(ctx, user, home{raftGroup: g}, func(*raftGroup) events.Event { return ev })
 	if err != nil {
-		g.node.log.Warn("could not record a failed login", "error", err)
+		n.log.Warn("could not record a failed login", "error", err)
 		return
 	}
 	if res.LockedUntil != 0 {
-		g.node.log.Info("login locked after repeated failures", "until", time.Unix(0, res.LockedUntil).UTC())
+		n.log.Info("login locked after repeated failures", "until", time.Unix(0, res.LockedUntil).UTC())
 	}
 }
 
@@ -222,6 +223,13 @@ func (n *Node) SetUser(ctx context.Context, req SetUserRequest) (revoked int, in
 	if err != nil {
 		return 0, Index{}, err
 	}
+	if req.Email == "" && req.Password == "" {
+		// Only the home was asked for (and set, or moved to).
+		if _, ok := h.fsm.User(req.UserID); !ok && !n.cfg.regional() {
+			return 0, Index{}, fmt.Errorf("%w: a new user needs a password", ErrBadRequest)
+		}
+		return 0, h.indexOf(h.fsm.AppliedIndex()), nil
+	}
 	if n.cfg.regional() && ev.Email != "" {
 		// An address of a user the import has not listed yet is taken too.
 		if owner, err := n.legacyEmailOwner(ctx, ev.Email); err != nil {
@@ -235,7 +243,7 @@ func (n *Node) SetUser(ctx context.Context, req SetUserRequest) (revoked int, in
 		}
 		h.directory = claimed.Index
 	}
-	res, err := h.write(ctx, ev)
+	res, h, err := n.writeHome(ctx, req.UserID, h, func(*raftGroup) events.Event { return ev })
 	if errors.Is(err, fsm.ErrInvalid) {
 		return 0, Index{}, fmt.Errorf("%w: a new user needs a password", ErrBadRequest)
 	}
@@ -268,7 +276,7 @@ func (n *Node) userHome(ctx context.Context, user events.UserID, region string) 
 		return home{}, err
 	}
 	if h.name != region {
-		return home{}, fmt.Errorf("%w: the user's home is %q", ErrHomeMove, h.name)
+		return n.moveHome(ctx, user, h.raftGroup, n.groups[region])
 	}
 	return h, nil
 }
@@ -289,11 +297,12 @@ func (n *Node) SetPassword(ctx context.Context, user events.UserID, newPassword 
 	if err != nil {
 		return 0, Index{}, err
 	}
-	res, err := g.write(ctx, &events.UserCredentialsSet{UserID: user, PasswordHash: hash, Reason: reason, MustExist: true})
+	ev := &events.UserCredentialsSet{UserID: user, PasswordHash: hash, Reason: reason, MustExist: true}
+	res, h, err := n.writeHome(ctx, user, home{raftGroup: g}, func(*raftGroup) events.Event { return ev })
 	if err != nil {
 		return 0, Index{}, err
 	}
-	return res.Count, g.index(res.Index), nil
+	return res.Count, h.indexOf(res.Index), nil
 }
 
 // existingHome is the group of a user's home for a write about a user that
@@ -326,7 +335,8 @@ func (n *Node) DeleteUser(ctx context.Context, user events.UserID) (int, Index, 
 	if err != nil {
 		return 0, Index{}, err
 	}
-	res, err := g.write(ctx, &events.UserDeleted{UserID: user})
+	res, h, err := n.writeHome(ctx, user, home{raftGroup: g}, func(*raftGroup) events.Event { return &events.UserDeleted{UserID: user} })
+	g = h.raftGroup
 	if err != nil && !errors.Is(err, fsm.ErrNotFound) {
 		return 0, Index{}, err
 	}
@@ -356,7 +366,7 @@ func (n *Node) SetUserLimit(ctx context.Context, user events.UserID, max *int) (
 	if err != nil {
 		return Index{}, err
 	}
-	res, err := h.write(ctx, ev)
+	res, h, err := n.writeHome(ctx, user, h, func(*raftGroup) events.Event { return ev })
 	if err != nil {
 		return Index{}, err
 	}
@@ -369,11 +379,11 @@ func (n *Node) Unlock(ctx context.Context, user events.UserID) (Index, error) {
 	if err != nil {
 		return Index{}, err
 	}
-	res, err := g.write(ctx, &events.UserUnlocked{UserID: user})
+	res, h, err := n.writeHome(ctx, user, home{raftGroup: g}, func(*raftGroup) events.Event { return &events.UserUnlocked{UserID: user} })
 	if err != nil {
 		return Index{}, err
 	}
-	return g.index(res.Index), nil
+	return h.indexOf(res.Index), nil
 }
 
 // UserInfo is what an admin sees of a user.

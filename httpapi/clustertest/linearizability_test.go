@@ -347,11 +347,12 @@ const (
 	faultKillLeader
 	faultPartition
 	faultIsolateRegion // a cluster with regions only
+	faultMoveHome      // a cluster with regions only: a user's home moved
 	faultKinds
 )
 
 // faultNames name the kinds in the test's log.
-var faultNames = [faultKinds]string{"isolations", "leader kills", "partitions", "region isolations"}
+var faultNames = [faultKinds]string{"isolations", "leader kills", "partitions", "region isolations", "home moves"}
 
 // singleRegionFaults are the kinds a single-region run injects.
 var singleRegionFaults = []int{faultIsolate, faultKillLeader, faultPartition}
@@ -360,7 +361,7 @@ var singleRegionFaults = []int{faultIsolate, faultKillLeader, faultPartition}
 // closes, and counts what it injected by kind. The kinds come in shuffled
 // rounds of one each, so the first faults are one of each; everyKind is
 // set once they have all been injected.
-func nemesis(c *Cluster, rng *rand.Rand, kinds []int, stop <-chan struct{}, everyKind *atomic.Bool, log func(string, ...any)) (injected [faultKinds]int) {
+func nemesis(c *Cluster, rng *rand.Rand, kinds []int, users []string, stop <-chan struct{}, everyKind *atomic.Bool, log func(string, ...any)) (injected [faultKinds]int) {
 	var round []int
 	for {
 		select {
@@ -406,6 +407,18 @@ func nemesis(c *Cluster, rng *rand.Rand, kinds []int, stop <-chan struct{}, ever
 			log("nemesis: cut region %s off", region)
 			c.IsolateRegion(region)
 			injected[faultIsolateRegion]++
+		case faultMoveHome:
+			// A few moves while the clients run, none while a fault is on:
+			// a move needs both regions.
+			for range 1 + rng.IntN(3) {
+				user := users[rng.IntN(len(users))]
+				region := c.opts.Regions[rng.IntN(len(c.opts.Regions))]
+				running := c.Running()
+				m := running[rng.IntN(len(running))]
+				r, err := send(m, true, "PUT", "/v1/users/"+user, `{"region":"`+region+`"}`)
+				log("nemesis: move %s's home to %s through %s: %v %v", user, region, m.ID, r.Status, err)
+			}
+			injected[faultMoveHome]++
 		}
 		if !slices.ContainsFunc(kinds, func(k int) bool { return injected[k] == 0 }) {
 			everyKind.Store(true)
@@ -494,18 +507,6 @@ func runLinearizability(t *testing.T, seed uint64, duration time.Duration, maxOp
 		defer logMu.Unlock()
 		t.Logf(format, args...)
 	}
-	nemesisRNG := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
-	var everyKind atomic.Bool
-	var injected [faultKinds]int
-	go func() {
-		defer close(nemesisDone)
-		injected = nemesis(c, nemesisRNG, setup.faults, stop, &everyKind, logf)
-	}()
-	start := time.Now()
-	running := func() bool {
-		elapsed := time.Since(start)
-		return elapsed < 2*duration && (elapsed < duration || !everyKind.Load())
-	}
 	// The checker explores each user's operations apart; its cost grows
 	// steeply with their number (a long run on four users exhausted 24 GiB),
 	// so longer runs spread the same clients over more users.
@@ -518,6 +519,18 @@ func runLinearizability(t *testing.T, seed uint64, duration time.Duration, maxOp
 	users := []string{"ann", "ben", "cat", "dan"}
 	for i := 0; len(users) < max(int(duration/(3*time.Second)), maxOps/2500); i++ {
 		users = append(users, fmt.Sprintf("user%02d", i))
+	}
+	nemesisRNG := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
+	var everyKind atomic.Bool
+	var injected [faultKinds]int
+	go func() {
+		defer close(nemesisDone)
+		injected = nemesis(c, nemesisRNG, setup.faults, users, stop, &everyKind, logf)
+	}()
+	start := time.Now()
+	running := func() bool {
+		elapsed := time.Since(start)
+		return elapsed < 2*duration && (elapsed < duration || !everyKind.Load())
 	}
 	var wg sync.WaitGroup
 	var opsMu sync.Mutex
@@ -612,7 +625,7 @@ func TestLinearizability_RegionsUnderFaults(t *testing.T) {
 	setup := lzSetup{
 		opts:   Options{Size: 6, Regions: []string{"eu", "us"}, MaxStale: 2 * time.Second},
 		wan:    10 * time.Millisecond,
-		faults: append(slices.Clone(singleRegionFaults), faultIsolateRegion),
+		faults: append(slices.Clone(singleRegionFaults), faultIsolateRegion, faultMoveHome),
 	}
 	for _, seed := range runSeeds(t) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {

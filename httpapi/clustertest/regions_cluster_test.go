@@ -86,10 +86,9 @@ func TestRegions_FirstWriteHomesTheUserAndEveryNodeValidates(t *testing.T) {
 	c.WaitConverged(20 * time.Second)
 }
 
-// PUT /v1/users with a region homes the user there, GET shows it, a login
-// anywhere makes the session in that region, and another region later is
-// refused (moving a home is not done yet). Emails stay unique across
-// regions.
+// PUT /v1/users with a region homes the user there, GET shows it, and a
+// login anywhere makes the session in that region. Emails stay unique
+// across regions.
 func TestRegions_UserRegionLoginAndUniqueEmails(t *testing.T) {
 	c := startRegions(t)
 	r := call(t, c.Nodes[0], true, "PUT", "/v1/users/carol", `{"email":"carol@example.com","password":"correct horse battery","region":"us"}`)
@@ -123,8 +122,6 @@ func TestRegions_UserRegionLoginAndUniqueEmails(t *testing.T) {
 
 	r = call(t, c.Nodes[4], true, "PUT", "/v1/users/dave", `{"email":"carol@example.com","password":"correct horse battery"}`)
 	expect(t, "dave takes carol's email through us", r, http.StatusConflict, "conflict")
-	r = call(t, c.Nodes[0], true, "PUT", "/v1/users/carol", `{"region":"eu"}`)
-	expect(t, "move carol to eu", r, http.StatusConflict, "conflict")
 	r = call(t, c.Nodes[0], true, "PUT", "/v1/users/erin", `{"password":"correct horse battery","region":"mars"}`)
 	expect(t, "a region the cluster does not have", r, http.StatusBadRequest, "bad_request")
 
@@ -294,4 +291,108 @@ func TestRegions_LosingARegionStopsOnlyItsOwnUsers(t *testing.T) {
 			t.Errorf("%s: bob's session after the heal: %d, want 200", m.ID, got)
 		}
 	}
+}
+
+// Moving a home keeps every session: tokens minted in the old home go on
+// validating, refreshing and revoking through any node, new ones carry the
+// new home, the user's lists and limits follow it, and a move back works
+// the same way. Every group agrees afterwards.
+func TestRegions_MovingAHomeKeepsItsSessions(t *testing.T) {
+	c := startRegions(t)
+	r := call(t, c.Nodes[0], true, "PUT", "/v1/users/carol", `{"email":"carol@example.com","password":"correct horse battery","region":"eu"}`)
+	expect(t, "create carol in eu", r, http.StatusOK, "")
+	r = call(t, c.Nodes[1], false, "POST", "/v1/login", `{"email":"carol@example.com","password":"correct horse battery"}`)
+	expect(t, "carol logs in", r, http.StatusCreated, "")
+	var first tokens
+	r.decode(t, &first)
+	second, code := create(t, c.Nodes[2], "carol")
+	if code != http.StatusCreated || !strings.HasSuffix(second.SessionID, ".eu") {
+		t.Fatalf("carol's second session: %d %s", code, second.SessionID)
+	}
+
+	r = call(t, c.Nodes[4], true, "PUT", "/v1/users/carol", `{"region":"us"}`)
+	expect(t, "move carol to us", r, http.StatusOK, "")
+	moved := r.Header.Get("X-Sessiond-Index")
+	if !strings.Contains(moved, "global:") || !strings.Contains(moved, "us:") {
+		t.Errorf("X-Sessiond-Index of the move = %q, want global:…,us:…", moved)
+	}
+	r = call(t, c.Nodes[2], true, "GET", "/v1/users/carol?wait=5s&min_index="+moved, nil)
+	var user struct {
+		Region string `json:"region"`
+	}
+	r.decode(t, &user)
+	if user.Region != "us" {
+		t.Fatalf("carol's region after the move: %s", r.Body)
+	}
+	// The eu tokens minted before the move validate on every node.
+	for _, m := range c.Nodes {
+		for _, tok := range []tokens{first, second} {
+			if got := validate(t, m, tok.AccessToken, "?wait=5s&min_index="+moved); got != http.StatusOK {
+				t.Errorf("%s: carol's eu session %s after the move: %d, want 200", m.ID, tok.SessionID, got)
+			}
+		}
+	}
+	// A refresh of an eu token, through an eu node, is written in us.
+	r = call(t, c.Nodes[0], false, "POST", "/v1/refresh", `{"refresh_token":"`+first.RefreshToken+`"}`)
+	expect(t, "refresh carol's eu session after the move", r, http.StatusOK, "")
+	var refreshed tokens
+	r.decode(t, &refreshed)
+	if !strings.HasSuffix(refreshed.AccessToken, ".us") || !strings.HasPrefix(r.Header.Get("X-Sessiond-Index"), "us:") {
+		t.Errorf("the refreshed pair ends %q at %s, want us", refreshed.AccessToken[len(refreshed.AccessToken)-4:], r.Header.Get("X-Sessiond-Index"))
+	}
+	// Revoking the other one by its eu id.
+	r = call(t, c.Nodes[3], true, "DELETE", "/v1/sessions/"+second.SessionID, nil)
+	expect(t, "revoke carol's second eu session by id", r, http.StatusNoContent, "")
+	revoked := r.Header.Get("X-Sessiond-Index")
+	for _, m := range c.Nodes {
+		if got := validate(t, m, second.AccessToken, "?wait=5s&min_index="+revoked); got != http.StatusUnauthorized {
+			t.Errorf("%s: the revoked eu session after the move: %d, want 401", m.ID, got)
+		}
+		if got := validate(t, m, first.AccessToken, "?wait=5s&min_index="+revoked); got != http.StatusUnauthorized {
+			t.Errorf("%s: the rotated eu access token: %d, want 401", m.ID, got)
+		}
+		if got := validate(t, m, refreshed.AccessToken, "?wait=5s&min_index="+revoked); got != http.StatusOK {
+			t.Errorf("%s: the refreshed session: %d, want 200", m.ID, got)
+		}
+	}
+	r = call(t, c.Nodes[1], false, "POST", "/v1/login", `{"email":"carol@example.com","password":"correct horse battery"}`)
+	expect(t, "carol logs in after the move", r, http.StatusCreated, "")
+	var third tokens
+	r.decode(t, &third)
+	if !strings.HasSuffix(third.SessionID, ".us") {
+		t.Errorf("a login after the move made %s, want a us session", third.SessionID)
+	}
+	r = call(t, c.Nodes[0], true, "GET", "/v1/users/carol/sessions?wait=5s&min_index="+r.Header.Get("X-Sessiond-Index"), nil)
+	var list struct {
+		Sessions []struct {
+			SessionID string `json:"session_id"`
+		} `json:"sessions"`
+	}
+	r.decode(t, &list)
+	if len(list.Sessions) != 2 {
+		t.Errorf("carol's active sessions after the move: %s, want the refreshed one and the new login", r.Body)
+	}
+
+	// And back to eu.
+	r = call(t, c.Nodes[5], true, "PUT", "/v1/users/carol", `{"region":"eu"}`)
+	expect(t, "move carol back to eu", r, http.StatusOK, "")
+	back := r.Header.Get("X-Sessiond-Index")
+	for _, m := range c.Nodes {
+		for _, tok := range []tokens{refreshed, third} {
+			if got := validate(t, m, tok.AccessToken, "?wait=5s&min_index="+back); got != http.StatusOK {
+				t.Errorf("%s: carol's us session %s after the move back: %d, want 200", m.ID, tok.SessionID, got)
+			}
+		}
+	}
+	r = call(t, c.Nodes[2], true, "DELETE", "/v1/users/carol/sessions", nil)
+	expect(t, "force carol out", r, http.StatusOK, "")
+	out := r.Header.Get("X-Sessiond-Index")
+	for _, m := range c.Nodes {
+		for _, tok := range []tokens{refreshed, third} {
+			if got := validate(t, m, tok.AccessToken, "?wait=5s&min_index="+out); got != http.StatusUnauthorized {
+				t.Errorf("%s: carol's session %s after the force logout: %d, want 401", m.ID, tok.SessionID, got)
+			}
+		}
+	}
+	c.WaitConverged(20 * time.Second)
 }
