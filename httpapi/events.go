@@ -34,6 +34,12 @@ type EventSource interface {
 	NewestEvent() uint64
 }
 
+// GroupEvents is the optional role that serves ?group=: the event stream
+// of one Raft group of a cluster with regions (*node.Node plays it).
+type GroupEvents interface {
+	EventsOf(group string) (node.EventTail, error)
+}
+
 const (
 	eventsBatch     = 512
 	eventsKeepAlive = 15 * time.Second
@@ -50,9 +56,20 @@ type eventJSON struct {
 }
 
 func (s *Server) streamEvents(c echo.Context) error {
-	src := s.eventSource
+	var src EventSource = s.eventSource
 	if src == nil {
 		return &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "this node keeps no event stream"}
+	}
+	if group := c.QueryParam("group"); group != "" {
+		groups, ok := s.eventSource.(GroupEvents)
+		if !ok {
+			return badRequest("this node has no groups to choose from")
+		}
+		tail, err := groups.EventsOf(group)
+		if err != nil {
+			return badRequest("group %q: no such group in this cluster", group)
+		}
+		src = tail
 	}
 	after, given, err := eventsStart(c)
 	if err != nil {

@@ -24,6 +24,9 @@ var ErrEventsGone = errors.New("events no longer held")
 
 // EventRecord is one applied event as readers see it.
 type EventRecord struct {
+	// Group names the Raft group the event was applied in, in a cluster
+	// with regions (its region, or global); "" otherwise.
+	Group     string `json:"group,omitempty"`
 	Index     uint64 `json:"index"`
 	Type      string `json:"type"`
 	Time      int64  `json:"-"` // Unix nanoseconds
@@ -191,6 +194,23 @@ func (g *raftGroup) NewestEvent() uint64 {
 	g.events.mu.Lock()
 	defer g.events.mu.Unlock()
 	return g.events.last
+}
+
+// EventTail is one group's tail of applied events.
+type EventTail interface {
+	Events(after uint64, max int) ([]EventRecord, <-chan struct{}, error)
+	OldestEvent() uint64
+	NewestEvent() uint64
+}
+
+// EventsOf is the event tail of a hosted group ("": this node's own);
+// ErrUnknownGroup for a group the cluster does not have.
+func (n *Node) EventsOf(group string) (EventTail, error) {
+	g, err := n.groupNamed(group)
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
 // WaitEvents is Events that waits, until ctx ends, for at least one event.

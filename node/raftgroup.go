@@ -149,6 +149,7 @@ func (g *raftGroup) openFSM() {
 			records := make([]EventRecord, len(applied))
 			for i, a := range applied {
 				records[i] = recordOf(a)
+				records[i].Group = g.name
 				g.node.metrics.applied(a)
 			}
 			g.events.add(records)

@@ -70,6 +70,15 @@ func TestRegions_FirstWriteHomesTheUserAndEveryNodeValidates(t *testing.T) {
 		t.Errorf("alice has %d sessions listed on eu, want 2: %s", len(list.Sessions), r.Body)
 	}
 
+	// The event stream of another region's group, from an eu node.
+	r = call(t, c.Nodes[1], true, "GET", "/v1/events?group=us&follow=false", nil)
+	expect(t, "us's events on an eu node", r, http.StatusOK, "")
+	if body := string(r.Body); !strings.Contains(body, `"group":"us"`) || !strings.Contains(body, bob.SessionID) || strings.Contains(body, alice.SessionID) {
+		t.Errorf("us's event stream on node1 lacks bob's session or holds alice's:\n%s", body)
+	}
+	r = call(t, c.Nodes[1], true, "GET", "/v1/events?group=mars&follow=false", nil)
+	expect(t, "the events of a group the cluster does not have", r, http.StatusBadRequest, "bad_request")
+
 	// Refresh and logout by token through the region that is not the home.
 	r = call(t, c.Nodes[5], false, "POST", "/v1/refresh", `{"refresh_token":"`+alice.RefreshToken+`"}`)
 	expect(t, "refresh alice's token through us", r, http.StatusOK, "")
