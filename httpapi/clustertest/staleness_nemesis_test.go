@@ -35,6 +35,10 @@ func (r *stRun) node(i int) *node.Node {
 // long that took.
 func (r *stRun) waitCaughtUp(what string) {
 	began := time.Now()
+	if len(r.cfg.regions) > 1 {
+		r.waitGroupsCaughtUp(what, began)
+		return
+	}
 	var target uint64
 	ok := testkit.Wait(30*time.Second, func() bool {
 		if len(r.c.Running()) != len(r.c.Nodes) {
@@ -68,6 +72,44 @@ func (r *stRun) waitCaughtUp(what string) {
 	r.catchUps = append(r.catchUps, took)
 	r.mu.Unlock()
 	r.logf("nemesis: every node applied index %d %v after the %s healed", target, took.Round(time.Millisecond), what)
+}
+
+// waitGroupsCaughtUp is waitCaughtUp on a cluster with regions: every
+// group led, every node vouching from its copy of each, and every node
+// has applied, in each group, what the most advanced node had when the
+// wait began.
+func (r *stRun) waitGroupsCaughtUp(what string, began time.Time) {
+	targets := map[string]uint64{}
+	ok := testkit.Wait(30*time.Second, func() bool {
+		if len(r.c.Running()) != len(r.c.Nodes) || !r.c.groupsSettled() {
+			return false
+		}
+		if len(targets) == 0 {
+			r.c.eachRunning(func(m *Member) {
+				for _, g := range m.Node.Groups() {
+					targets[g] = max(targets[g], m.Node.GroupFSM(g).AppliedIndex())
+				}
+			})
+		}
+		caughtUp := true
+		r.c.eachRunning(func(m *Member) {
+			for g, target := range targets {
+				if m.Node.GroupFSM(g).AppliedIndex() < target {
+					caughtUp = false
+				}
+			}
+		})
+		return caughtUp
+	})
+	if !ok {
+		r.problem("the cluster did not catch up after the %s within 30s", what)
+		return
+	}
+	took := time.Since(began)
+	r.mu.Lock()
+	r.catchUps = append(r.catchUps, took)
+	r.mu.Unlock()
+	r.logf("nemesis: every node caught up in every group %v after the %s healed", took.Round(time.Millisecond), what)
 }
 
 func (r *stRun) cutLength(rng *rand.Rand) time.Duration {
@@ -277,7 +319,7 @@ func (r *stRun) backlog(rng *rand.Rand) (bool, error) {
 func (r *stRun) nemesis(rng *rand.Rand) {
 	var round []int
 	first := true
-	everyKind := func() bool { return !slices.Contains(r.injected[:], 0) }
+	everyKind := func() bool { return !slices.ContainsFunc(r.cfg.kinds, func(k int) bool { return r.injected[k] == 0 }) }
 	for {
 		elapsed := time.Since(r.begin)
 		if elapsed >= 2*r.cfg.duration || (elapsed >= r.cfg.duration && everyKind()) {
@@ -290,7 +332,9 @@ func (r *stRun) nemesis(rng *rand.Rand) {
 		}
 		r.pause(gap)
 		if len(round) == 0 {
-			round = rng.Perm(stKinds)
+			for _, i := range rng.Perm(len(r.cfg.kinds)) {
+				round = append(round, r.cfg.kinds[i])
+			}
 		}
 		kind := round[0]
 		round = round[1:]
@@ -318,6 +362,18 @@ func (r *stRun) nemesis(rng *rand.Rand) {
 			done, err = r.restartNode(rng.IntN(len(r.c.Nodes)), kind == stRestart, rng)
 		case stBacklog:
 			done, err = r.backlog(rng)
+		case stIsolateRegion:
+			region := r.cfg.regions[rng.IntN(len(r.cfg.regions))]
+			cut := r.cutLength(rng)
+			for i := range r.c.Nodes {
+				if r.c.RegionOf(i) == region {
+					r.event(i, "cut region %s off for %v", region, cut.Round(time.Millisecond))
+				}
+			}
+			r.c.IsolateRegion(region)
+			r.pause(cut)
+			r.heal(-1)
+			r.waitCaughtUp("region isolation")
 		}
 		if err != nil {
 			return

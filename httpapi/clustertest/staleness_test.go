@@ -57,10 +57,14 @@ const (
 	stRestart
 	stRestartNoSnapshot
 	stBacklog
+	stIsolateRegion // a cluster with regions only
 	stKinds
 )
 
-var stKindNames = [stKinds]string{"isolation", "partition", "restart with a snapshot", "restart without a snapshot", "backlog catch-up"}
+var stKindNames = [stKinds]string{"isolation", "partition", "restart with a snapshot", "restart without a snapshot", "backlog catch-up", "region isolation"}
+
+// stSingleRegionKinds are the faults of a run on one region.
+var stSingleRegionKinds = []int{stIsolate, stPartition, stRestart, stRestartNoSnapshot, stBacklog}
 
 // stConfig sizes one run.
 type stConfig struct {
@@ -81,6 +85,11 @@ type stConfig struct {
 	// killed node is down.
 	backlog, restartBacklog int
 	backlogTime             time.Duration
+	// regions, when two or more, runs the check on a cluster of three
+	// voters a region; kinds are the faults injected (default: every
+	// single-region kind).
+	regions []string
+	kinds   []int
 }
 
 func TestStaleness_LocalValidationsHonourMaxStale(t *testing.T) {
@@ -99,6 +108,31 @@ func TestStaleness_LocalValidationsHonourMaxStale(t *testing.T) {
 			downMin: time.Second, downMax: 4 * time.Second,
 			backlog: 5000, restartBacklog: 1000, backlogTime: 15 * time.Second,
 		}
+	}
+	for _, seed := range runSeeds(t) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			t.Logf("seed %d (replay with SESSIOND_SEED=%d)", seed, seed)
+			runStaleness(t, seed, cfg)
+		})
+	}
+}
+
+// The same check on two regions of three nodes: clients on every node
+// write for users homed in that node's region and validate every region's
+// tokens, while the nemesis isolates nodes, cuts pairs and cuts whole
+// regions off, each for longer than max_stale. A node cut off from a region
+// must stop vouching for that region's sessions in time, and a healed one
+// must not vouch for one from a stale copy.
+func TestStaleness_RegionsHonourMaxStale(t *testing.T) {
+	cfg := stConfig{
+		duration: 15 * time.Second, writePace: 30 * time.Millisecond, validatePace: 5 * time.Millisecond,
+		maxWrites: 20000, maxValidations: 200000,
+		cutMin: 2500 * time.Millisecond, cutMax: 2800 * time.Millisecond,
+		regions: []string{"eu", "us"}, kinds: []int{stIsolate, stPartition, stIsolateRegion},
+	}
+	if longRun() {
+		cfg.duration, cfg.writePace, cfg.validatePace = 60*time.Second, 10*time.Millisecond, 3*time.Millisecond
+		cfg.maxWrites, cfg.maxValidations, cfg.cutMax = 200000, 2000000, 5*time.Second
 	}
 	for _, seed := range runSeeds(t) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
@@ -352,7 +386,14 @@ func (r *stRun) validator(m *Member, rng *rand.Rand) {
 }
 
 func runStaleness(t *testing.T, seed uint64, cfg stConfig) {
-	c := Start(t, Options{Size: 3, MaxStale: stMaxStale, Tweak: func(_ int, nc *node.Config) {
+	if cfg.kinds == nil {
+		cfg.kinds = stSingleRegionKinds
+	}
+	size := 3
+	if len(cfg.regions) > 1 {
+		size = 3 * len(cfg.regions)
+	}
+	c := Start(t, Options{Size: size, Regions: cfg.regions, MaxStale: stMaxStale, Tweak: func(_ int, nc *node.Config) {
 		// Snapshots are taken as usual, but no log is ever compacted, so
 		// that a killed node's snapshots can be deleted and it still
 		// rebuilds its state from its log.
@@ -385,7 +426,7 @@ func runStaleness(t *testing.T, seed uint64, cfg stConfig) {
 			c.Restart(i)
 		}
 	}
-	c.WaitFor(30*time.Second, "the cluster to recover", func() bool { return c.AllReady() && c.Leader() >= 0 })
+	c.WaitFor(30*time.Second, "the cluster to recover", c.recovered)
 	r.check()
 }
 
@@ -497,8 +538,8 @@ func (r *stRun) check() {
 	}
 	t.Logf("validations by status: %s (503 by node: %v; no answer: %d, of them from a running node: %d)", strings.Join(byStatus, " "), unavailableByNode, noAnswer, noAnswerRunning)
 	var faults []string
-	for k, n := range r.injected {
-		faults = append(faults, fmt.Sprintf("%d %s", n, stKindNames[k]))
+	for _, k := range r.cfg.kinds {
+		faults = append(faults, fmt.Sprintf("%d %s", r.injected[k], stKindNames[k]))
 	}
 	var longest time.Duration
 	for _, d := range r.catchUps {
@@ -525,7 +566,7 @@ func (r *stRun) check() {
 	for _, p := range r.problems {
 		t.Errorf("seed %d: nemesis: %s", r.seed, p)
 	}
-	if slices.Contains(r.injected[:], 0) {
+	if slices.ContainsFunc(r.cfg.kinds, func(k int) bool { return r.injected[k] == 0 }) {
 		t.Errorf("seed %d: the run ended before the nemesis had injected every kind of fault (%v)", r.seed, faults)
 	}
 	report := func(what string, lines []string) {
