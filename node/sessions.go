@@ -163,45 +163,63 @@ func (n *Node) Refresh(ctx context.Context, refreshToken string) (Issued, error)
 		return Issued{}, fsm.ErrUnauthenticated
 	}
 	presented := events.HashToken(refreshToken)
-	for range maxMoveHops {
-		holder, s, kind, status, err := n.lookupHeld(ctx, g, presented)
-		if err != nil {
-			return Issued{}, err
+	var access, refresh string
+	holder, res, err := n.writeByToken(ctx, g, presented, func(holder *raftGroup, s fsm.Session, kind fsm.TokenKind, status fsm.Status) (events.Event, error) {
+		if kind != fsm.TokenRefresh || s.Revoked() || status == fsm.StatusExpired {
+			// Nothing a write could change: no Raft entry for a dead
+			// session's token (the endpoint is public).
+			return nil, fsm.ErrUnauthenticated
 		}
-		if kind != fsm.TokenRefresh {
-			return Issued{}, fsm.ErrUnauthenticated
-		}
-		if s.Revoked() || status == fsm.StatusExpired {
-			// Nothing a write could change: no Raft entry for a dead session's
-			// token (the endpoint is public).
-			return Issued{}, fsm.ErrUnauthenticated
-		}
-		// The state machine decides at apply time whether the token is still
-		// current, so two racing refreshes can never both win.
+		// The state machine decides at apply time whether the token is
+		// still current, so two racing refreshes can never both win.
 		tag := holder.regionTag()
-		access, accessHash := mintToken(AccessTokenPrefix, tag)
-		refresh, refreshHash := mintToken(RefreshTokenPrefix, tag)
-		res, err := holder.write(ctx, &events.SessionRefreshed{
+		var accessHash, refreshHash events.TokenHash
+		access, accessHash = mintToken(AccessTokenPrefix, tag)
+		refresh, refreshHash = mintToken(RefreshTokenPrefix, tag)
+		return &events.SessionRefreshed{
 			SessionID:      s.ID(),
 			PresentedHash:  presented,
 			NewAccessHash:  accessHash,
 			NewRefreshHash: refreshHash,
 			LastUsedAt:     holder.touches.lastUse(s.ID()),
-		})
+		}, nil
+	})
+	if err != nil {
+		return Issued{}, err
+	}
+	return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: holder.index(res.Index)}, nil
+}
+
+// writeByToken looks a token up (lookupHeld) and writes, in the group
+// holding its session, the event write makes of what it found; an error
+// from write (errNoWrite when there is nothing to do) ends it instead. A
+// write refused because the session's user is moving finishes the move and
+// is made again where the session went.
+func (n *Node) writeByToken(ctx context.Context, g *raftGroup, h events.TokenHash,
+	write func(holder *raftGroup, s fsm.Session, kind fsm.TokenKind, status fsm.Status) (events.Event, error)) (*raftGroup, *fsm.Result, error) {
+	for range maxMoveHops {
+		holder, s, kind, status, err := n.lookupHeld(ctx, g, h)
+		if err != nil {
+			return holder, nil, err
+		}
+		ev, err := write(holder, s, kind, status)
+		if err != nil {
+			return holder, nil, err
+		}
+		res, err := holder.write(ctx, ev)
 		if errors.Is(err, fsm.ErrMoved) {
-			// Its user's move is under way: finish it, then look again.
 			if _, err := n.finishMove(ctx, s.UserID, holder); err != nil {
-				return Issued{}, err
+				return holder, nil, err
 			}
 			continue
 		}
-		if err != nil {
-			return Issued{}, err
-		}
-		return Issued{Session: *res.Session, AccessToken: access, RefreshToken: refresh, Index: holder.index(res.Index)}, nil
+		return holder, res, err
 	}
-	return Issued{}, fmt.Errorf("%w: the session's home kept moving", ErrUnavailable)
+	return g, nil, fmt.Errorf("%w: the session's home kept moving", ErrUnavailable)
 }
+
+// errNoWrite: writeByToken's write function found nothing to write.
+var errNoWrite = errors.New("nothing to write")
 
 // lookupHeld looks a token up in g, the group it was minted in, and when
 // its session's user moved, where the session is held now (holderOf).
@@ -376,29 +394,16 @@ func (n *Node) Logout(ctx context.Context, accessToken string) (Index, error) {
 		return Index{}, fsm.ErrUnauthenticated
 	}
 	h := events.HashToken(accessToken)
-	for range maxMoveHops {
-		holder, s, kind, status, err := n.lookupHeld(ctx, g, h)
-		if err != nil {
-			return Index{}, err
-		}
+	holder, res, err := n.writeByToken(ctx, g, h, func(_ *raftGroup, s fsm.Session, kind fsm.TokenKind, status fsm.Status) (events.Event, error) {
 		if kind != fsm.TokenAccess || status != fsm.StatusActive {
-			return Index{}, fsm.ErrUnauthenticated
+			return nil, fsm.ErrUnauthenticated
 		}
-		res, err := holder.write(ctx, &events.SessionRevoked{
-			SessionID: s.ID(), Scope: events.RevokeWholeSession, Reason: events.ReasonLogout, TokenHash: h,
-		})
-		if errors.Is(err, fsm.ErrMoved) {
-			if _, err := n.finishMove(ctx, s.UserID, holder); err != nil {
-				return Index{}, err
-			}
-			continue
-		}
-		if err != nil {
-			return Index{}, err
-		}
-		return holder.index(res.Index), nil
+		return &events.SessionRevoked{SessionID: s.ID(), Scope: events.RevokeWholeSession, Reason: events.ReasonLogout, TokenHash: h}, nil
+	})
+	if err != nil {
+		return Index{}, err
 	}
-	return Index{}, fmt.Errorf("%w: the session's home kept moving", ErrUnavailable)
+	return holder.index(res.Index), nil
 }
 
 // RevokeToken is RFC 7009 revocation: a refresh token ends its session, an
@@ -410,36 +415,26 @@ func (n *Node) RevokeToken(ctx context.Context, token string) (Index, error) {
 		return n.appliedIndex(), nil
 	}
 	h := events.HashToken(token)
-	for range maxMoveHops {
-		holder, s, kind, status, err := n.lookupHeld(ctx, g, h)
-		if err != nil {
-			return Index{}, err
-		}
+	holder, res, err := n.writeByToken(ctx, g, h, func(_ *raftGroup, s fsm.Session, kind fsm.TokenKind, status fsm.Status) (events.Event, error) {
 		if status != fsm.StatusActive {
-			return holder.appliedIndex(), nil
+			return nil, errNoWrite
 		}
-		ev := &events.SessionRevoked{SessionID: s.ID(), Reason: events.ReasonUser, TokenHash: h}
+		ev := &events.SessionRevoked{SessionID: s.ID(), Reason: events.ReasonUser, TokenHash: h, Scope: events.RevokeAccessToken}
 		if kind == fsm.TokenRefresh {
 			ev.Scope = events.RevokeWholeSession
-		} else {
-			ev.Scope = events.RevokeAccessToken
 		}
-		res, err := holder.write(ctx, ev)
-		switch {
-		case errors.Is(err, fsm.ErrMoved):
-			if _, err := n.finishMove(ctx, s.UserID, holder); err != nil {
-				return Index{}, err
-			}
-			continue
-		case errors.Is(err, fsm.ErrUnauthenticated) || errors.Is(err, fsm.ErrNotFound):
-			// The token stopped being current between the lookup and the apply.
-			return holder.index(res.Index), nil
-		case err != nil:
-			return Index{}, err
-		}
+		return ev, nil
+	})
+	switch {
+	case errors.Is(err, errNoWrite):
+		return holder.appliedIndex(), nil
+	case errors.Is(err, fsm.ErrUnauthenticated) || errors.Is(err, fsm.ErrNotFound):
+		// The token stopped being current between the lookup and the apply.
 		return holder.index(res.Index), nil
+	case err != nil:
+		return Index{}, err
 	}
-	return Index{}, fmt.Errorf("%w: the session's home kept moving", ErrUnavailable)
+	return holder.index(res.Index), nil
 }
 
 // RevokeSession revokes a session, or only one of its tokens, by id, in
