@@ -46,6 +46,15 @@ func startCluster(t *testing.T, size int) ([]*Node, *transport.Faults) {
 	}
 	for _, n := range nodes {
 		testkit.Eventually(t, 10*time.Second, "node "+n.ID()+" ready", n.Ready)
+		// Ready says nothing of the configuration (its changes are not
+		// applied to the state machine): a follower that has not received
+		// the entry adding a peer refuses that peer's votes, and a test
+		// cutting the leader off then would wait for an election that
+		// cannot be won.
+		testkit.Eventually(t, 10*time.Second, "node "+n.ID()+" knows every voter", func() bool {
+			servers, err := n.Servers()
+			return err == nil && len(servers) == size
+		})
 	}
 	return nodes, faults
 }
