@@ -245,11 +245,10 @@ func (s *Server) clearSessionCookies(c echo.Context) {
 	c.SetCookie(cookies.Clear(refreshName, s.cfg.CookieDevMode))
 }
 
-// callerGroup names the group of the caller's session token ("" for this
-// node's own group, or no token).
-func (s *Server) callerGroup(c echo.Context) string {
+// callerScope is a read of the caller's session token.
+func (s *Server) callerScope(c echo.Context) readScope {
 	token, _ := s.sessionToken(c)
-	return s.sessions.TokenGroup(token)
+	return s.tokenScope(token)
 }
 
 // cookieValue is the verified value of a signed cookie, or "".
@@ -386,7 +385,7 @@ func (r *cookieRefresher) do(ctx context.Context, refresh string, run func(conte
 // auth_request, Traefik ForwardAuth and Envoy ext_authz. 200 with the
 // session in headers, else 401 with WWW-Authenticate: Bearer.
 func (s *Server) forwardAuth(c echo.Context) error {
-	if err := s.readAt(c, s.callerGroup(c)); err != nil {
+	if err := s.readAt(c, s.callerScope(c)); err != nil {
 		return err
 	}
 	sess, err := s.validateCaller(c)

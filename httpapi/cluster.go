@@ -65,7 +65,7 @@ type memberJSON struct {
 
 // GET /v1/cluster (admin): this node's view of the cluster.
 func (s *Server) getCluster(c echo.Context) error {
-	if err := s.readAt(c, ""); err != nil {
+	if err := s.readAt(c, groupScope("")); err != nil {
 		return err
 	}
 	st := s.cluster.ClusterStatus()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/sessiond/sessiond/events"
 	"github.com/sessiond/sessiond/node"
 )
 
@@ -88,7 +89,7 @@ func (s *Server) setAppliedIndex(c echo.Context, group string) {
 //   - consistency=leader: the group's leader confirms its leadership and
 //     this node applies up to the leader's commit index first
 //     (linearizable).
-func (s *Server) readAt(c echo.Context, group string) error {
+func (s *Server) readAt(c echo.Context, scope readScope) error {
 	wait, err := readWait(c)
 	if err != nil {
 		return err
@@ -122,14 +123,42 @@ func (s *Server) readAt(c echo.Context, group string) error {
 	switch consistency := c.QueryParam("consistency"); consistency {
 	case "", "default", "stale":
 	case "leader":
-		if err := s.confirmWithLeader(c, wait, group); err != nil {
+		if err := s.confirmWithLeader(c, wait, scope); err != nil {
 			return err
 		}
 	default:
 		return badRequest("consistency must be leader or default")
 	}
-	s.setAppliedIndex(c, group)
+	s.setAppliedIndex(c, scope.group)
 	return nil
+}
+
+// readScope is what a read is about, for the read-consistency options: the
+// group whose applied index it is served at ("": this node's own), and for
+// a read of a token or a session, the barrier consistency=leader runs (one
+// that follows the session to where its user's home moved).
+type readScope struct {
+	group   string
+	barrier func(ctx context.Context) error // nil: the group's own
+}
+
+// groupScope is a read of one group's state.
+func groupScope(group string) readScope { return readScope{group: group} }
+
+// tokenScope is a read of a token's session.
+func (s *Server) tokenScope(token string) readScope {
+	return readScope{group: s.sessions.TokenGroup(token), barrier: func(ctx context.Context) error {
+		_, err := s.cluster.ReadBarrierForToken(ctx, token)
+		return err
+	}}
+}
+
+// sessionScope is a read of a session by id.
+func (s *Server) sessionScope(id events.SessionID) readScope {
+	return readScope{group: s.sessions.SessionGroup(id), barrier: func(ctx context.Context) error {
+		_, err := s.cluster.ReadBarrierForSession(ctx, id)
+		return err
+	}}
 }
 
 // readWait is ?wait=, default 2s, capped at 30s.
@@ -145,12 +174,19 @@ func readWait(c echo.Context) (time.Duration, error) {
 	return min(wait, maxReadWait), nil
 }
 
-// confirmWithLeader runs a read barrier through the leader of group ("":
-// this node's own).
-func (s *Server) confirmWithLeader(c echo.Context, wait time.Duration, group string) error {
+// confirmWithLeader runs the read barrier of scope: through the leader of
+// its group, following a session to where its user moved.
+func (s *Server) confirmWithLeader(c echo.Context, wait time.Duration, scope readScope) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), max(wait, time.Second))
 	defer cancel()
-	if _, err := s.cluster.ReadBarrierIn(ctx, group); err != nil {
+	barrier := scope.barrier
+	if barrier == nil {
+		barrier = func(ctx context.Context) error {
+			_, err := s.cluster.ReadBarrierIn(ctx, scope.group)
+			return err
+		}
+	}
+	if err := barrier(ctx); err != nil {
 		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
 			Message: "no leader confirmed this read in time"}
 	}

@@ -114,7 +114,7 @@ func (s *Server) refresh(c echo.Context) error {
 
 // GET /v1/session: validate the presented access token.
 func (s *Server) currentSession(c echo.Context) error {
-	if err := s.readAt(c, s.callerGroup(c)); err != nil {
+	if err := s.readAt(c, s.callerScope(c)); err != nil {
 		return err
 	}
 	sess, err := s.validateCaller(c)
@@ -184,7 +184,7 @@ func (s *Server) getSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.readAt(c, s.sessions.SessionGroup(id)); err != nil {
+	if err := s.readAt(c, s.sessionScope(id)); err != nil {
 		return err
 	}
 	sess, ok := s.sessions.Session(id)
@@ -273,7 +273,7 @@ func (s *Server) userSessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.readAt(c, s.users.UserGroup(user)); err != nil {
+	if err := s.readAt(c, groupScope(s.users.UserGroup(user))); err != nil {
 		return err
 	}
 	list := s.sessions.UserSessions(user)
@@ -344,8 +344,9 @@ func (s *Server) introspect(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	group := s.sessions.TokenGroup(req.Token)
-	if err := s.readAt(c, group); err != nil {
+	scope := s.tokenScope(req.Token)
+	group := scope.group
+	if err := s.readAt(c, scope); err != nil {
 		return err
 	}
 	if err := s.vouchTighter(c, group); err != nil {

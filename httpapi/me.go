@@ -55,7 +55,7 @@ type mySessionsJSON struct {
 // GET /v1/me/sessions: the caller's active sessions, newest first, the
 // calling one marked "current": true.
 func (s *Server) mySessions(c echo.Context) error {
-	if err := s.readAt(c, s.callerGroup(c)); err != nil {
+	if err := s.readAt(c, s.callerScope(c)); err != nil {
 		return err
 	}
 	caller, err := s.validateCaller(c)
@@ -156,7 +156,7 @@ func (s *Server) callerForWrite(c echo.Context) (fsm.Session, error) {
 	if err != nil {
 		return caller, err
 	}
-	if err := s.confirmWithLeader(c, defaultReadWait, s.sessions.SessionGroup(caller.ID())); err != nil {
+	if err := s.confirmWithLeader(c, defaultReadWait, s.sessionScope(caller.ID())); err != nil {
 		return caller, err
 	}
 	current, ok := s.sessions.Session(caller.ID())

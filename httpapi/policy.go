@@ -129,7 +129,7 @@ func policyFromRequest(req putPolicyRequest) (fsm.Policy, error) {
 
 // GET /v1/policy (admin).
 func (s *Server) getPolicy(c echo.Context) error {
-	if err := s.readAt(c, s.policy.PolicyGroup()); err != nil {
+	if err := s.readAt(c, groupScope(s.policy.PolicyGroup())); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, toPolicyJSON(s.policy.Policy()))

@@ -118,6 +118,11 @@ type Cluster interface {
 	// ReadBarrierIn makes the local reads of a group ("": this node's
 	// own) that follow linearizable.
 	ReadBarrierIn(ctx context.Context, group string) (node.Index, error)
+	// ReadBarrierForToken and ReadBarrierForSession make the reads of a
+	// token's or a session's state that follow linearizable, wherever its
+	// user's home moved.
+	ReadBarrierForToken(ctx context.Context, token string) (node.Index, error)
+	ReadBarrierForSession(ctx context.Context, id events.SessionID) (node.Index, error)
 	// VouchIn returns nil when this node may answer a validation from its
 	// own state of a group under maxStale, confirming through the group's
 	// leader if need be.

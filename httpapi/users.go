@@ -94,7 +94,7 @@ func (s *Server) getUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.readAt(c, s.users.UserGroup(user)); err != nil {
+	if err := s.readAt(c, groupScope(s.users.UserGroup(user))); err != nil {
 		return err
 	}
 	info, ok := s.users.User(user)

@@ -151,3 +151,65 @@ func (n *Node) localHolder(g *raftGroup, user events.UserID) *raftGroup {
 	}
 	return g
 }
+
+// ReadBarrierForToken makes the reads of a token that follow linearizable
+// (consistency=leader): a read barrier in the group the token's tag names,
+// then, when its session's user moved, in the group the session went to,
+// and so on. After a barrier a group's copy holds every write acknowledged
+// before it began, a freeze or an import included, so the session is read
+// where it lived when the read began. It returns the index of the last
+// group confirmed.
+func (n *Node) ReadBarrierForToken(ctx context.Context, token string) (Index, error) {
+	g := n.anyTokenGroup(token)
+	if g == nil {
+		return n.ReadBarrierIn(ctx, "")
+	}
+	h := events.HashToken(token)
+	return n.barrierFollowingMoves(ctx, g, func(g *raftGroup) (events.UserID, bool) {
+		s, kind, _ := g.fsm.LookupToken(h, n.now())
+		return s.UserID, kind != fsm.TokenNone
+	})
+}
+
+// ReadBarrierForSession is ReadBarrierForToken for a session id.
+func (n *Node) ReadBarrierForSession(ctx context.Context, id events.SessionID) (Index, error) {
+	g := n.groupOfSession(id)
+	if g == nil {
+		return n.ReadBarrierIn(ctx, "")
+	}
+	return n.barrierFollowingMoves(ctx, g, func(g *raftGroup) (events.UserID, bool) {
+		s, ok := g.fsm.Session(id)
+		return s.UserID, ok
+	})
+}
+
+// barrierFollowingMoves runs a read barrier in g and, while the session
+// userOf finds there belongs to a user g froze for a move the destination
+// has taken in, in the destination too.
+func (n *Node) barrierFollowingMoves(ctx context.Context, g *raftGroup, userOf func(*raftGroup) (events.UserID, bool)) (Index, error) {
+	i, err := g.ReadBarrier(ctx)
+	if err != nil {
+		return Index{}, err
+	}
+	for range maxMoveHops {
+		user, found := userOf(g)
+		if !found {
+			return g.index(i), nil
+		}
+		to, move, moved := g.fsm.MovedTo(user)
+		dest := n.groups[to]
+		if !moved || dest == nil || !dest.isRegionGroup() {
+			return g.index(i), nil
+		}
+		di, err := dest.ReadBarrier(ctx)
+		if err != nil {
+			return Index{}, err
+		}
+		if dest.fsm.ImportedMove(user) != move {
+			// Not taken in when the read began: the frozen copy is current.
+			return g.index(i), nil
+		}
+		g, i = dest, di
+	}
+	return Index{}, fmt.Errorf("%w: the session's home kept moving", ErrUnavailable)
+}

@@ -405,3 +405,34 @@ func TestRegions_MovingAHomeKeepsItsSessions(t *testing.T) {
 	}
 	c.WaitConverged(20 * time.Second)
 }
+
+// A leader-confirmed validation of a moved user's old token confirms with
+// the group that holds the session now, not only the one its tag names: a
+// force logout acknowledged in the new home is seen at once, even on a node
+// whose copy of that home lags behind.
+func TestRegions_LeaderReadOfAMovedSessionSeesItsNewHome(t *testing.T) {
+	c := startRegions(t)
+	tok, code := create(t, c.Nodes[3], "carol")
+	if code != http.StatusCreated || !strings.HasSuffix(tok.SessionID, ".us") {
+		t.Fatalf("carol's session in us: %d %s", code, tok.SessionID)
+	}
+	r := call(t, c.Nodes[0], true, "PUT", "/v1/users/carol", `{"region":"eu"}`)
+	expect(t, "move carol to eu", r, http.StatusOK, "")
+	moved := r.Header.Get("X-Sessiond-Index")
+	far := c.Nodes[5]
+	if got := validate(t, far, tok.AccessToken, "?wait=5s&min_index="+moved); got != http.StatusOK {
+		t.Fatalf("carol's us token on %s after the move: %d", far.ID, got)
+	}
+	// far's copy of eu now lags: what eu's nodes send it arrives late.
+	for i := range 3 {
+		c.SetDelay(i, far.Index, 400*time.Millisecond)
+	}
+	r = call(t, c.Nodes[1], true, "DELETE", "/v1/users/carol/sessions", nil)
+	expect(t, "force carol out through eu", r, http.StatusOK, "")
+	if got := validate(t, far, tok.AccessToken, "?consistency=leader"); got != http.StatusUnauthorized {
+		t.Errorf("a leader-confirmed validation on %s right after the force logout: %d, want 401", far.ID, got)
+	}
+	for i := range 3 {
+		c.SetDelay(i, far.Index, 0)
+	}
+}
