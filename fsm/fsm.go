@@ -17,6 +17,9 @@ type FSM struct {
 	st *state
 
 	applied atomic.Uint64 // index of the last applied log entry
+	// anyMoved is set while the state holds a user frozen for a move, so
+	// that a validation asks MovedTo at the cost of one atomic load.
+	anyMoved atomic.Bool
 
 	// waitMu guards appliedCh, which is closed (and replaced) whenever the
 	// applied index moves, waking WaitForIndex callers.
@@ -144,6 +147,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	if n := len(logs); n > 0 {
 		f.applied.Store(logs[n-1].Index)
 	}
+	f.anyMoved.Store(len(f.st.moved) > 0)
 	f.mu.Unlock()
 	f.notifyApplied()
 	if f.onApply != nil && len(applied) > 0 {
@@ -178,6 +182,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.st = st
 	f.applied.Store(index)
+	f.anyMoved.Store(len(st.moved) > 0)
 	f.mu.Unlock()
 	if f.onRestore != nil {
 		f.onRestore(index)

@@ -185,6 +185,9 @@ func (st *state) isMoved(s *Session) bool {
 // MovedTo is where a user frozen in this group is moving, and the move;
 // ok is false for a user not frozen here.
 func (f *FSM) MovedTo(user events.UserID) (to, move string, ok bool) {
+	if !f.anyMoved.Load() {
+		return "", "", false
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	m, ok := f.st.moved[user]
