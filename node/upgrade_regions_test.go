@@ -182,6 +182,12 @@ func TestUpgrade_BeforeTheUsersAreListed(t *testing.T) {
 	if _, err := us.SetPolicy(ctx(t), fsm.DefaultPolicy()); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("a policy change before the import: %v, want ErrUnavailable", err)
 	}
+	if _, _, err := us.SetUser(ctx(t), SetUserRequest{UserID: events.UserID(u.ID), Region: "us"}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("moving %s before the import: %v, want ErrUnavailable", u.ID, err)
+	}
+	if _, _, moving := eu.FSM().MovedTo(events.UserID(u.ID)); moving {
+		t.Errorf("%s was frozen by a move refused before the import", u.ID)
+	}
 	if p := eu.FSM().Policy(); p.AccessTTL.String() != want.Policy.AccessTTL {
 		t.Errorf("eu's own policy was replaced before the import: access %s", p.AccessTTL)
 	}

@@ -276,6 +276,11 @@ func (n *Node) userHome(ctx context.Context, user events.UserID, region string) 
 		return home{}, err
 	}
 	if h.name != region {
+		if n.pendingLegacyGroup() != nil {
+			// The directory does not list every user yet: a move would
+			// have no home to change there.
+			return home{}, fmt.Errorf("%w: the directory is being built from the single-region data; a home can move once it is done", ErrUnavailable)
+		}
 		return n.moveHome(ctx, user, h.raftGroup, n.groups[region])
 	}
 	return h, nil
